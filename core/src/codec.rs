@@ -1,0 +1,193 @@
+//! The key codec: maps any UTF-8 key to an id a store accepts, reversibly.
+//!
+//! * Bytes the store forbids, control characters and the escape character `%`
+//!   itself become `%XX` (uppercase hex of each UTF-8 byte).
+//! * The empty key becomes `%` alone (no escape produces it).
+//! * An id matching a reserved pattern (Firestore's `__.*__`) gets its first
+//!   byte escaped.
+//! * An id longer than the store's limit becomes `%H` + the SHA-256 of the key
+//!   in hex; `%H` cannot come from escaping, and [`KeyCodec::decode`] returns
+//!   `None` for it: the provider keeps the original key in the item.
+
+use sha2::{Digest, Sha256};
+
+/// A store's id rules.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyCodec {
+    /// Characters the store forbids in ids (besides control characters).
+    pub forbidden: &'static [char],
+    /// Whether spaces must be escaped (Memcached).
+    pub escape_space: bool,
+    /// Longest id in bytes.
+    pub max_id_bytes: usize,
+    /// Whether ids of the form `__.*__` are reserved (Firestore).
+    pub reserve_dunder: bool,
+}
+
+/// An encoded id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedKey {
+    /// The id to store under.
+    pub id: String,
+    /// Whether the id is a hash: the original key must be stored in the item.
+    pub hashed: bool,
+}
+
+const HASH_PREFIX: &str = "%H";
+
+impl KeyCodec {
+    /// Encodes `key` into an id the store accepts.
+    pub fn encode(&self, key: &str) -> EncodedKey {
+        if key.is_empty() {
+            return EncodedKey {
+                id: "%".to_string(),
+                hashed: false,
+            };
+        }
+        let mut id = String::with_capacity(key.len());
+        for (i, c) in key.char_indices() {
+            let escape = c == '%'
+                || c.is_control()
+                || (self.escape_space && c == ' ')
+                || self.forbidden.contains(&c)
+                || (i == 0 && self.reserve_dunder && is_dunder(key));
+            if escape {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    id.push_str(&format!("%{b:02X}"));
+                }
+            } else {
+                id.push(c);
+            }
+        }
+        if id.len() > self.max_id_bytes {
+            let digest = Sha256::digest(key.as_bytes());
+            let mut hashed = String::from(HASH_PREFIX);
+            for b in digest {
+                hashed.push_str(&format!("{b:02x}"));
+            }
+            return EncodedKey {
+                id: hashed,
+                hashed: true,
+            };
+        }
+        EncodedKey { id, hashed: false }
+    }
+
+    /// Decodes an id made by [`KeyCodec::encode`]; `None` for a hashed id (read
+    /// the original key from the item) or an id that encode cannot produce.
+    pub fn decode(&self, id: &str) -> Option<String> {
+        if id == "%" {
+            return Some(String::new());
+        }
+        if id.starts_with(HASH_PREFIX) {
+            return None;
+        }
+        let bytes = id.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).ok()
+    }
+}
+
+fn is_dunder(key: &str) -> bool {
+    key.len() >= 4 && key.starts_with("__") && key.ends_with("__")
+}
+
+/// Keys every provider must store and list back unchanged (the behavior suite's corpus).
+pub fn corpus() -> Vec<String> {
+    let mut keys: Vec<String> = [
+        "plain",
+        "",
+        " ",
+        "with space",
+        "slash/inside/",
+        "/leading",
+        "back\\slash",
+        "hash#tag",
+        "question?mark",
+        "percent%41",
+        "%",
+        "%H0000",
+        "quote\"s and 'single'",
+        "tab\tnew\nline\r",
+        "nul\0byte",
+        "\u{7f}del",
+        "__reserved__",
+        "__",
+        "..",
+        ".",
+        "unicode-ключ-キー-🔑",
+        "*?[glob]{x}",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    keys.push("k".repeat(1024));
+    keys.push("é".repeat(512)); // 1024 bytes of 2-byte characters
+    keys.push(format!("{}/", "/".repeat(300)));
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRICT: KeyCodec = KeyCodec {
+        forbidden: &['/', '\\', '?', '#'],
+        escape_space: true,
+        max_id_bytes: 250,
+        reserve_dunder: true,
+    };
+
+    #[test]
+    fn corpus_roundtrips_or_hashes() {
+        for key in corpus() {
+            let enc = STRICT.encode(&key);
+            assert!(enc.id.len() <= STRICT.max_id_bytes, "{key:?}");
+            assert!(!enc.id.contains(['/', '\\', '?', '#', ' ']), "{:?}", enc.id);
+            assert!(!enc.id.chars().any(char::is_control), "{:?}", enc.id);
+            assert!(!is_dunder(&enc.id), "{:?}", enc.id);
+            if enc.hashed {
+                assert_eq!(STRICT.decode(&enc.id), None);
+                assert!(key.len() > 80, "{key:?}");
+            } else {
+                assert_eq!(STRICT.decode(&enc.id).as_deref(), Some(key.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn distinct_keys_get_distinct_ids() {
+        let keys = corpus();
+        let ids: std::collections::HashSet<_> = keys.iter().map(|k| STRICT.encode(k).id).collect();
+        assert_eq!(ids.len(), keys.len());
+    }
+
+    #[test]
+    fn escape_char_and_hash_prefix_cannot_collide() {
+        assert_eq!(STRICT.encode("%").id, "%25");
+        assert_eq!(STRICT.encode("%H00").id, "%25H00");
+        assert_eq!(STRICT.encode("").id, "%");
+        assert_eq!(STRICT.encode("a b/c").id, "a%20b%2Fc");
+        assert_eq!(STRICT.encode("__x__").id, "%5F_x__");
+    }
+
+    #[test]
+    fn decode_rejects_malformed_ids() {
+        assert_eq!(STRICT.decode("%Z1"), None);
+        assert_eq!(STRICT.decode("abc%4"), None);
+        assert_eq!(STRICT.decode("%FF"), None);
+    }
+}

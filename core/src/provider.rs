@@ -1,0 +1,271 @@
+//! The three provider levels: [`Provider`] (factory), [`Store`] (connection)
+//! and [`Bucket`] (namespace), and the data types of their operations.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+
+use crate::{Capabilities, Error, ErrorKind, Result};
+
+/// An opaque version token given by the store with a value.
+///
+/// Contract: any write to a key (even of the same bytes), and any delete,
+/// makes every earlier version of that key stale, and a key re-created after a
+/// delete never gets a version it had before (no ABA).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Version(pub Vec<u8>);
+
+impl Version {
+    /// A version from a 64-bit counter or token.
+    pub fn from_u64(v: u64) -> Self {
+        Version(v.to_be_bytes().to_vec())
+    }
+
+    /// The 64-bit value, if this version was made by [`Version::from_u64`].
+    pub fn as_u64(&self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.0.as_slice().try_into().ok()?))
+    }
+}
+
+/// A value and the version it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The stored bytes.
+    pub value: Vec<u8>,
+    /// The version of this value.
+    pub version: Version,
+}
+
+/// When a [`Bucket::set`] may write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// Always.
+    Always,
+    /// Only if the key does not exist (create-if-absent).
+    IfAbsent,
+    /// Only if the key exists with exactly this version.
+    IfVersion(Version),
+}
+
+/// Result of a [`Bucket::set`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The value was written.
+    Written,
+    /// The condition did not hold; nothing was written.
+    ConditionFailed,
+}
+
+/// One page of [`Bucket::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// The original keys (decoded by the provider's key codec).
+    pub keys: Vec<String>,
+    /// The provider's continuation token, `None` at the end.
+    pub next: Option<Vec<u8>>,
+}
+
+/// A bucket: a namespace on a store on which every operation runs.
+///
+/// Required methods are what every store does natively. The optional methods
+/// default to [`ErrorKind::Unsupported`]; a provider overrides one only where
+/// its store does it natively, and declares so in [`Bucket::capabilities`]
+/// (the behavior suite checks the declaration both ways). The host's emulation
+/// layer fills in the rest.
+///
+/// Keys are any UTF-8 string the host accepts; a provider whose store restricts
+/// ids encodes them with a [`KeyCodec`](crate::KeyCodec).
+#[async_trait]
+pub trait Bucket: Send + Sync + 'static {
+    /// What this bucket does natively, and its limits.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// The value and its version, `None` if the key is missing.
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>>;
+
+    /// The value, `None` if the key is missing. Override when a plain read is
+    /// cheaper than a versioned one.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_versioned(key).await?.map(|v| v.value))
+    }
+
+    /// Writes `value` if `condition` holds. Conditions other than
+    /// [`WriteCondition::Always`] return `Unsupported` when the store has no CAS.
+    async fn set(&self, key: &str, value: Vec<u8>, condition: WriteCondition)
+    -> Result<WriteOutcome>;
+
+    /// Deletes the key; a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Whether the key exists.
+    async fn exists(&self, key: &str) -> Result<bool>;
+
+    /// One page of at most `limit` keys (at least one when any remain), continuing
+    /// after `cursor` (a token from an earlier page of this bucket). Together the
+    /// pages return every key exactly once when nothing changes meanwhile. A
+    /// token this bucket could not have issued is `InvalidCursor`, never a panic.
+    async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage>;
+
+    /// Adds `delta` to the decimal counter at `key` (created as `delta` when
+    /// missing) and returns the new value; see [`crate::counter`] for the rules.
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        let _ = (key, delta);
+        Err(Error::unsupported("increment"))
+    }
+
+    /// The values of `keys`, one entry per position (repeats too), `None` where missing.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let _ = keys;
+        Err(Error::unsupported("get-many"))
+    }
+
+    /// Writes every item; the host passes distinct keys, at most
+    /// [`Capabilities::max_batch_items`] of them.
+    async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let _ = items;
+        Err(Error::unsupported("set-many"))
+    }
+
+    /// Deletes every key; the host passes distinct keys, at most
+    /// [`Capabilities::max_batch_items`] of them.
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let _ = keys;
+        Err(Error::unsupported("delete-many"))
+    }
+}
+
+/// A connection to a store (client, pool, file), shared by all buckets on it.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Opens the bucket of `plan` (which has this store's `connection`).
+    async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>>;
+}
+
+/// A store type: builds stores from configuration.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// The name used in configuration (`provider = "..."`).
+    fn name(&self) -> &'static str;
+
+    /// The capabilities of this provider's buckets with default options, for
+    /// the capability matrix.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Validates a bucket's options (no I/O) into a plan: which connection it
+    /// uses and which namespace on it.
+    fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan>;
+
+    /// Connects the store for `plan.connection`. The host calls it once per
+    /// distinct connection and opens every bucket on that connection through it.
+    async fn connect(&self, plan: &BucketPlan) -> Result<Arc<dyn Store>>;
+}
+
+/// Where a bucket lives on its store, for the host's overlap check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespace {
+    /// A key prefix: overlaps another prefix on the same connection when either
+    /// is a prefix of the other.
+    Prefix(String),
+    /// A separate container (table, collection, map): overlaps only an equal one.
+    Exclusive(String),
+}
+
+impl Namespace {
+    /// Whether two namespaces on the same connection could see each other's keys.
+    pub fn overlaps(&self, other: &Namespace) -> bool {
+        match (self, other) {
+            (Namespace::Prefix(a), Namespace::Prefix(b)) => a.starts_with(b) || b.starts_with(a),
+            (Namespace::Exclusive(a), Namespace::Exclusive(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Namespace::Prefix(p) => write!(f, "prefix {p:?}"),
+            Namespace::Exclusive(n) => write!(f, "{n:?}"),
+        }
+    }
+}
+
+/// A validated bucket configuration.
+#[derive(Debug, Clone)]
+pub struct BucketPlan {
+    /// The bucket identifier guests open.
+    pub bucket: String,
+    /// The provider name.
+    pub provider: &'static str,
+    /// Identity of the connection: buckets with equal identities share one
+    /// [`Store`]. May hold secrets: never print it.
+    pub connection: String,
+    /// Where the bucket lives on that connection.
+    pub namespace: Namespace,
+    /// The provider's options, as configured.
+    pub options: Options,
+}
+
+/// A bucket's provider-specific options (its config section less `provider`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options(pub serde_json::Map<String, serde_json::Value>);
+
+impl Options {
+    /// Options from a JSON object.
+    pub fn from_json(value: serde_json::Value) -> Result<Self> {
+        match value {
+            serde_json::Value::Object(map) => Ok(Options(map)),
+            other => Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("bucket options must be a table, not {other}"),
+            )),
+        }
+    }
+
+    /// Deserializes into the provider's config type (which should
+    /// `deny_unknown_fields`), with an error naming the bucket and provider.
+    pub fn parse<T: DeserializeOwned>(&self, bucket: &str, provider: &str) -> Result<T> {
+        serde_json::from_value(serde_json::Value::Object(self.0.clone())).map_err(|e| {
+            Error::new(ErrorKind::InvalidConfig, format!("bad options: {e}"))
+                .in_bucket(bucket, provider)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_namespaces_overlap_when_one_prefixes_the_other() {
+        let a = Namespace::Prefix("app:".into());
+        assert!(a.overlaps(&Namespace::Prefix("app:cache:".into())));
+        assert!(Namespace::Prefix("".into()).overlaps(&a));
+        assert!(!a.overlaps(&Namespace::Prefix("apq:".into())));
+        assert!(!Namespace::Exclusive("a".into()).overlaps(&Namespace::Exclusive("ab".into())));
+        assert!(Namespace::Exclusive("a".into()).overlaps(&Namespace::Exclusive("a".into())));
+    }
+
+    #[test]
+    fn options_parse_reports_bucket_and_provider() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Cfg {
+            path: String,
+        }
+        let opts = Options::from_json(serde_json::json!({"pth": "x"})).unwrap();
+        let err = opts.parse::<Cfg>("default", "embedded").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        let text = err.to_string();
+        assert!(text.contains("\"default\" (embedded)"), "{text}");
+        assert!(text.contains("pth"), "{text}");
+    }
+
+    #[test]
+    fn version_u64_roundtrip() {
+        assert_eq!(Version::from_u64(42).as_u64(), Some(42));
+        assert_eq!(Version(vec![1, 2]).as_u64(), None);
+    }
+}

@@ -1,0 +1,179 @@
+//! The behavior suite: every operation and every contract of wasikv, run
+//! against any [`Bucket`].
+//!
+//! Each provider crate runs it from a `harness = false` test target:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # async fn open(ns: String) -> wasikv_core::Result<Arc<dyn wasikv_core::Bucket>> { unimplemented!() }
+//! fn main() -> std::process::ExitCode {
+//!     wasikv_core::suite::run("memory", wasikv_core::suite::Level::Provider, open)
+//! }
+//! ```
+//!
+//! `open` gets a fresh namespace name per case (unique per run) and returns a
+//! bucket on it; the suite deletes every key it wrote when a case ends.
+//!
+//! Cases are gated by the bucket's [`Capabilities`](crate::Capabilities) in both
+//! directions: an operation declared native or emulated must pass its cases; an
+//! operation declared unsupported must return
+//! [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported), and its functional
+//! cases are reported as ignored.
+
+mod cases;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+use crate::{Bucket, Capabilities, Operation, Result};
+
+/// Which layer the suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// A provider's bucket as is: optional operations may be unsupported, and
+    /// batch calls get distinct keys within the declared batch limit.
+    Provider,
+    /// A bucket behind the host's emulation layer: every operation must work,
+    /// including repeated keys in batches and batches over the store's limit.
+    Host,
+}
+
+/// Boxed future of a case.
+pub type CaseFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// One behavior case.
+pub struct Case {
+    /// Test name.
+    pub name: &'static str,
+    /// Operations the case needs; it is ignored when one is unsupported.
+    pub needs: &'static [Operation],
+    /// Runs only at [`Level::Host`].
+    pub host_only: bool,
+    /// The body.
+    pub run: fn(Arc<dyn Bucket>) -> CaseFuture,
+}
+
+/// How long one case may take before it fails (a hang is a failure, not a stuck CI).
+const CASE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs the suite as a libtest-compatible test binary (filters, `--list`,
+/// `--test-threads` work) and returns its exit code.
+pub fn run<F, Fut>(suite: &str, level: Level, open: F) -> ExitCode
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Arc<dyn Bucket>>> + Send + 'static,
+{
+    let args = Arguments::from_args();
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime"),
+    );
+    let open = Arc::new(open);
+    let run_id = format!("{:08x}", rand::random::<u32>());
+
+    // Probe the capabilities once to gate the cases.
+    let probe_ns = format!("wasikv-suite-{run_id}-probe");
+    let caps: Capabilities = match runtime.block_on(open(probe_ns)) {
+        Ok(bucket) => bucket.capabilities().clone(),
+        Err(e) => {
+            eprintln!("{suite}: cannot open a bucket for the behavior suite: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut trials = Vec::new();
+    for (index, case) in cases::all().into_iter().enumerate() {
+        if case.host_only && level == Level::Provider {
+            continue;
+        }
+        let unavailable = case
+            .needs
+            .iter()
+            .find(|op| !caps.support(**op).is_available());
+        let name = format!("{suite}::{}", case.name);
+        let runtime = runtime.clone();
+        let open = open.clone();
+        let namespace = format!("wasikv-suite-{run_id}-{index}");
+        let body = case.run;
+        let trial = Trial::test(name, move || {
+            runtime.block_on(run_case(namespace, open, body))
+        });
+        trials.push(match unavailable {
+            Some(op) => trial
+                .with_ignored_flag(true)
+                .with_kind(format!("needs {}", op.name())),
+            None => trial,
+        });
+    }
+    for op in Operation::ALL {
+        if caps.support(op).is_available() {
+            continue;
+        }
+        let name = format!("{suite}::unsupported_{}_returns_unsupported", op.name().replace(['-', '/'], "_"));
+        let runtime = runtime.clone();
+        let open = open.clone();
+        let namespace = format!("wasikv-suite-{run_id}-unsupported-{}", op.name().replace('/', "-"));
+        trials.push(Trial::test(name, move || {
+            runtime.block_on(async move {
+                let bucket = open(namespace).await.map_err(|e| Failed::from(e.to_string()))?;
+                let outcome = tokio::time::timeout(CASE_TIMEOUT, cases::expect_unsupported(&*bucket, op)).await;
+                cleanup(&*bucket).await;
+                outcome.map_err(|_| Failed::from("timed out"))?.map_err(Failed::from)
+            })
+        }));
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+async fn run_case<F, Fut>(
+    namespace: String,
+    open: Arc<F>,
+    body: fn(Arc<dyn Bucket>) -> CaseFuture,
+) -> Result<(), Failed>
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Arc<dyn Bucket>>> + Send + 'static,
+{
+    let bucket = open(namespace)
+        .await
+        .map_err(|e| Failed::from(format!("open: {e}")))?;
+    let outcome = tokio::time::timeout(CASE_TIMEOUT, body(bucket.clone())).await;
+    cleanup(&*bucket).await;
+    match outcome {
+        Ok(result) => result.map_err(Failed::from),
+        Err(_) => Err(Failed::from(format!(
+            "timed out after {}s",
+            CASE_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Deletes every key of the bucket (best effort), so shared servers stay clean.
+pub async fn cleanup(bucket: &dyn Bucket) {
+    if !bucket.capabilities().list.is_available() {
+        return;
+    }
+    let mut keys = Vec::new();
+    let mut cursor: Option<Vec<u8>> = None;
+    for _ in 0..10_000 {
+        let Ok(page) = bucket.list(cursor.as_deref(), 1000).await else {
+            break;
+        };
+        keys.extend(page.keys);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    for key in keys {
+        let _ = bucket.delete(&key).await;
+    }
+}

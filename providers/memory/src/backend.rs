@@ -1,0 +1,228 @@
+//! [`MemoryProvider`] and [`MemoryBucket`].
+
+use std::ops::Bound;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, PoisonError, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use wasikv_core::{
+    Bucket, BucketPlan, Capabilities, Error, ErrorKind, ListPage, Namespace, Options, Provider,
+    Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome, counter,
+};
+
+use crate::config::MemoryConfig;
+use crate::core::{Entry, Map, MemoryStore, next_version};
+
+/// The provider name in configuration.
+pub const NAME: &str = "memory";
+
+/// Builds memory stores.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MemoryProvider;
+
+/// The capabilities of a memory bucket.
+pub fn capabilities(config: &MemoryConfig) -> Capabilities {
+    let optional = if config.required_only {
+        Support::Unsupported
+    } else {
+        Support::Native
+    };
+    Capabilities {
+        increment: optional,
+        get_many: optional,
+        set_many: optional,
+        delete_many: optional,
+        max_value_bytes: config.max_value_bytes,
+        versioning: "process-wide write counter",
+        ..Capabilities::required()
+    }
+}
+
+#[async_trait]
+impl Provider for MemoryProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities(&MemoryConfig::default())
+    }
+
+    fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
+        let config: MemoryConfig = options.parse(bucket, NAME)?;
+        Ok(BucketPlan {
+            bucket: bucket.to_string(),
+            provider: NAME,
+            connection: NAME.to_string(),
+            namespace: Namespace::Exclusive(config.map.unwrap_or_else(|| bucket.to_string())),
+            options: options.clone(),
+        })
+    }
+
+    async fn connect(&self, _plan: &BucketPlan) -> Result<Arc<dyn Store>> {
+        Ok(Arc::new(MemoryStore::new()))
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
+        let config: MemoryConfig = plan.options.parse(&plan.bucket, NAME)?;
+        let map_name = config.map.clone().unwrap_or_else(|| plan.bucket.clone());
+        Ok(Arc::new(MemoryBucket {
+            map: self.map(&map_name),
+            writes: self.write_counter(),
+            capabilities: capabilities(&config),
+        }))
+    }
+}
+
+/// A bucket on one shared map.
+#[derive(Debug)]
+pub struct MemoryBucket {
+    map: Arc<Map>,
+    writes: Arc<AtomicU64>,
+    capabilities: Capabilities,
+}
+
+impl MemoryBucket {
+    /// A bucket on `map` of `store` with `config`.
+    pub fn new(store: &MemoryStore, map: &str, config: &MemoryConfig) -> Self {
+        MemoryBucket {
+            map: store.map(map),
+            writes: store.write_counter(),
+            capabilities: capabilities(config),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, std::collections::BTreeMap<String, Entry>> {
+        self.map.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, std::collections::BTreeMap<String, Entry>> {
+        self.map.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn check_value(&self, len: usize) -> Result<()> {
+        match self.capabilities.max_value_bytes {
+            Some(max) if len > max => Err(Error::too_large("value", len, max)),
+            _ => Ok(()),
+        }
+    }
+
+    fn optional(&self, supported: Support, op: &str) -> Result<()> {
+        if supported.is_native() {
+            Ok(())
+        } else {
+            Err(Error::unsupported(op))
+        }
+    }
+}
+
+#[async_trait]
+impl Bucket for MemoryBucket {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        Ok(self.read().get(key).map(|e| Versioned {
+            value: e.value.clone(),
+            version: Version::from_u64(e.version),
+        }))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.read().get(key).map(|e| e.value.clone()))
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, condition: WriteCondition) -> Result<WriteOutcome> {
+        self.check_value(value.len())?;
+        let mut map = self.write();
+        let current = map.get(key).map(|e| e.version);
+        let allowed = match &condition {
+            WriteCondition::Always => true,
+            WriteCondition::IfAbsent => current.is_none(),
+            WriteCondition::IfVersion(v) => current.is_some() && current == v.as_u64(),
+        };
+        if !allowed {
+            return Ok(WriteOutcome::ConditionFailed);
+        }
+        let version = next_version(&self.writes);
+        map.insert(key.to_string(), Entry { value, version });
+        Ok(WriteOutcome::Written)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.write().remove(key);
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.read().contains_key(key))
+    }
+
+    async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
+        let limit = limit.max(1);
+        let start = match cursor {
+            None => Bound::Unbounded,
+            Some(token) => Bound::Excluded(
+                std::str::from_utf8(token)
+                    .map_err(|_| Error::new(ErrorKind::InvalidCursor, "malformed list cursor"))?
+                    .to_string(),
+            ),
+        };
+        let map = self.read();
+        let mut range = map.range::<String, _>((start, Bound::Unbounded));
+        let keys: Vec<String> = range.by_ref().take(limit).map(|(k, _)| k.clone()).collect();
+        let more = range.next().is_some();
+        let next = match (more, keys.last()) {
+            (true, Some(last)) => Some(last.as_bytes().to_vec()),
+            _ => None,
+        };
+        Ok(ListPage { keys, next })
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        self.optional(self.capabilities.increment, "increment")?;
+        let mut map = self.write();
+        let new = counter::apply(map.get(key).map(|e| e.value.as_slice()), delta)?;
+        let version = next_version(&self.writes);
+        map.insert(
+            key.to_string(),
+            Entry {
+                value: counter::format(new),
+                version,
+            },
+        );
+        Ok(new)
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.optional(self.capabilities.get_many, "get-many")?;
+        let map = self.read();
+        Ok(keys.iter().map(|k| map.get(k).map(|e| e.value.clone())).collect())
+    }
+
+    async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        self.optional(self.capabilities.set_many, "set-many")?;
+        for (_, value) in &items {
+            self.check_value(value.len())?;
+        }
+        let mut map = self.write();
+        for (key, value) in items {
+            let version = next_version(&self.writes);
+            map.insert(key, Entry { value, version });
+        }
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.optional(self.capabilities.delete_many, "delete-many")?;
+        let mut map = self.write();
+        for key in keys {
+            map.remove(key);
+        }
+        Ok(())
+    }
+}
