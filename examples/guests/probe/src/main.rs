@@ -1,0 +1,93 @@
+//! A test guest for the host's limits and routing. Each mode prints one
+//! result line (`ok ...` or `error ...`) so the host's tests can check it.
+//!
+//! * `probe open BUCKET`: open and report the outcome;
+//! * `probe set BUCKET KEY_BYTES VALUE_BYTES`: one set of the given sizes;
+//! * `probe get-many BUCKET VALUE_BYTES COUNT`: store one value, then get-many it COUNT times;
+//! * `probe spin`: loop forever (for the execution deadline);
+//! * `probe alloc`: allocate without bound (for the memory limit);
+//! * `probe get BUCKET KEY`: print the value as UTF-8.
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "wasi:keyvalue/imports@0.2.0-draft2",
+});
+
+use wasi::keyvalue::{batch, store};
+
+fn show(e: &store::Error) -> String {
+    match e {
+        store::Error::NoSuchStore => "no-such-store".into(),
+        store::Error::AccessDenied => "access-denied".into(),
+        store::Error::Other(m) => format!("other: {m}"),
+    }
+}
+
+fn arg(n: usize) -> String {
+    std::env::args().nth(n).unwrap_or_default()
+}
+
+fn num(n: usize) -> usize {
+    arg(n).parse().expect("a number argument")
+}
+
+fn open(name: &str) -> store::Bucket {
+    match store::open(name) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("error {}", show(&e));
+            std::process::exit(2);
+        }
+    }
+}
+
+fn main() {
+    match arg(1).as_str() {
+        "open" => {
+            open(&arg(2));
+            println!("ok opened");
+        }
+        "set" => {
+            let bucket = open(&arg(2));
+            let key = "k".repeat(num(3));
+            match bucket.set(&key, &vec![b'v'; num(4)]) {
+                Ok(()) => println!("ok set"),
+                Err(e) => println!("error {}", show(&e)),
+            }
+        }
+        "get" => {
+            let bucket = open(&arg(2));
+            match bucket.get(&arg(3)) {
+                Ok(Some(v)) => println!("ok {}", String::from_utf8_lossy(&v)),
+                Ok(None) => println!("ok none"),
+                Err(e) => println!("error {}", show(&e)),
+            }
+        }
+        "get-many" => {
+            let bucket = open(&arg(2));
+            bucket.set("big", &vec![7u8; num(3)]).expect("set");
+            let keys = vec!["big".to_string(); num(4)];
+            match batch::get_many(&bucket, &keys) {
+                Ok(values) => println!("ok {} values", values.len()),
+                Err(e) => println!("error {}", show(&e)),
+            }
+        }
+        "spin" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 16 << 20]);
+                println!("holding {} MiB", hoard.len() * 16);
+            }
+        }
+        other => {
+            println!("error unknown mode {other:?}");
+            std::process::exit(2);
+        }
+    }
+}

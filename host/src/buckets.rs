@@ -1,0 +1,401 @@
+//! Bucket routing: configured identifiers to provider buckets, the
+//! per-component allow-list, one store per distinct connection, and the
+//! host-side checks every guest call passes (limits, timeouts, context).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, OnceCell};
+use wasikv_core::{
+    Bucket, BucketPlan, Capabilities, Error, ErrorKind, Options, Provider, Result, Store,
+    Versioned, WriteCondition, WriteOutcome,
+};
+
+use crate::config::{Config, Limits};
+use crate::cursor::CursorSealer;
+use crate::emulate::{EmulatedBucket, EmulationPolicy};
+use crate::registry;
+
+/// Keys per native/emulated call when the host gathers a `get-many`, so the
+/// byte limit is checked as the result grows.
+const GET_MANY_STEP: usize = 100;
+
+struct Entry {
+    plan: BucketPlan,
+    provider: Arc<dyn Provider>,
+    opened: OnceCell<Arc<OpenBucket>>,
+}
+
+/// All configured buckets of one host. Cheap to share (`Arc`) between every
+/// component instance: buckets and store connections are opened once, on
+/// first use, and shared.
+pub struct Buckets {
+    entries: BTreeMap<String, Entry>,
+    allow: HashMap<String, HashSet<String>>,
+    limits: Limits,
+    policy: EmulationPolicy,
+    stores: Mutex<HashMap<(String, String), Arc<dyn Store>>>,
+    cursor_secret: [u8; 32],
+}
+
+impl std::fmt::Debug for Buckets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buckets")
+            .field("buckets", &self.entries.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Buckets {
+    /// Validates every bucket of `config` (providers compiled in, options,
+    /// no overlapping namespaces) without connecting.
+    pub fn from_config(config: &Config) -> Result<Self> {
+        let mut entries = BTreeMap::new();
+        for (name, section) in &config.buckets {
+            let provider = registry::find(&section.provider)
+                .map_err(|e| Error::new(e.kind(), format!("bucket {name:?}: {}", e.message())))?;
+            let options = Options(section.options.clone());
+            let plan = provider.plan(name, &options)?;
+            entries.insert(
+                name.clone(),
+                Entry {
+                    plan,
+                    provider,
+                    opened: OnceCell::new(),
+                },
+            );
+        }
+        check_overlaps(&entries)?;
+        let allow = config
+            .components
+            .iter()
+            .map(|(c, cfg)| (c.clone(), cfg.buckets.iter().cloned().collect()))
+            .collect();
+        let policy = EmulationPolicy {
+            batch_concurrency: config.limits.batch_concurrency,
+            increment_attempts: config.limits.increment_attempts,
+            ..EmulationPolicy::default()
+        };
+        Ok(Buckets {
+            entries,
+            allow,
+            limits: config.limits.clone(),
+            policy,
+            stores: Mutex::new(HashMap::new()),
+            cursor_secret: rand::random(),
+        })
+    }
+
+    /// The configured bucket identifiers.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// The plan of a configured bucket.
+    pub fn plan(&self, name: &str) -> Option<&BucketPlan> {
+        self.entries.get(name).map(|e| &e.plan)
+    }
+
+    /// Whether `component` may open `bucket`. Components without an
+    /// allow-list may open every configured bucket.
+    pub fn allowed(&self, component: Option<&str>, bucket: &str) -> bool {
+        match component.and_then(|c| self.allow.get(c)) {
+            Some(list) => list.contains(bucket),
+            None => true,
+        }
+    }
+
+    /// Opens `identifier` for `component`: `access-denied` outside its
+    /// allow-list, `no-such-store` when not configured.
+    pub async fn open(&self, component: Option<&str>, identifier: &str) -> Result<Arc<OpenBucket>> {
+        if !self.allowed(component, identifier) {
+            return Err(Error::new(
+                ErrorKind::AccessDenied,
+                format!(
+                    "component {:?} may not open bucket {identifier:?} (not in components.{}.buckets)",
+                    component.unwrap_or_default(),
+                    component.unwrap_or_default()
+                ),
+            ));
+        }
+        let Some(entry) = self.entries.get(identifier) else {
+            return Err(Error::new(
+                ErrorKind::NoSuchStore,
+                format!("no bucket {identifier:?} is configured"),
+            ));
+        };
+        entry
+            .opened
+            .get_or_try_init(|| self.connect(entry))
+            .await
+            .cloned()
+    }
+
+    async fn connect(&self, entry: &Entry) -> Result<Arc<OpenBucket>> {
+        let plan = &entry.plan;
+        let ctx = |e: Error| e.in_bucket(&plan.bucket, plan.provider);
+        let store = {
+            let key = (plan.provider.to_string(), plan.connection.clone());
+            let mut stores = self.stores.lock().await;
+            match stores.get(&key) {
+                Some(store) => store.clone(),
+                None => {
+                    let store = timed(self.limits.operation_timeout_ms, "connect", entry.provider.connect(plan))
+                        .await
+                        .map_err(ctx)?;
+                    stores.insert(key, store.clone());
+                    store
+                }
+            }
+        };
+        let bucket = timed(self.limits.operation_timeout_ms, "open", store.open_bucket(plan))
+            .await
+            .map_err(ctx)?;
+        Ok(Arc::new(OpenBucket::new(plan, bucket, &self.limits, self.policy, self.cursor_secret)))
+    }
+}
+
+fn check_overlaps(entries: &BTreeMap<String, Entry>) -> Result<()> {
+    let plans: Vec<&BucketPlan> = entries.values().map(|e| &e.plan).collect();
+    for (i, a) in plans.iter().enumerate() {
+        for b in &plans[i + 1..] {
+            if a.provider == b.provider && a.connection == b.connection && a.namespace.overlaps(&b.namespace) {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "buckets {:?} and {:?} overlap on the same {} store ({} and {}): one could read and list the other's keys; give each its own namespace",
+                        a.bucket, b.bucket, a.provider, a.namespace, b.namespace
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn timed<T>(timeout_ms: u64, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    if timeout_ms == 0 {
+        return fut.await;
+    }
+    match tokio::time::timeout(Duration::from_millis(timeout_ms), fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("{what} timed out after {timeout_ms} ms (limits.operation_timeout_ms)"),
+        )),
+    }
+}
+
+/// An opened bucket as guests use it: the provider's bucket behind the
+/// emulation layer, with the host's limits, timeouts and error context.
+pub struct OpenBucket {
+    name: String,
+    provider: &'static str,
+    bucket: EmulatedBucket,
+    limits: Limits,
+    max_value_bytes: usize,
+    cursors: CursorSealer,
+}
+
+impl std::fmt::Debug for OpenBucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenBucket")
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenBucket {
+    fn new(plan: &BucketPlan, bucket: Arc<dyn Bucket>, limits: &Limits, policy: EmulationPolicy, secret: [u8; 32]) -> Self {
+        let max_value_bytes = bucket
+            .capabilities()
+            .max_value_bytes
+            .map_or(limits.max_value_bytes, |p| p.min(limits.max_value_bytes));
+        let cursors = CursorSealer::new(
+            secret,
+            &[&plan.bucket, plan.provider, &plan.connection, &plan.namespace.to_string()],
+        );
+        OpenBucket {
+            name: plan.bucket.clone(),
+            provider: plan.provider,
+            bucket: EmulatedBucket::new(bucket, policy),
+            limits: limits.clone(),
+            max_value_bytes,
+            cursors,
+        }
+    }
+
+    /// The bucket identifier.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The provider name.
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// Capabilities as served to guests (native or emulated).
+    pub fn capabilities(&self) -> &Capabilities {
+        self.bucket.capabilities()
+    }
+
+    /// The bucket behind the emulation layer, without the host's checks.
+    pub fn layered(&self) -> &EmulatedBucket {
+        &self.bucket
+    }
+
+    async fn run<T>(&self, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        timed(self.limits.operation_timeout_ms, what, fut)
+            .await
+            .map_err(|e| e.in_bucket(&self.name, self.provider))
+    }
+
+    fn fail(&self, e: Error) -> Error {
+        e.in_bucket(&self.name, self.provider)
+    }
+
+    fn check_key(&self, key: &str) -> Result<()> {
+        let max = self.limits.max_key_bytes;
+        if key.len() > max {
+            return Err(self.fail(Error::new(
+                ErrorKind::InvalidKey,
+                format!("key is {} bytes, over the limit of {max} bytes (limits.max_key_bytes)", key.len()),
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, len: usize) -> Result<()> {
+        if len > self.max_value_bytes {
+            return Err(self.fail(Error::too_large("value", len, self.max_value_bytes)));
+        }
+        Ok(())
+    }
+
+    fn check_batch(&self, op: &str, n: usize) -> Result<()> {
+        let max = self.limits.max_batch_keys;
+        if n > max {
+            return Err(self.fail(Error::new(
+                ErrorKind::TooLarge,
+                format!("{op} of {n} keys is over the limit of {max} keys (limits.max_batch_keys)"),
+            )));
+        }
+        Ok(())
+    }
+
+    /// `store.bucket.get`.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.check_key(key)?;
+        self.run("get", self.bucket.get(key)).await
+    }
+
+    /// `store.bucket.set`.
+    pub async fn set(&self, key: &str, value: Vec<u8>) -> Result<()> {
+        self.check_key(key)?;
+        self.check_value(value.len())?;
+        self.run("set", self.bucket.set(key, value, WriteCondition::Always)).await?;
+        Ok(())
+    }
+
+    /// `store.bucket.delete`.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.check_key(key)?;
+        self.run("delete", self.bucket.delete(key)).await
+    }
+
+    /// `store.bucket.exists`.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        self.check_key(key)?;
+        self.run("exists", self.bucket.exists(key)).await
+    }
+
+    /// `store.bucket.list-keys`: one page and the sealed cursor of the next.
+    pub async fn list_keys(&self, cursor: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
+        let token = match cursor {
+            Some(c) => Some(self.cursors.open(c).map_err(|e| self.fail(e))?),
+            None => None,
+        };
+        let page = self
+            .run("list-keys", self.bucket.list(token.as_deref(), self.limits.list_page_keys))
+            .await?;
+        Ok((page.keys, page.next.map(|t| self.cursors.seal(&t))))
+    }
+
+    /// `atomics.increment`.
+    pub async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        self.check_key(key)?;
+        self.run("increment", self.bucket.increment(key, delta)).await
+    }
+
+    /// Reads a key with its version for a CAS handle.
+    pub async fn read_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.check_key(key)?;
+        self.run("cas", self.bucket.get_versioned(key)).await
+    }
+
+    /// Writes if the key is still at the version a CAS handle read (`None`: absent).
+    pub async fn swap(&self, key: &str, read: Option<&Versioned>, value: Vec<u8>) -> Result<WriteOutcome> {
+        self.check_key(key)?;
+        self.check_value(value.len())?;
+        let condition = match read {
+            Some(v) => WriteCondition::IfVersion(v.version.clone()),
+            None => WriteCondition::IfAbsent,
+        };
+        self.run("swap", self.bucket.set(key, value, condition)).await
+    }
+
+    /// `batch.get-many`: one entry per requested key, gathered in steps so
+    /// that `limits.max_call_bytes` stops an oversized result early.
+    pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>> {
+        self.check_batch("get-many", keys.len())?;
+        for key in &keys {
+            self.check_key(key)?;
+        }
+        let max = self.limits.max_call_bytes;
+        let mut total = 0usize;
+        let mut out = Vec::with_capacity(keys.len());
+        let mut keys = keys.into_iter();
+        loop {
+            let step: Vec<String> = keys.by_ref().take(GET_MANY_STEP).collect();
+            if step.is_empty() {
+                return Ok(out);
+            }
+            let values = self.run("get-many", self.bucket.get_many(&step)).await?;
+            for (key, value) in step.into_iter().zip(values) {
+                if let Some(v) = &value {
+                    total += v.len() + key.len();
+                    if total > max {
+                        return Err(self.fail(Error::new(
+                            ErrorKind::TooLarge,
+                            format!("get-many result is over the limit of {max} bytes (limits.max_call_bytes); ask for fewer keys"),
+                        )));
+                    }
+                }
+                out.push(value.map(|v| (key, v)));
+            }
+        }
+    }
+
+    /// `batch.set-many` (repeated keys: the last occurrence wins).
+    pub async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        self.check_batch("set-many", items.len())?;
+        for (key, value) in &items {
+            self.check_key(key)?;
+            self.check_value(value.len())?;
+        }
+        self.run("set-many", self.bucket.set_many(items)).await
+    }
+
+    /// `batch.delete-many`.
+    pub async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
+        self.check_batch("delete-many", keys.len())?;
+        for key in &keys {
+            self.check_key(key)?;
+        }
+        self.run("delete-many", self.bucket.delete_many(&keys)).await
+    }
+}

@@ -1,0 +1,275 @@
+//! The host's configuration: `wasikv.toml` (or `--config FILE`) merged with
+//! `WASIKV_` environment variables, where `__` separates nesting levels
+//! (`WASIKV_BUCKETS__CACHE__URL` sets `buckets.cache.url`).
+//!
+//! See `docs/configuration.md` for every key with a full example.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use wasikv_core::{Error, ErrorKind, Result};
+
+/// The default configuration file, looked up in the working directory.
+pub const DEFAULT_FILE: &str = "wasikv.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Buckets by identifier (what guests pass to `store.open`).
+    #[serde(default)]
+    pub buckets: BTreeMap<String, BucketConfig>,
+    /// Per-component allow-lists, by component name (the file stem, or `--name`).
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentConfig>,
+    /// Limits on what one guest call may do.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Places and guest resource limits.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+/// One bucket: its provider and the provider's options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BucketConfig {
+    /// The provider name, e.g. `embedded`, `memory`, `redis`.
+    pub provider: String,
+    /// Everything else in the section, validated by the provider.
+    #[serde(flatten)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What one component may open.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// The buckets this component may open; any other gets `access-denied`.
+    pub buckets: Vec<String>,
+}
+
+/// Limits on guest calls. Each violation is a clear error naming the limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Longest key in bytes (every provider takes at least 1024).
+    pub max_key_bytes: usize,
+    /// Largest value in bytes (a provider's own smaller limit applies too).
+    pub max_value_bytes: usize,
+    /// Most keys in one `get-many`, `set-many` or `delete-many`.
+    pub max_batch_keys: usize,
+    /// Most bytes one call may gather for the guest (e.g. a `get-many` result).
+    pub max_call_bytes: usize,
+    /// Keys per `list-keys` page.
+    pub list_page_keys: usize,
+    /// Concurrent single operations when the host emulates a batch.
+    pub batch_concurrency: usize,
+    /// Attempts an emulated `increment` makes under contention before giving up.
+    pub increment_attempts: u32,
+    /// Timeout of one store operation, in milliseconds (0: none).
+    pub operation_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key_bytes: 1024,
+            max_value_bytes: 16 << 20,
+            max_batch_keys: 1000,
+            max_call_bytes: 64 << 20,
+            list_page_keys: 1000,
+            batch_concurrency: 16,
+            increment_attempts: 100,
+            operation_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Places and guest resource limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Where the default bucket keeps its file (`default.redb`). Default: `.wasikv`.
+    pub data_dir: PathBuf,
+    /// Where compiled components are cached. Default: the platform cache
+    /// directory + `wasikv/components` (e.g. `~/.cache/wasikv/components`).
+    pub cache_dir: Option<PathBuf>,
+    /// Cache compiled components.
+    pub cache: bool,
+    /// Most linear memory a guest instance may have, in bytes.
+    pub max_memory_bytes: usize,
+    /// Wall-clock budget of one component run in milliseconds (0: none).
+    /// Enforced by epoch interruption in guest code and by a timeout around
+    /// host calls.
+    pub deadline_ms: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            data_dir: PathBuf::from(".wasikv"),
+            cache_dir: None,
+            cache: true,
+            max_memory_bytes: 512 << 20,
+            deadline_ms: 0,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The component cache directory.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(|| {
+            dirs::cache_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("wasikv")
+                .join("components")
+        })
+    }
+}
+
+impl Config {
+    /// Loads `file` (or `wasikv.toml` in the working directory when it exists),
+    /// then the `WASIKV_` environment, then fills defaults.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(Error::new(
+                        ErrorKind::InvalidConfig,
+                        format!("config file {} does not exist", path.display()),
+                    ));
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => {
+                if Path::new(DEFAULT_FILE).is_file() {
+                    figment = figment.merge(Toml::file(DEFAULT_FILE));
+                }
+            }
+        }
+        figment = figment.merge(env_provider());
+        Config::from_figment(figment)
+    }
+
+    /// Parses a TOML document (no environment), then fills defaults.
+    pub fn from_toml(text: &str) -> Result<Config> {
+        Config::from_figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
+        )
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config> {
+        let mut config: Config = figment.extract().map_err(|e| {
+            let messages: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            Error::new(ErrorKind::InvalidConfig, messages.join("; "))
+        })?;
+        config.fill_defaults();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Adds the `default` bucket (embedded, `<data_dir>/default.redb`) unless configured.
+    fn fill_defaults(&mut self) {
+        self.buckets.entry("default".to_string()).or_insert_with(|| {
+            let path = self.runtime.data_dir.join("default.redb");
+            let mut options = serde_json::Map::new();
+            options.insert(
+                "path".into(),
+                serde_json::Value::String(path.to_string_lossy().into_owned()),
+            );
+            BucketConfig {
+                provider: "embedded".into(),
+                options,
+            }
+        });
+    }
+
+    fn validate(&self) -> Result<()> {
+        let l = &self.limits;
+        let positive = [
+            ("max_key_bytes", l.max_key_bytes),
+            ("max_value_bytes", l.max_value_bytes),
+            ("max_batch_keys", l.max_batch_keys),
+            ("max_call_bytes", l.max_call_bytes),
+            ("list_page_keys", l.list_page_keys),
+            ("batch_concurrency", l.batch_concurrency),
+            ("increment_attempts", l.increment_attempts as usize),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(Error::new(ErrorKind::InvalidConfig, format!("limits.{name} must be at least 1")));
+            }
+        }
+        for (component, c) in &self.components {
+            for bucket in &c.buckets {
+                if !self.buckets.contains_key(bucket) {
+                    return Err(Error::new(
+                        ErrorKind::InvalidConfig,
+                        format!("components.{component}.buckets names {bucket:?}, which is not configured under [buckets]"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `WASIKV_SECTION__KEY...` variables. Only nested keys are read, so that
+/// unrelated variables such as `WASIKV_LOG` never break the configuration.
+fn env_provider() -> Env {
+    Env::prefixed("WASIKV_")
+        .filter(|key| key.as_str().contains("__"))
+        .split("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_give_an_embedded_default_bucket() {
+        let config = Config::from_toml("").unwrap();
+        let default = &config.buckets["default"];
+        assert_eq!(default.provider, "embedded");
+        assert_eq!(default.options["path"], PathBuf::from(".wasikv").join("default.redb").to_string_lossy().as_ref());
+        assert_eq!(config.limits.max_key_bytes, 1024);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::from_toml("[limit]\nmax_key_bytes = 3\n").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(err.to_string().contains("limit"), "{err}");
+        let err = Config::from_toml("[limits]\nmax_key_byte = 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_key_byte"), "{err}");
+    }
+
+    #[test]
+    fn allow_list_must_name_configured_buckets() {
+        let err = Config::from_toml("[components.app]\nbuckets = [\"nope\"]\n").unwrap_err();
+        assert!(err.to_string().contains("\"nope\""), "{err}");
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        let err = Config::from_toml("[limits]\nbatch_concurrency = 0\n").unwrap_err();
+        assert!(err.to_string().contains("limits.batch_concurrency"), "{err}");
+    }
+
+    #[test]
+    fn bucket_options_are_kept_for_the_provider() {
+        let config = Config::from_toml(
+            "[buckets.cache]\nprovider = \"memory\"\nmap = \"m\"\nmax_value_bytes = 10\n",
+        )
+        .unwrap();
+        let cache = &config.buckets["cache"];
+        assert_eq!(cache.provider, "memory");
+        assert_eq!(cache.options["map"], "m");
+        assert_eq!(cache.options["max_value_bytes"], 10);
+    }
+}

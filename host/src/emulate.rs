@@ -1,0 +1,296 @@
+//! The emulation layer: the one place where wasikv builds the optional
+//! operations a store lacks out of the required ones, and where batches are
+//! deduplicated and chunked to a store's limits.
+//!
+//! * `increment` without native support: a CAS retry loop (versioned get,
+//!   conditional set) with jittered exponential backoff and a bounded number of
+//!   attempts; it gives up with a `conflict` error, never livelocks.
+//! * `get-many`, `set-many`, `delete-many` without native support: single
+//!   operations with bounded concurrency.
+//! * Every batch: repeated keys in `set-many`/`delete-many` are deduplicated
+//!   (the last occurrence wins) and native batches are chunked to the store's
+//!   `max_batch_items`.
+//!
+//! [`EmulatedBucket`] is itself a [`Bucket`] whose capabilities say which
+//! operations are emulated and how, so the behavior suite runs against it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt, stream};
+use wasikv_core::{
+    Bucket, Capabilities, EmulationScope, Error, ErrorKind, ListPage, Result, Support, Versioned,
+    WriteCondition, WriteOutcome, counter,
+};
+
+/// How increment is emulated, as shown in the matrix.
+pub const INCREMENT_HOW: &str = "CAS retry loop";
+/// How get-many is emulated.
+pub const GET_MANY_HOW: &str = "concurrent gets";
+/// How set-many is emulated.
+pub const SET_MANY_HOW: &str = "concurrent sets";
+/// How delete-many is emulated.
+pub const DELETE_MANY_HOW: &str = "concurrent deletes";
+
+/// Tuning of the emulation.
+#[derive(Debug, Clone, Copy)]
+pub struct EmulationPolicy {
+    /// Concurrent single operations in an emulated batch.
+    pub batch_concurrency: usize,
+    /// Attempts of an emulated increment before giving up.
+    pub increment_attempts: u32,
+    /// First backoff after a lost race; doubles per attempt up to `max_backoff`.
+    pub base_backoff: Duration,
+    /// Longest backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for EmulationPolicy {
+    fn default() -> Self {
+        EmulationPolicy {
+            batch_concurrency: 16,
+            increment_attempts: 100,
+            base_backoff: Duration::from_micros(200),
+            max_backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+/// The capabilities a bucket has behind the emulation layer.
+pub fn emulated_capabilities(native: &Capabilities) -> Capabilities {
+    let mut caps = native.clone();
+    let emulate = |support: Support, how: &'static str, needs: Support| match support {
+        Support::Unsupported if needs.is_available() => Support::Emulated {
+            how,
+            scope: EmulationScope::Store,
+        },
+        other => other,
+    };
+    caps.increment = emulate(caps.increment, INCREMENT_HOW, native.cas);
+    caps.get_many = emulate(caps.get_many, GET_MANY_HOW, native.get);
+    caps.set_many = emulate(caps.set_many, SET_MANY_HOW, native.set);
+    caps.delete_many = emulate(caps.delete_many, DELETE_MANY_HOW, native.delete);
+    caps
+}
+
+/// A bucket with every optional operation available (native or emulated).
+pub struct EmulatedBucket {
+    inner: Arc<dyn Bucket>,
+    capabilities: Capabilities,
+    policy: EmulationPolicy,
+}
+
+impl EmulatedBucket {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Bucket>, policy: EmulationPolicy) -> Self {
+        let capabilities = emulated_capabilities(inner.capabilities());
+        EmulatedBucket {
+            inner,
+            capabilities,
+            policy,
+        }
+    }
+
+    fn native(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn chunk_size(&self) -> usize {
+        self.native().max_batch_items.unwrap_or(usize::MAX).max(1)
+    }
+
+    fn concurrency(&self) -> usize {
+        self.policy.batch_concurrency.max(1)
+    }
+
+    async fn increment_by_cas(&self, key: &str, delta: i64) -> Result<i64> {
+        let attempts = self.policy.increment_attempts.max(1);
+        for attempt in 0..attempts {
+            let current = self.inner.get_versioned(key).await?;
+            let (new, condition) = match current {
+                Some(Versioned { value, version }) => (
+                    counter::apply(Some(&value), delta)?,
+                    WriteCondition::IfVersion(version),
+                ),
+                None => (counter::apply(None, delta)?, WriteCondition::IfAbsent),
+            };
+            match self.inner.set(key, counter::format(new), condition).await? {
+                WriteOutcome::Written => return Ok(new),
+                WriteOutcome::ConditionFailed => {
+                    if attempt + 1 < attempts {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                    }
+                }
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "increment of {key:?} gave up after {attempts} attempts: other writers kept changing it (limits.increment_attempts)"
+            ),
+        ))
+    }
+
+    /// Full-jitter exponential backoff.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .policy
+            .base_backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.policy.max_backoff);
+        exp.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// Keeps the last occurrence of each key, in order of last occurrence.
+pub fn dedup_last_wins(items: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    for (i, (key, _)) in items.iter().enumerate() {
+        last.insert(key.as_str(), i);
+    }
+    if last.len() == items.len() {
+        return items;
+    }
+    let keep: Vec<bool> = {
+        let mut keep = vec![false; items.len()];
+        for &i in last.values() {
+            keep[i] = true;
+        }
+        keep
+    };
+    items
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(item, k)| k.then_some(item))
+        .collect()
+}
+
+/// Distinct keys, first occurrence order.
+pub fn dedup_keys(keys: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    keys.iter().filter(|k| seen.insert(k.as_str())).cloned().collect()
+}
+
+#[async_trait]
+impl Bucket for EmulatedBucket {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.inner.get_versioned(key).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.get(key).await
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, condition: WriteCondition) -> Result<WriteOutcome> {
+        self.inner.set(key, value, condition).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.inner.exists(key).await
+    }
+
+    async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
+        self.inner.list(cursor, limit).await
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        match self.native().increment {
+            Support::Native => self.inner.increment(key, delta).await,
+            _ if self.native().cas.is_available() => self.increment_by_cas(key, delta).await,
+            _ => Err(Error::unsupported("increment")),
+        }
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        if self.native().get_many.is_native() {
+            let mut out = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(self.chunk_size()) {
+                let values = self.inner.get_many(chunk).await?;
+                if values.len() != chunk.len() {
+                    return Err(Error::new(
+                        ErrorKind::Other,
+                        format!("get-many returned {} values for {} keys", values.len(), chunk.len()),
+                    ));
+                }
+                out.extend(values);
+            }
+            return Ok(out);
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for wave in keys.chunks(self.concurrency()) {
+            out.extend(try_join_all(wave.iter().map(|key| self.inner.get(key))).await?);
+        }
+        Ok(out)
+    }
+
+    async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let items = dedup_last_wins(items);
+        if self.native().set_many.is_native() {
+            let size = self.chunk_size();
+            let mut items = items.into_iter().peekable();
+            while items.peek().is_some() {
+                let chunk: Vec<_> = items.by_ref().take(size).collect();
+                self.inner.set_many(chunk).await?;
+            }
+            return Ok(());
+        }
+        stream::iter(items.into_iter().map(|(key, value)| async move {
+            self.inner.set(&key, value, WriteCondition::Always).await.map(|_| ())
+        }))
+        .buffer_unordered(self.concurrency())
+        .try_collect::<()>()
+        .await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let keys = dedup_keys(keys);
+        if self.native().delete_many.is_native() {
+            for chunk in keys.chunks(self.chunk_size()) {
+                self.inner.delete_many(chunk).await?;
+            }
+            return Ok(());
+        }
+        for wave in keys.chunks(self.concurrency()) {
+            try_join_all(wave.iter().map(|key| self.inner.delete(key))).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_keeps_last_occurrence() {
+        let items = vec![
+            ("a".to_string(), b"1".to_vec()),
+            ("b".to_string(), b"x".to_vec()),
+            ("a".to_string(), b"2".to_vec()),
+        ];
+        let out = dedup_last_wins(items);
+        assert_eq!(out, vec![("b".to_string(), b"x".to_vec()), ("a".to_string(), b"2".to_vec())]);
+        assert_eq!(dedup_keys(&["a".into(), "b".into(), "a".into()]), vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn emulated_capabilities_label_the_fallbacks() {
+        let caps = emulated_capabilities(&Capabilities::required());
+        assert_eq!(caps.increment.to_string(), "emulated (CAS retry loop)");
+        assert_eq!(caps.get_many.to_string(), "emulated (concurrent gets)");
+        let mut no_cas = Capabilities::required();
+        no_cas.cas = Support::Unsupported;
+        assert_eq!(emulated_capabilities(&no_cas).increment, Support::Unsupported);
+    }
+}

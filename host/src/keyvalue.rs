@@ -1,0 +1,274 @@
+//! The `wasi:keyvalue@0.2.0-draft2` host: [`WasiKeyValueCtx`] (owned, one per
+//! store), the borrowed view [`WasiKeyValue`], and [`add_to_linker`].
+//!
+//! WIT errors are produced in exactly one place, [`to_wit`].
+
+use std::sync::Arc;
+
+use wasikv_core::{ErrorKind, Versioned, WriteOutcome};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::buckets::{Buckets, OpenBucket};
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "wasi:keyvalue/imports@0.2.0-draft2",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:keyvalue/store.bucket": crate::keyvalue::BucketResource,
+            "wasi:keyvalue/atomics.cas": crate::keyvalue::CasResource,
+        },
+    });
+}
+
+use generated::wasi::keyvalue::{atomics, batch, store};
+
+/// A guest's `bucket` resource.
+#[derive(Debug, Clone)]
+pub struct BucketResource {
+    bucket: Arc<OpenBucket>,
+}
+
+/// A guest's `cas` resource: the key and what was read (value and version, or absence).
+#[derive(Debug)]
+pub struct CasResource {
+    bucket: Arc<OpenBucket>,
+    key: String,
+    read: Option<Versioned>,
+}
+
+/// The key-value state of one wasmtime store (one component instance).
+#[derive(Debug, Clone)]
+pub struct WasiKeyValueCtx {
+    buckets: Arc<Buckets>,
+    component: Option<String>,
+}
+
+impl WasiKeyValueCtx {
+    /// A builder over the host's buckets.
+    pub fn builder(buckets: Arc<Buckets>) -> WasiKeyValueCtxBuilder {
+        WasiKeyValueCtxBuilder {
+            buckets,
+            component: None,
+        }
+    }
+}
+
+/// Builds a [`WasiKeyValueCtx`].
+#[derive(Debug)]
+pub struct WasiKeyValueCtxBuilder {
+    buckets: Arc<Buckets>,
+    component: Option<String>,
+}
+
+impl WasiKeyValueCtxBuilder {
+    /// The component's name, for its allow-list (`[components.NAME]`).
+    pub fn component(mut self, name: impl Into<String>) -> Self {
+        self.component = Some(name.into());
+        self
+    }
+
+    /// The context.
+    pub fn build(self) -> WasiKeyValueCtx {
+        WasiKeyValueCtx {
+            buckets: self.buckets,
+            component: self.component,
+        }
+    }
+}
+
+/// A borrowed view of a store's key-value state and resource table.
+pub struct WasiKeyValue<'a> {
+    ctx: &'a WasiKeyValueCtx,
+    table: &'a mut ResourceTable,
+}
+
+impl<'a> WasiKeyValue<'a> {
+    /// The view over `ctx` and `table`.
+    pub fn new(ctx: &'a WasiKeyValueCtx, table: &'a mut ResourceTable) -> Self {
+        WasiKeyValue { ctx, table }
+    }
+
+    fn bucket(&self, handle: &Resource<BucketResource>) -> wasmtime::Result<Arc<OpenBucket>> {
+        Ok(self.table.get(handle)?.bucket.clone())
+    }
+}
+
+/// Adds `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft2` to `linker`.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use wasikv_host::{Buckets, Config, WasiKeyValue, WasiKeyValueCtx};
+/// use wasmtime::component::{Linker, ResourceTable};
+///
+/// struct State { table: ResourceTable, kv: WasiKeyValueCtx }
+///
+/// # fn main() -> anyhow::Result<()> {
+/// let engine = wasmtime::Engine::new(wasmtime::Config::new().async_support(true))?;
+/// let mut linker = Linker::<State>::new(&engine);
+/// wasikv_host::add_to_linker(&mut linker, |s: &mut State| WasiKeyValue::new(&s.kv, &mut s.table))?;
+/// let buckets = Arc::new(Buckets::from_config(&Config::load(None)?)?);
+/// let state = State { table: ResourceTable::new(), kv: WasiKeyValueCtx::builder(buckets).component("app").build() };
+/// # let _ = state; Ok(()) }
+/// ```
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    f: fn(&mut T) -> WasiKeyValue<'_>,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<_, HasWasiKeyValue>(linker, f)?;
+    atomics::add_to_linker::<_, HasWasiKeyValue>(linker, f)?;
+    batch::add_to_linker::<_, HasWasiKeyValue>(linker, f)?;
+    Ok(())
+}
+
+struct HasWasiKeyValue;
+
+impl HasData for HasWasiKeyValue {
+    type Data<'a> = WasiKeyValue<'a>;
+}
+
+/// The one conversion from wasikv errors to the WIT error: `no-such-store`
+/// and `access-denied` map to their cases, everything else to `other` with
+/// the full message (bucket, provider, kind, limit).
+pub fn to_wit(e: wasikv_core::Error) -> store::Error {
+    match e.kind() {
+        ErrorKind::NoSuchStore => store::Error::NoSuchStore,
+        ErrorKind::AccessDenied => store::Error::AccessDenied,
+        _ => store::Error::Other(e.to_string()),
+    }
+}
+
+type WitResult<T> = wasmtime::Result<Result<T, store::Error>>;
+
+fn wit<T>(result: wasikv_core::Result<T>) -> WitResult<T> {
+    Ok(result.map_err(to_wit))
+}
+
+impl store::Host for WasiKeyValue<'_> {
+    async fn open(&mut self, identifier: String) -> WitResult<Resource<BucketResource>> {
+        let opened = self
+            .ctx
+            .buckets
+            .open(self.ctx.component.as_deref(), &identifier)
+            .await;
+        match opened {
+            Ok(bucket) => Ok(Ok(self.table.push(BucketResource { bucket })?)),
+            Err(e) => wit(Err(e)),
+        }
+    }
+}
+
+impl store::HostBucket for WasiKeyValue<'_> {
+    async fn get(&mut self, bucket: Resource<BucketResource>, key: String) -> WitResult<Option<Vec<u8>>> {
+        let b = self.bucket(&bucket)?;
+        wit(b.get(&key).await)
+    }
+
+    async fn set(&mut self, bucket: Resource<BucketResource>, key: String, value: Vec<u8>) -> WitResult<()> {
+        let b = self.bucket(&bucket)?;
+        wit(b.set(&key, value).await)
+    }
+
+    async fn delete(&mut self, bucket: Resource<BucketResource>, key: String) -> WitResult<()> {
+        let b = self.bucket(&bucket)?;
+        wit(b.delete(&key).await)
+    }
+
+    async fn exists(&mut self, bucket: Resource<BucketResource>, key: String) -> WitResult<bool> {
+        let b = self.bucket(&bucket)?;
+        wit(b.exists(&key).await)
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        cursor: Option<String>,
+    ) -> WitResult<store::KeyResponse> {
+        let b = self.bucket(&bucket)?;
+        wit(b
+            .list_keys(cursor.as_deref())
+            .await
+            .map(|(keys, cursor)| store::KeyResponse { keys, cursor }))
+    }
+
+    async fn drop(&mut self, bucket: Resource<BucketResource>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for WasiKeyValue<'_> {
+    async fn increment(&mut self, bucket: Resource<BucketResource>, key: String, delta: i64) -> WitResult<i64> {
+        let b = self.bucket(&bucket)?;
+        wit(b.increment(&key, delta).await)
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<CasResource>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        let handle = self.table.delete(cas)?;
+        let outcome = handle.bucket.swap(&handle.key, handle.read.as_ref(), value).await;
+        match outcome {
+            Ok(WriteOutcome::Written) => Ok(Ok(())),
+            Ok(WriteOutcome::ConditionFailed) => {
+                // Refresh the handle to the latest state, as the WIT requires.
+                match handle.bucket.read_versioned(&handle.key).await {
+                    Ok(read) => {
+                        let fresh = self.table.push(CasResource { read, ..handle })?;
+                        Ok(Err(atomics::CasError::CasFailed(fresh)))
+                    }
+                    Err(e) => Ok(Err(atomics::CasError::StoreError(to_wit(e)))),
+                }
+            }
+            Err(e) => Ok(Err(atomics::CasError::StoreError(to_wit(e)))),
+        }
+    }
+}
+
+impl atomics::HostCas for WasiKeyValue<'_> {
+    async fn new(&mut self, bucket: Resource<BucketResource>, key: String) -> WitResult<Resource<CasResource>> {
+        let b = self.bucket(&bucket)?;
+        match b.read_versioned(&key).await {
+            Ok(read) => Ok(Ok(self.table.push(CasResource { bucket: b, key, read })?)),
+            Err(e) => wit(Err(e)),
+        }
+    }
+
+    async fn current(&mut self, cas: Resource<CasResource>) -> WitResult<Option<Vec<u8>>> {
+        let handle = self.table.get(&cas)?;
+        Ok(Ok(handle.read.as_ref().map(|v| v.value.clone())))
+    }
+
+    async fn drop(&mut self, cas: Resource<CasResource>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+impl batch::Host for WasiKeyValue<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        keys: Vec<String>,
+    ) -> WitResult<Vec<Option<(String, Vec<u8>)>>> {
+        let b = self.bucket(&bucket)?;
+        wit(b.get_many(keys).await)
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> WitResult<()> {
+        let b = self.bucket(&bucket)?;
+        wit(b.set_many(key_values).await)
+    }
+
+    async fn delete_many(&mut self, bucket: Resource<BucketResource>, keys: Vec<String>) -> WitResult<()> {
+        let b = self.bucket(&bucket)?;
+        wit(b.delete_many(keys).await)
+    }
+}

@@ -1,0 +1,24 @@
+//! wasikv's host: serves `wasi:keyvalue@0.2.0-draft2` to wasmtime components
+//! over any configured store.
+//!
+//! * [`Config`]: `wasikv.toml` + `WASIKV_` environment.
+//! * [`Buckets`]: bucket identifiers to provider buckets, allow-lists, one
+//!   connection per distinct store, host limits and timeouts.
+//! * [`emulate`]: the one layer that emulates what a store lacks.
+//! * [`add_to_linker`], [`WasiKeyValueCtx`], [`WasiKeyValue`]: embed the
+//!   interface in your own wasmtime host.
+//! * [`Runtime`]: runs `wasi:cli/run` components (what the `wasikv` CLI uses).
+
+pub mod buckets;
+pub mod config;
+pub mod cursor;
+pub mod emulate;
+pub mod keyvalue;
+pub mod matrix;
+pub mod registry;
+pub mod runtime;
+
+pub use buckets::{Buckets, OpenBucket};
+pub use config::Config;
+pub use keyvalue::{WasiKeyValue, WasiKeyValueCtx, add_to_linker};
+pub use runtime::{RunOptions, RunOutcome, Runtime, Stdio};

@@ -1,0 +1,164 @@
+//! The `wasikv` command line: run components, show the capability matrix,
+//! check a configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wasikv_host::{Buckets, Config, RunOptions, Runtime, Stdio, matrix};
+
+/// Run WebAssembly components against any key-value store through
+/// wasi:keyvalue@0.2.0-draft2.
+#[derive(Parser, Debug)]
+#[command(name = "wasikv", version, about)]
+struct Cli {
+    /// Configuration file (default: ./wasikv.toml when it exists).
+    #[arg(long, global = true, env = "WASIKV_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a wasi:cli/run component.
+    Run {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// Component name for its allow-list (default: the file stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// An environment variable for the guest, K=V (repeatable).
+        #[arg(long = "env", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+        /// Arguments for the guest (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Print the capability matrix of the compiled-in providers.
+    Providers,
+    /// Validate the configuration and connect to every bucket.
+    Check,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected K=V, got {s:?}"))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASIKV_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wasikv: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Providers => {
+            print!("{}", matrix::markdown());
+            ExitCode::SUCCESS
+        }
+        Command::Check => runtime.block_on(check(cli.config)),
+        Command::Run { component, name, env, args } => {
+            runtime.block_on(run(cli.config, component, name, env, args))
+        }
+    }
+}
+
+fn load_config(path: Option<PathBuf>) -> Result<Config, ExitCode> {
+    Config::load(path.as_deref()).map_err(|e| {
+        eprintln!("wasikv: bad configuration: {e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn run(
+    config: Option<PathBuf>,
+    component: PathBuf,
+    name: Option<String>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+) -> ExitCode {
+    let config = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match Runtime::new(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wasikv: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = match runtime.load(&component) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wasikv: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = name.unwrap_or_else(|| {
+        component
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "component".into())
+    });
+    let options = RunOptions {
+        name,
+        args,
+        env,
+        stdio: Stdio::Inherit,
+    };
+    match runtime.run(&loaded, options).await {
+        Ok(outcome) => ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("wasikv: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn check(config: Option<PathBuf>) -> ExitCode {
+    let config = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let buckets = match Buckets::from_config(&config) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("wasikv: bad configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = 0;
+    let names: Vec<String> = buckets.names().map(str::to_string).collect();
+    for name in &names {
+        let plan = buckets.plan(name).expect("configured");
+        let provider = plan.provider;
+        let namespace = plan.namespace.to_string();
+        let probe = async {
+            let bucket = buckets.open(None, name).await?;
+            bucket.exists("wasikv-check-probe").await?;
+            Ok::<_, wasikv_core::Error>(())
+        };
+        match probe.await {
+            Ok(()) => println!("ok      {name:<20} {provider:<10} {namespace}"),
+            Err(e) => {
+                failed += 1;
+                println!("FAILED  {name:<20} {provider:<10} {e}");
+            }
+        }
+    }
+    println!("{} buckets: {} ok, {failed} failed", names.len(), names.len() - failed);
+    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}

@@ -1,0 +1,28 @@
+//! The capability matrix of the compiled-in providers, as guests see it
+//! (after the host's emulation). `wasikv providers` prints it and
+//! `docs/capabilities.md` is generated from it (a test checks the file).
+
+use wasikv_core::Capabilities;
+
+use crate::emulate::emulated_capabilities;
+use crate::registry;
+
+/// The matrix as markdown: one column per compiled-in provider.
+pub fn markdown() -> String {
+    let providers = registry::compiled();
+    let caps: Vec<(&str, Capabilities)> = providers
+        .iter()
+        .map(|p| (p.name(), emulated_capabilities(&p.capabilities())))
+        .collect();
+    let columns: Vec<(&str, &Capabilities)> = caps.iter().map(|(n, c)| (*n, c)).collect();
+    let mut out = Capabilities::markdown_table(&columns);
+    let missing: Vec<String> = registry::KNOWN
+        .iter()
+        .filter(|(name, _)| !providers.iter().any(|p| p.name() == *name))
+        .map(|(name, feature)| format!("{name} (feature `{}`)", feature.unwrap_or(name)))
+        .collect();
+    if !missing.is_empty() {
+        out.push_str(&format!("\nNot compiled in: {}.\n", missing.join(", ")));
+    }
+    out
+}

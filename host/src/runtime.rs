@@ -1,0 +1,276 @@
+//! Running `wasi:cli/run` components against the configured buckets: the
+//! wasmtime engine, the compiled-component cache, and the guest limits
+//! (memory, execution deadline).
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::error::Context;
+use wasmtime::{Result, bail};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::buckets::Buckets;
+use crate::config::{Config, RuntimeConfig};
+use crate::keyvalue::{WasiKeyValue, WasiKeyValueCtx, add_to_linker};
+
+/// How often the deadline clock ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The state of one component instance.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    kv: WasiKeyValueCtx,
+    limits: StoreLimits,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Where a guest's stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio {
+    /// The host's own.
+    Inherit,
+    /// Captured into [`RunOutcome::stdout`] / [`RunOutcome::stderr`].
+    Capture,
+}
+
+/// One run of a component.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The component name, for its allow-list.
+    pub name: String,
+    /// Arguments after the program name.
+    pub args: Vec<String>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Where output goes.
+    pub stdio: Stdio,
+}
+
+/// How a run ended (a trap is an `Err` of [`Runtime::run`]).
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The exit code: 0 on success.
+    pub exit_code: i32,
+    /// Captured stdout (empty with [`Stdio::Inherit`]).
+    pub stdout: String,
+    /// Captured stderr (empty with [`Stdio::Inherit`]).
+    pub stderr: String,
+}
+
+/// A wasmtime engine with wasi:cli and wasi:keyvalue, over one set of buckets.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    buckets: Arc<Buckets>,
+    config: RuntimeConfig,
+}
+
+impl Runtime {
+    /// An engine and linker for `config`; buckets are validated, not connected.
+    pub fn new(config: &Config) -> Result<Self> {
+        let buckets = Arc::new(Buckets::from_config(config)?);
+        Self::with_buckets(buckets, config.runtime.clone())
+    }
+
+    /// A runtime over existing buckets.
+    pub fn with_buckets(buckets: Arc<Buckets>, config: RuntimeConfig) -> Result<Self> {
+        let mut wasm = wasmtime::Config::new();
+        wasm.epoch_interruption(true);
+        wasm.concurrency_support(false);
+        let engine = Engine::new(&wasm)?;
+        spawn_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        add_to_linker(&mut linker, |s: &mut HostState| WasiKeyValue::new(&s.kv, &mut s.table))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            buckets,
+            config,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The buckets.
+    pub fn buckets(&self) -> &Arc<Buckets> {
+        &self.buckets
+    }
+
+    /// Loads a component, from the compiled-component cache when possible.
+    pub fn load(&self, path: &Path) -> Result<Component> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
+        if !self.config.cache {
+            return Component::new(&self.engine, &bytes)
+                .with_context(|| format!("cannot compile {}", path.display()));
+        }
+        let cached = self.cache_path(&bytes);
+        if cached.is_file() {
+            // SAFETY: the file was written by `Component::serialize` of an engine
+            // with the same compatibility hash (part of its name), in the cache
+            // directory this host owns; see docs/architecture.md on trusting it.
+            #[allow(unsafe_code)]
+            match unsafe { Component::deserialize_file(&self.engine, &cached) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!("ignoring unusable cache entry {}: {e:#}", cached.display()),
+            }
+        }
+        let component =
+            Component::new(&self.engine, &bytes).with_context(|| format!("cannot compile {}", path.display()))?;
+        if let Err(e) = write_atomically(&cached, &component.serialize()?) {
+            tracing::warn!("cannot cache the compiled component at {}: {e:#}", cached.display());
+        }
+        Ok(component)
+    }
+
+    /// The cache file of a component: named by the SHA-256 of its bytes and
+    /// the engine's compatibility hash, so a changed file or wasmtime misses.
+    pub fn cache_path(&self, bytes: &[u8]) -> PathBuf {
+        let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        env!("CARGO_PKG_VERSION").hash(&mut engine_hash);
+        let digest = Sha256::digest(bytes);
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        self.config
+            .cache_dir()
+            .join(format!("{hex}-{:016x}.cwasm", engine_hash.finish()))
+    }
+
+    /// Runs a `wasi:cli/run` component to completion.
+    pub async fn run(&self, component: &Component, options: RunOptions) -> Result<RunOutcome> {
+        let pre = CommandPre::new(self.linker.instantiate_pre(component)?)
+            .context("the component is not a wasi:cli/run command")?;
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stdin();
+        let mut args = vec![options.name.clone()];
+        args.extend(options.args.iter().cloned());
+        wasi.args(&args);
+        for (k, v) in &options.env {
+            wasi.env(k, v);
+        }
+        let (stdout, stderr) = match options.stdio {
+            Stdio::Inherit => {
+                wasi.inherit_stdout().inherit_stderr();
+                (None, None)
+            }
+            Stdio::Capture => {
+                let out = MemoryOutputPipe::new(16 << 20);
+                let err = MemoryOutputPipe::new(16 << 20);
+                wasi.stdout(out.clone()).stderr(err.clone());
+                (Some(out), Some(err))
+            }
+        };
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            kv: WasiKeyValueCtx::builder(self.buckets.clone()).component(&options.name).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.config.max_memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let deadline = (self.config.deadline_ms > 0).then(|| Duration::from_millis(self.config.deadline_ms));
+        match deadline {
+            Some(d) => {
+                let ticks = (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+                store.set_epoch_deadline(ticks);
+                store.epoch_deadline_trap();
+            }
+            None => {
+                store.set_epoch_deadline(u64::MAX / 2);
+                store.epoch_deadline_trap();
+            }
+        }
+
+        let run = async {
+            let command = pre.instantiate_async(&mut store).await?;
+            command.wasi_cli_run().call_run(&mut store).await
+        };
+        let result = match deadline {
+            // Guest code is stopped by the epoch deadline; this bounds time spent in host calls.
+            Some(d) => match tokio::time::timeout(d + Duration::from_millis(500), run).await {
+                Ok(r) => r,
+                Err(_) => bail!("the component exceeded its deadline of {} ms (runtime.deadline_ms)", d.as_millis()),
+            },
+            None => run.await,
+        };
+        let exit_code = match result {
+            Ok(Ok(())) => 0,
+            Ok(Err(())) => 1,
+            Err(e) => match e.downcast_ref::<I32Exit>() {
+                Some(I32Exit(code)) => *code as i32,
+                None => return Err(explain_trap(e, deadline, self.config.max_memory_bytes)),
+            },
+        };
+        let text = |pipe: Option<MemoryOutputPipe>| {
+            pipe.map(|p| String::from_utf8_lossy(&p.contents()).into_owned())
+                .unwrap_or_default()
+        };
+        Ok(RunOutcome {
+            exit_code,
+            stdout: text(stdout),
+            stderr: text(stderr),
+        })
+    }
+}
+
+/// Adds what a trap means in wasikv's terms.
+fn explain_trap(e: wasmtime::Error, deadline: Option<Duration>, max_memory: usize) -> wasmtime::Error {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => match deadline {
+            Some(d) => e.context(format!(
+                "the component exceeded its deadline of {} ms (runtime.deadline_ms)",
+                d.as_millis()
+            )),
+            None => e.context("the component was interrupted"),
+        },
+        _ if format!("{e:?}").contains("forcing trap when growing memory") => e.context(format!(
+            "the component exceeded its memory limit of {max_memory} bytes (runtime.max_memory_bytes)"
+        )),
+        _ => e.context("the component trapped"),
+    }
+}
+
+/// Ticks the engine's epoch from a background thread while the engine lives.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasikv-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawn the epoch thread");
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
