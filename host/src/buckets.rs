@@ -107,9 +107,16 @@ impl Buckets {
         }
     }
 
-    /// Opens `identifier` for `component`: `access-denied` outside its
-    /// allow-list, `no-such-store` when not configured.
+    /// Opens `identifier` for `component`: `no-such-store` when not
+    /// configured, `access-denied` when configured but outside the
+    /// component's allow-list.
     pub async fn open(&self, component: Option<&str>, identifier: &str) -> Result<Arc<OpenBucket>> {
+        let Some(entry) = self.entries.get(identifier) else {
+            return Err(Error::new(
+                ErrorKind::NoSuchStore,
+                format!("no bucket {identifier:?} is configured"),
+            ));
+        };
         if !self.allowed(component, identifier) {
             return Err(Error::new(
                 ErrorKind::AccessDenied,
@@ -120,12 +127,6 @@ impl Buckets {
                 ),
             ));
         }
-        let Some(entry) = self.entries.get(identifier) else {
-            return Err(Error::new(
-                ErrorKind::NoSuchStore,
-                format!("no bucket {identifier:?} is configured"),
-            ));
-        };
         entry
             .opened
             .get_or_try_init(|| self.connect(entry))

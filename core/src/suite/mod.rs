@@ -28,7 +28,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+pub use libtest_mimic::Trial;
+use libtest_mimic::{Arguments, Failed};
 
 use crate::{Bucket, Capabilities, Operation, Result};
 
@@ -68,13 +69,34 @@ where
     F: Fn(String) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Arc<dyn Bucket>>> + Send + 'static,
 {
+    run_trials(trials(suite, level, open))
+}
+
+/// Runs trials from one or more [`trials`] calls as one test binary.
+pub fn run_trials(trials: std::result::Result<Vec<Trial>, String>) -> ExitCode {
     let args = Arguments::from_args();
+    match trials {
+        Ok(trials) => libtest_mimic::run(&args, trials).exit_code(),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The trials of the suite for buckets made by `open`, named `suite::case`.
+/// Fails when no bucket can be opened (a missing server is a failure, not a skip).
+pub fn trials<F, Fut>(suite: &str, level: Level, open: F) -> std::result::Result<Vec<Trial>, String>
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Arc<dyn Bucket>>> + Send + 'static,
+{
     let runtime = Arc::new(
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .expect("tokio runtime"),
+            .map_err(|e| format!("tokio runtime: {e}"))?,
     );
     let open = Arc::new(open);
     let run_id = format!("{:08x}", rand::random::<u32>());
@@ -83,10 +105,7 @@ where
     let probe_ns = format!("wasikv-suite-{run_id}-probe");
     let caps: Capabilities = match runtime.block_on(open(probe_ns)) {
         Ok(bucket) => bucket.capabilities().clone(),
-        Err(e) => {
-            eprintln!("{suite}: cannot open a bucket for the behavior suite: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return Err(format!("{suite}: cannot open a bucket for the behavior suite: {e}")),
     };
 
     let mut trials = Vec::new();
@@ -130,7 +149,7 @@ where
             })
         }));
     }
-    libtest_mimic::run(&args, trials).exit_code()
+    Ok(trials)
 }
 
 async fn run_case<F, Fut>(

@@ -33,6 +33,7 @@ pub fn capabilities(config: &MemoryConfig) -> Capabilities {
         set_many: optional,
         delete_many: optional,
         max_value_bytes: config.max_value_bytes,
+        max_batch_items: config.max_batch_items,
         versioning: "process-wide write counter",
         ..Capabilities::required()
     }
@@ -106,6 +107,16 @@ impl MemoryBucket {
     fn check_value(&self, len: usize) -> Result<()> {
         match self.capabilities.max_value_bytes {
             Some(max) if len > max => Err(Error::too_large("value", len, max)),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_batch(&self, n: usize) -> Result<()> {
+        match self.capabilities.max_batch_items {
+            Some(max) if n > max => Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("batch of {n} items is over the limit of {max} items"),
+            )),
             _ => Ok(()),
         }
     }
@@ -200,12 +211,14 @@ impl Bucket for MemoryBucket {
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         self.optional(self.capabilities.get_many, "get-many")?;
+        self.check_batch(keys.len())?;
         let map = self.read();
         Ok(keys.iter().map(|k| map.get(k).map(|e| e.value.clone())).collect())
     }
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
         self.optional(self.capabilities.set_many, "set-many")?;
+        self.check_batch(items.len())?;
         for (_, value) in &items {
             self.check_value(value.len())?;
         }
@@ -219,6 +232,7 @@ impl Bucket for MemoryBucket {
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
         self.optional(self.capabilities.delete_many, "delete-many")?;
+        self.check_batch(keys.len())?;
         let mut map = self.write();
         for key in keys {
             map.remove(key);

@@ -9,6 +9,7 @@ use serde::Deserialize;
 /// provider = "memory"
 /// map = "scratch"            # default: the bucket name
 /// max_value_bytes = 1048576  # default: no limit of its own
+/// max_batch_items = 100      # default: no limit
 /// required_only = false      # true: serve only the required operations
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -19,6 +20,9 @@ pub struct MemoryConfig {
     pub map: Option<String>,
     /// Largest value accepted, in bytes.
     pub max_value_bytes: Option<usize>,
+    /// Most items in one native batch call; larger batches are refused with
+    /// `too-large` (the host chunks to this limit). For testing the chunking.
+    pub max_batch_items: Option<usize>,
     /// Serve only the required operations (get, set, delete, exists, list,
     /// CAS), so that the host emulates increment and batches. For testing the
     /// emulation layer.

@@ -1,0 +1,269 @@
+//! Guest components run through the real host: the conformance component on
+//! every provider, the counter example across restarts, and the host's
+//! routing, limits and isolation. Every guest of `examples/guests` must have
+//! a test here named after it, or this file does not compile.
+
+use std::path::Path;
+
+use wasikv_host::{Config, RunOptions, RunOutcome, Runtime, Stdio};
+
+macro_rules! assert_guest_has_test {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use self::$name as _;
+    };
+}
+wasikv_artifacts::foreach_guest!(assert_guest_has_test);
+
+/// A config over a temporary directory: the default bucket and the cache live there.
+fn config(dir: &Path, extra: &str) -> Config {
+    let places = format!(
+        "[runtime]\ndata_dir = {:?}\ncache_dir = {:?}\n",
+        dir.join("data"),
+        dir.join("cache")
+    );
+    let text = if extra.contains("[runtime]\n") {
+        extra.replace("[runtime]\n", &places)
+    } else {
+        format!("{places}{extra}")
+    };
+    Config::from_toml(&text).unwrap_or_else(|e| panic!("bad test config: {e}\n{text}"))
+}
+
+async fn run(runtime: &Runtime, wasm: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> RunOutcome {
+    let component = runtime.load(Path::new(wasm)).expect("load component");
+    runtime
+        .run(
+            &component,
+            RunOptions {
+                name: name.to_string(),
+                args: args.iter().map(|s| s.to_string()).collect(),
+                env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                stdio: Stdio::Capture,
+            },
+        )
+        .await
+        .expect("the component ran")
+}
+
+fn assert_conformance(outcome: &RunOutcome, label: &str) {
+    let last = outcome.stdout.lines().last().unwrap_or_default();
+    assert!(
+        outcome.exit_code == 0 && last.ends_with(" passed, 0 failed"),
+        "conformance on {label} failed (exit {}):\n{}\n{}",
+        outcome.exit_code,
+        outcome.stdout,
+        outcome.stderr
+    );
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 23, "only {passed} checks ran on {label}:\n{}", outcome.stdout);
+    println!("{label}: {last}");
+}
+
+const BUCKETS: &str = r#"
+[limits]
+list_page_keys = 7
+
+[buckets.mem]
+provider = "memory"
+
+[buckets.required]
+provider = "memory"
+required_only = true
+
+[buckets.chunked]
+provider = "memory"
+max_batch_items = 3
+
+[buckets.secret]
+provider = "memory"
+
+[components.conformance]
+buckets = ["default", "mem", "required", "chunked"]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(&config(dir.path(), BUCKETS)).unwrap();
+    for bucket in ["default", "mem", "required", "chunked"] {
+        let out = run(
+            &runtime,
+            wasikv_artifacts::CONFORMANCE,
+            "conformance",
+            &[bucket],
+            &[("DENIED_BUCKET", "secret")],
+        )
+        .await;
+        assert_conformance(&out, bucket);
+        assert!(out.stdout.contains("ok open-denied-is-access-denied"), "{}", out.stdout);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counter() {
+    let dir = tempfile::tempdir().unwrap();
+    for visit in 1..=3 {
+        // A new runtime each time: the embedded default bucket survives restarts.
+        let runtime = Runtime::new(&config(dir.path(), "")).unwrap();
+        let out = run(&runtime, wasikv_artifacts::COUNTER, "counter", &["alice"], &[]).await;
+        assert_eq!(out.exit_code, 0, "{}{}", out.stdout, out.stderr);
+        assert!(
+            out.stdout.contains(&format!("This is visit number {visit} ")),
+            "visit {visit}: {}",
+            out.stdout
+        );
+        assert!(out.stdout.contains(&format!("Visits so far: alice={visit}")), "{}", out.stdout);
+    }
+    assert!(dir.path().join("data").join("default.redb").is_file());
+}
+
+const PROBE_CONFIG: &str = r#"
+[limits]
+max_key_bytes = 100
+max_value_bytes = 1000
+max_call_bytes = 50000
+
+[runtime]
+deadline_ms = 1500
+max_memory_bytes = 67108864
+
+[buckets.mem]
+provider = "memory"
+
+[buckets.tiny]
+provider = "memory"
+max_value_bytes = 10
+
+[buckets.private]
+provider = "memory"
+
+[components.probe]
+buckets = ["mem", "tiny", "default"]
+"#;
+
+async fn run_probe(args: &[&str]) -> RunOutcome {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(&config(dir.path(), PROBE_CONFIG)).unwrap();
+    run(&runtime, wasikv_artifacts::PROBE, "probe", args, &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probe() {
+    // Routing: unknown bucket, allow-list, allowed bucket.
+    assert_eq!(run_probe(&["open", "nowhere"]).await.stdout.trim(), "error no-such-store");
+    let dir = tempfile::tempdir().unwrap();
+    let open_runtime = Runtime::new(&config(dir.path(), BUCKETS)).unwrap();
+    let unknown = run(&open_runtime, wasikv_artifacts::PROBE, "unrestricted", &["open", "nowhere"], &[]).await;
+    assert_eq!(unknown.stdout.trim(), "error no-such-store");
+    assert_eq!(run_probe(&["open", "private"]).await.stdout.trim(), "error access-denied");
+    assert_eq!(run_probe(&["open", "mem"]).await.stdout.trim(), "ok opened");
+
+    // Oversized key and values: clear errors naming bucket, provider and limit.
+    let key = run_probe(&["set", "mem", "101", "1"]).await.stdout;
+    assert!(key.contains("bucket \"mem\" (memory)") && key.contains("limit of 100 bytes (limits.max_key_bytes)"), "{key}");
+    assert_eq!(run_probe(&["set", "mem", "100", "1000"]).await.stdout.trim(), "ok set");
+    let value = run_probe(&["set", "mem", "1", "1001"]).await.stdout;
+    assert!(value.contains("too-large") && value.contains("over the limit of 1000 bytes"), "{value}");
+    let provider_limit = run_probe(&["set", "tiny", "1", "11"]).await.stdout;
+    assert!(provider_limit.contains("bucket \"tiny\" (memory)") && provider_limit.contains("limit of 10 bytes"), "{provider_limit}");
+
+    // A get-many whose result would exceed max_call_bytes.
+    assert_eq!(run_probe(&["get-many", "mem", "1000", "40"]).await.stdout.trim(), "ok 40 values");
+    let huge = run_probe(&["get-many", "mem", "1000", "60"]).await.stdout;
+    assert!(huge.contains("limits.max_call_bytes"), "{huge}");
+    let too_many = run_probe(&["get-many", "mem", "1", "1001"]).await.stdout;
+    assert!(too_many.contains("limits.max_batch_keys"), "{too_many}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guest_limits_stop_the_guest_not_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(&config(dir.path(), PROBE_CONFIG)).unwrap();
+    let component = runtime.load(Path::new(wasikv_artifacts::PROBE)).unwrap();
+    let opts = |args: &[&str]| RunOptions {
+        name: "probe".into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: vec![],
+        stdio: Stdio::Capture,
+    };
+    let started = std::time::Instant::now();
+    let spin = runtime.run(&component, opts(&["spin"])).await.unwrap_err();
+    assert!(format!("{spin:#}").contains("deadline of 1500 ms"), "{spin:#}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+    let alloc = runtime.run(&component, opts(&["alloc"])).await.unwrap_err();
+    assert!(format!("{alloc:#}").contains("memory limit of 67108864 bytes"), "{alloc:#}");
+
+    // Two guests at once: one spinning, one working normally beside it.
+    let (spin, ok) = tokio::join!(
+        runtime.run(&component, opts(&["spin"])),
+        runtime.run(&component, opts(&["set", "mem", "3", "3"]))
+    );
+    assert!(spin.is_err());
+    assert_eq!(ok.unwrap().stdout.trim(), "ok set");
+}
+
+#[test]
+fn provider_not_compiled_in_names_the_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "[buckets.cache]\nprovider = \"redis\"\nurl = \"redis://127.0.0.1/\"\n");
+    let err = Runtime::new(&config).err().expect("must fail");
+    let text = format!("{err:#}");
+    assert!(text.contains("bucket \"cache\"") && text.contains("--features redis"), "{text}");
+    let unknown = Runtime::new(&self::config(dir.path(), "[buckets.x]\nprovider = \"nosuch\"\n")).err().unwrap();
+    assert!(format!("{unknown:#}").contains("unknown provider \"nosuch\""), "{unknown:#}");
+}
+
+#[test]
+fn overlapping_namespaces_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let same_map = "[buckets.a]\nprovider = \"memory\"\nmap = \"m\"\n[buckets.b]\nprovider = \"memory\"\nmap = \"m\"\n";
+    let err = Runtime::new(&config(dir.path(), same_map)).err().expect("must fail");
+    assert!(format!("{err:#}").contains("buckets \"a\" and \"b\" overlap"), "{err:#}");
+    let file = dir.path().join("shared.redb");
+    let same_table = format!(
+        "[buckets.a]\nprovider = \"embedded\"\npath = {file:?}\ntable = \"t\"\n[buckets.b]\nprovider = \"embedded\"\npath = {file:?}\ntable = \"t\"\n"
+    );
+    assert!(Runtime::new(&config(dir.path(), &same_table)).is_err());
+    let distinct = format!(
+        "[buckets.a]\nprovider = \"embedded\"\npath = {file:?}\ntable = \"t1\"\n[buckets.b]\nprovider = \"embedded\"\npath = {file:?}\ntable = \"t2\"\n"
+    );
+    Runtime::new(&config(dir.path(), &distinct)).expect("distinct tables on one file are fine");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_buckets_on_one_file_share_the_connection_and_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shared.redb");
+    let text = format!(
+        "[buckets.a]\nprovider = \"embedded\"\npath = {file:?}\n[buckets.b]\nprovider = \"embedded\"\npath = {file:?}\n"
+    );
+    let runtime = Runtime::new(&config(dir.path(), &text)).unwrap();
+    let a = runtime.buckets().open(None, "a").await.unwrap();
+    let b = runtime.buckets().open(None, "b").await.unwrap();
+    a.set("k", b"in a".to_vec()).await.unwrap();
+    assert_eq!(b.get("k").await.unwrap(), None);
+    assert_eq!(a.get("k").await.unwrap(), Some(b"in a".to_vec()));
+}
+
+#[test]
+fn compiled_components_are_cached_per_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(&config(dir.path(), "")).unwrap();
+    let bytes = std::fs::read(wasikv_artifacts::COUNTER).unwrap();
+    let cached = runtime.cache_path(&bytes);
+    assert!(!cached.exists());
+    runtime.load(Path::new(wasikv_artifacts::COUNTER)).unwrap();
+    assert!(cached.is_file(), "no cache entry at {}", cached.display());
+    let first = std::fs::metadata(&cached).unwrap().modified().unwrap();
+    runtime.load(Path::new(wasikv_artifacts::COUNTER)).unwrap();
+    assert_eq!(std::fs::metadata(&cached).unwrap().modified().unwrap(), first, "a hit does not rewrite");
+    let mut changed = bytes.clone();
+    changed.push(0);
+    assert_ne!(runtime.cache_path(&changed), cached);
+    // A corrupt entry is recompiled, not trusted.
+    std::fs::write(&cached, b"garbage").unwrap();
+    runtime.load(Path::new(wasikv_artifacts::COUNTER)).unwrap();
+    assert_ne!(std::fs::read(&cached).unwrap(), b"garbage");
+}
