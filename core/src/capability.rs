@@ -256,7 +256,9 @@ impl Capabilities {
         row("max value bytes", &|c| limit(c.max_value_bytes));
         row("max batch items", &|c| limit(c.max_batch_items));
         row("consistency", &|c| c.consistency.to_string());
-        row("durable", &|c| if c.durable { "yes" } else { "no" }.to_string());
+        row("durable", &|c| {
+            if c.durable { "yes" } else { "no" }.to_string()
+        });
         row("CAS versions", &|c| c.versioning.to_string());
         out
     }

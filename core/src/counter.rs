@@ -25,7 +25,9 @@ pub fn parse(value: &[u8]) -> Result<i64> {
     text.parse::<i64>().map_err(|_| {
         Error::new(
             ErrorKind::InvalidValue,
-            format!("cannot increment: the stored value {text} does not fit in a signed 64-bit integer"),
+            format!(
+                "cannot increment: the stored value {text} does not fit in a signed 64-bit integer"
+            ),
         )
     })
 }

@@ -92,8 +92,12 @@ pub trait Bucket: Send + Sync + 'static {
 
     /// Writes `value` if `condition` holds. Conditions other than
     /// [`WriteCondition::Always`] return `Unsupported` when the store has no CAS.
-    async fn set(&self, key: &str, value: Vec<u8>, condition: WriteCondition)
-    -> Result<WriteOutcome>;
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: WriteCondition,
+    ) -> Result<WriteOutcome>;
 
     /// Deletes the key; a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;

@@ -10,15 +10,22 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let guests = manifest_dir.join("..").join("guests");
     let wit = manifest_dir.join("..").join("..").join("wit");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let target_dir = out_dir.join("guests-target");
 
     println!("cargo:rerun-if-changed={}", wit.display());
-    println!("cargo:rerun-if-changed={}", guests.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", guests.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests.join("Cargo.lock").display()
+    );
 
     let names = guest_names(&guests);
     for name in &names {
@@ -56,8 +63,15 @@ fn main() {
 
     let mut generated = String::new();
     for name in &names {
-        let wasm = target_dir.join(TARGET).join("release").join(format!("{name}.wasm"));
-        assert!(wasm.exists(), "guest {name} was not built at {}", wasm.display());
+        let wasm = target_dir
+            .join(TARGET)
+            .join("release")
+            .join(format!("{name}.wasm"));
+        assert!(
+            wasm.exists(),
+            "guest {name} was not built at {}",
+            wasm.display()
+        );
         generated.push_str(&format!(
             "/// The `{name}` guest component.\npub const {}: &str = {:?};\n",
             name.to_uppercase().replace('-', "_"),

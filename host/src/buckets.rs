@@ -143,18 +143,32 @@ impl Buckets {
             match stores.get(&key) {
                 Some(store) => store.clone(),
                 None => {
-                    let store = timed(self.limits.operation_timeout_ms, "connect", entry.provider.connect(plan))
-                        .await
-                        .map_err(ctx)?;
+                    let store = timed(
+                        self.limits.operation_timeout_ms,
+                        "connect",
+                        entry.provider.connect(plan),
+                    )
+                    .await
+                    .map_err(ctx)?;
                     stores.insert(key, store.clone());
                     store
                 }
             }
         };
-        let bucket = timed(self.limits.operation_timeout_ms, "open", store.open_bucket(plan))
-            .await
-            .map_err(ctx)?;
-        Ok(Arc::new(OpenBucket::new(plan, bucket, &self.limits, self.policy, self.cursor_secret)))
+        let bucket = timed(
+            self.limits.operation_timeout_ms,
+            "open",
+            store.open_bucket(plan),
+        )
+        .await
+        .map_err(ctx)?;
+        Ok(Arc::new(OpenBucket::new(
+            plan,
+            bucket,
+            &self.limits,
+            self.policy,
+            self.cursor_secret,
+        )))
     }
 }
 
@@ -162,7 +176,10 @@ fn check_overlaps(entries: &BTreeMap<String, Entry>) -> Result<()> {
     let plans: Vec<&BucketPlan> = entries.values().map(|e| &e.plan).collect();
     for (i, a) in plans.iter().enumerate() {
         for b in &plans[i + 1..] {
-            if a.provider == b.provider && a.connection == b.connection && a.namespace.overlaps(&b.namespace) {
+            if a.provider == b.provider
+                && a.connection == b.connection
+                && a.namespace.overlaps(&b.namespace)
+            {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
                     format!(
@@ -210,14 +227,25 @@ impl std::fmt::Debug for OpenBucket {
 }
 
 impl OpenBucket {
-    fn new(plan: &BucketPlan, bucket: Arc<dyn Bucket>, limits: &Limits, policy: EmulationPolicy, secret: [u8; 32]) -> Self {
+    fn new(
+        plan: &BucketPlan,
+        bucket: Arc<dyn Bucket>,
+        limits: &Limits,
+        policy: EmulationPolicy,
+        secret: [u8; 32],
+    ) -> Self {
         let max_value_bytes = bucket
             .capabilities()
             .max_value_bytes
             .map_or(limits.max_value_bytes, |p| p.min(limits.max_value_bytes));
         let cursors = CursorSealer::new(
             secret,
-            &[&plan.bucket, plan.provider, &plan.connection, &plan.namespace.to_string()],
+            &[
+                &plan.bucket,
+                plan.provider,
+                &plan.connection,
+                &plan.namespace.to_string(),
+            ],
         );
         OpenBucket {
             name: plan.bucket.clone(),
@@ -264,7 +292,10 @@ impl OpenBucket {
         if key.len() > max {
             return Err(self.fail(Error::new(
                 ErrorKind::InvalidKey,
-                format!("key is {} bytes, over the limit of {max} bytes (limits.max_key_bytes)", key.len()),
+                format!(
+                    "key is {} bytes, over the limit of {max} bytes (limits.max_key_bytes)",
+                    key.len()
+                ),
             )));
         }
         Ok(())
@@ -298,7 +329,8 @@ impl OpenBucket {
     pub async fn set(&self, key: &str, value: Vec<u8>) -> Result<()> {
         self.check_key(key)?;
         self.check_value(value.len())?;
-        self.run("set", self.bucket.set(key, value, WriteCondition::Always)).await?;
+        self.run("set", self.bucket.set(key, value, WriteCondition::Always))
+            .await?;
         Ok(())
     }
 
@@ -321,7 +353,11 @@ impl OpenBucket {
             None => None,
         };
         let page = self
-            .run("list-keys", self.bucket.list(token.as_deref(), self.limits.list_page_keys))
+            .run(
+                "list-keys",
+                self.bucket
+                    .list(token.as_deref(), self.limits.list_page_keys),
+            )
             .await?;
         Ok((page.keys, page.next.map(|t| self.cursors.seal(&t))))
     }
@@ -329,7 +365,8 @@ impl OpenBucket {
     /// `atomics.increment`.
     pub async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
         self.check_key(key)?;
-        self.run("increment", self.bucket.increment(key, delta)).await
+        self.run("increment", self.bucket.increment(key, delta))
+            .await
     }
 
     /// Reads a key with its version for a CAS handle.
@@ -339,14 +376,20 @@ impl OpenBucket {
     }
 
     /// Writes if the key is still at the version a CAS handle read (`None`: absent).
-    pub async fn swap(&self, key: &str, read: Option<&Versioned>, value: Vec<u8>) -> Result<WriteOutcome> {
+    pub async fn swap(
+        &self,
+        key: &str,
+        read: Option<&Versioned>,
+        value: Vec<u8>,
+    ) -> Result<WriteOutcome> {
         self.check_key(key)?;
         self.check_value(value.len())?;
         let condition = match read {
             Some(v) => WriteCondition::IfVersion(v.version.clone()),
             None => WriteCondition::IfAbsent,
         };
-        self.run("swap", self.bucket.set(key, value, condition)).await
+        self.run("swap", self.bucket.set(key, value, condition))
+            .await
     }
 
     /// `batch.get-many`: one entry per requested key, gathered in steps so
@@ -397,6 +440,7 @@ impl OpenBucket {
         for key in &keys {
             self.check_key(key)?;
         }
-        self.run("delete-many", self.bucket.delete_many(&keys)).await
+        self.run("delete-many", self.bucket.delete_many(&keys))
+            .await
     }
 }

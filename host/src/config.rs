@@ -175,18 +175,20 @@ impl Config {
 
     /// Adds the `default` bucket (embedded, `<data_dir>/default.redb`) unless configured.
     fn fill_defaults(&mut self) {
-        self.buckets.entry("default".to_string()).or_insert_with(|| {
-            let path = self.runtime.data_dir.join("default.redb");
-            let mut options = serde_json::Map::new();
-            options.insert(
-                "path".into(),
-                serde_json::Value::String(path.to_string_lossy().into_owned()),
-            );
-            BucketConfig {
-                provider: "embedded".into(),
-                options,
-            }
-        });
+        self.buckets
+            .entry("default".to_string())
+            .or_insert_with(|| {
+                let path = self.runtime.data_dir.join("default.redb");
+                let mut options = serde_json::Map::new();
+                options.insert(
+                    "path".into(),
+                    serde_json::Value::String(path.to_string_lossy().into_owned()),
+                );
+                BucketConfig {
+                    provider: "embedded".into(),
+                    options,
+                }
+            });
     }
 
     fn validate(&self) -> Result<()> {
@@ -202,7 +204,10 @@ impl Config {
         ];
         for (name, value) in positive {
             if value == 0 {
-                return Err(Error::new(ErrorKind::InvalidConfig, format!("limits.{name} must be at least 1")));
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("limits.{name} must be at least 1"),
+                ));
             }
         }
         for (component, c) in &self.components {
@@ -210,7 +215,9 @@ impl Config {
                 if !self.buckets.contains_key(bucket) {
                     return Err(Error::new(
                         ErrorKind::InvalidConfig,
-                        format!("components.{component}.buckets names {bucket:?}, which is not configured under [buckets]"),
+                        format!(
+                            "components.{component}.buckets names {bucket:?}, which is not configured under [buckets]"
+                        ),
                     ));
                 }
             }
@@ -236,7 +243,13 @@ mod tests {
         let config = Config::from_toml("").unwrap();
         let default = &config.buckets["default"];
         assert_eq!(default.provider, "embedded");
-        assert_eq!(default.options["path"], PathBuf::from(".wasikv").join("default.redb").to_string_lossy().as_ref());
+        assert_eq!(
+            default.options["path"],
+            PathBuf::from(".wasikv")
+                .join("default.redb")
+                .to_string_lossy()
+                .as_ref()
+        );
         assert_eq!(config.limits.max_key_bytes, 1024);
     }
 
@@ -258,7 +271,10 @@ mod tests {
     #[test]
     fn zero_limits_are_refused() {
         let err = Config::from_toml("[limits]\nbatch_concurrency = 0\n").unwrap_err();
-        assert!(err.to_string().contains("limits.batch_concurrency"), "{err}");
+        assert!(
+            err.to_string().contains("limits.batch_concurrency"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -68,13 +68,17 @@ impl CursorSealer {
         let invalid = |why: &str| {
             Error::new(
                 ErrorKind::InvalidCursor,
-                format!("list-keys cursor rejected: {why}; pass back only cursors this bucket returned"),
+                format!(
+                    "list-keys cursor rejected: {why}; pass back only cursors this bucket returned"
+                ),
             )
         };
         if cursor.len() > MAX_CURSOR_CHARS {
             return Err(invalid("too long"));
         }
-        let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid("not base64url"))?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| invalid("not base64url"))?;
         if raw.len() < 1 + MAC_LEN {
             return Err(invalid("too short"));
         }
@@ -84,9 +88,14 @@ impl CursorSealer {
         let (mac, token) = raw[1..].split_at(MAC_LEN);
         // Constant-time comparison of the MAC.
         let expected = self.mac(token);
-        let diff = mac.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let diff = mac
+            .iter()
+            .zip(expected.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if diff != 0 {
-            return Err(invalid("issued for another bucket, by another host process, or altered"));
+            return Err(invalid(
+                "issued for another bucket, by another host process, or altered",
+            ));
         }
         Ok(token.to_vec())
     }
@@ -105,17 +114,33 @@ mod tests {
             let c = a.seal(token);
             assert_eq!(a.open(&c).unwrap(), token);
             assert_eq!(b.open(&c).unwrap_err().kind(), ErrorKind::InvalidCursor);
-            assert_eq!(other_host.open(&c).unwrap_err().kind(), ErrorKind::InvalidCursor);
+            assert_eq!(
+                other_host.open(&c).unwrap_err().kind(),
+                ErrorKind::InvalidCursor
+            );
         }
-        for forged in ["", "garbage!", "AQ", "AAAAAAAAAAAAAAAAAAAAAAAA", &"A".repeat(10_000)] {
-            assert_eq!(a.open(forged).unwrap_err().kind(), ErrorKind::InvalidCursor, "{forged}");
+        for forged in [
+            "",
+            "garbage!",
+            "AQ",
+            "AAAAAAAAAAAAAAAAAAAAAAAA",
+            &"A".repeat(10_000),
+        ] {
+            assert_eq!(
+                a.open(forged).unwrap_err().kind(),
+                ErrorKind::InvalidCursor,
+                "{forged}"
+            );
         }
         // Flipping any byte of a real cursor is caught.
         let real = URL_SAFE_NO_PAD.decode(a.seal(b"token")).unwrap();
         for i in 0..real.len() {
             let mut altered = real.clone();
             altered[i] ^= 1;
-            assert!(a.open(&URL_SAFE_NO_PAD.encode(&altered)).is_err(), "byte {i}");
+            assert!(
+                a.open(&URL_SAFE_NO_PAD.encode(&altered)).is_err(),
+                "byte {i}"
+            );
         }
     }
 }

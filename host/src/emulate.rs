@@ -171,7 +171,10 @@ pub fn dedup_last_wins(items: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> 
 /// Distinct keys, first occurrence order.
 pub fn dedup_keys(keys: &[String]) -> Vec<String> {
     let mut seen = std::collections::HashSet::with_capacity(keys.len());
-    keys.iter().filter(|k| seen.insert(k.as_str())).cloned().collect()
+    keys.iter()
+        .filter(|k| seen.insert(k.as_str()))
+        .cloned()
+        .collect()
 }
 
 #[async_trait]
@@ -188,7 +191,12 @@ impl Bucket for EmulatedBucket {
         self.inner.get(key).await
     }
 
-    async fn set(&self, key: &str, value: Vec<u8>, condition: WriteCondition) -> Result<WriteOutcome> {
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: WriteCondition,
+    ) -> Result<WriteOutcome> {
         self.inner.set(key, value, condition).await
     }
 
@@ -220,7 +228,11 @@ impl Bucket for EmulatedBucket {
                 if values.len() != chunk.len() {
                     return Err(Error::new(
                         ErrorKind::Other,
-                        format!("get-many returned {} values for {} keys", values.len(), chunk.len()),
+                        format!(
+                            "get-many returned {} values for {} keys",
+                            values.len(),
+                            chunk.len()
+                        ),
                     ));
                 }
                 out.extend(values);
@@ -246,7 +258,10 @@ impl Bucket for EmulatedBucket {
             return Ok(());
         }
         stream::iter(items.into_iter().map(|(key, value)| async move {
-            self.inner.set(&key, value, WriteCondition::Always).await.map(|_| ())
+            self.inner
+                .set(&key, value, WriteCondition::Always)
+                .await
+                .map(|_| ())
         }))
         .buffer_unordered(self.concurrency())
         .try_collect::<()>()
@@ -280,8 +295,17 @@ mod tests {
             ("a".to_string(), b"2".to_vec()),
         ];
         let out = dedup_last_wins(items);
-        assert_eq!(out, vec![("b".to_string(), b"x".to_vec()), ("a".to_string(), b"2".to_vec())]);
-        assert_eq!(dedup_keys(&["a".into(), "b".into(), "a".into()]), vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(
+            out,
+            vec![
+                ("b".to_string(), b"x".to_vec()),
+                ("a".to_string(), b"2".to_vec())
+            ]
+        );
+        assert_eq!(
+            dedup_keys(&["a".into(), "b".into(), "a".into()]),
+            vec!["a".to_string(), "b".to_string()]
+        );
     }
 
     #[test]
@@ -291,6 +315,9 @@ mod tests {
         assert_eq!(caps.get_many.to_string(), "emulated (concurrent gets)");
         let mut no_cas = Capabilities::required();
         no_cas.cas = Support::Unsupported;
-        assert_eq!(emulated_capabilities(&no_cas).increment, Support::Unsupported);
+        assert_eq!(
+            emulated_capabilities(&no_cas).increment,
+            Support::Unsupported
+        );
     }
 }

@@ -160,12 +160,21 @@ impl store::Host for WasiKeyValue<'_> {
 }
 
 impl store::HostBucket for WasiKeyValue<'_> {
-    async fn get(&mut self, bucket: Resource<BucketResource>, key: String) -> WitResult<Option<Vec<u8>>> {
+    async fn get(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        key: String,
+    ) -> WitResult<Option<Vec<u8>>> {
         let b = self.bucket(&bucket)?;
         wit(b.get(&key).await)
     }
 
-    async fn set(&mut self, bucket: Resource<BucketResource>, key: String, value: Vec<u8>) -> WitResult<()> {
+    async fn set(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        key: String,
+        value: Vec<u8>,
+    ) -> WitResult<()> {
         let b = self.bucket(&bucket)?;
         wit(b.set(&key, value).await)
     }
@@ -199,7 +208,12 @@ impl store::HostBucket for WasiKeyValue<'_> {
 }
 
 impl atomics::Host for WasiKeyValue<'_> {
-    async fn increment(&mut self, bucket: Resource<BucketResource>, key: String, delta: i64) -> WitResult<i64> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        key: String,
+        delta: i64,
+    ) -> WitResult<i64> {
         let b = self.bucket(&bucket)?;
         wit(b.increment(&key, delta).await)
     }
@@ -210,7 +224,10 @@ impl atomics::Host for WasiKeyValue<'_> {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let handle = self.table.delete(cas)?;
-        let outcome = handle.bucket.swap(&handle.key, handle.read.as_ref(), value).await;
+        let outcome = handle
+            .bucket
+            .swap(&handle.key, handle.read.as_ref(), value)
+            .await;
         match outcome {
             Ok(WriteOutcome::Written) => Ok(Ok(())),
             Ok(WriteOutcome::ConditionFailed) => {
@@ -229,10 +246,18 @@ impl atomics::Host for WasiKeyValue<'_> {
 }
 
 impl atomics::HostCas for WasiKeyValue<'_> {
-    async fn new(&mut self, bucket: Resource<BucketResource>, key: String) -> WitResult<Resource<CasResource>> {
+    async fn new(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        key: String,
+    ) -> WitResult<Resource<CasResource>> {
         let b = self.bucket(&bucket)?;
         match b.read_versioned(&key).await {
-            Ok(read) => Ok(Ok(self.table.push(CasResource { bucket: b, key, read })?)),
+            Ok(read) => Ok(Ok(self.table.push(CasResource {
+                bucket: b,
+                key,
+                read,
+            })?)),
             Err(e) => wit(Err(e)),
         }
     }
@@ -267,7 +292,11 @@ impl batch::Host for WasiKeyValue<'_> {
         wit(b.set_many(key_values).await)
     }
 
-    async fn delete_many(&mut self, bucket: Resource<BucketResource>, keys: Vec<String>) -> WitResult<()> {
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        keys: Vec<String>,
+    ) -> WitResult<()> {
         let b = self.bucket(&bucket)?;
         wit(b.delete_many(keys).await)
     }

@@ -56,7 +56,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wasikv: cannot start the async runtime: {e}");
@@ -69,9 +72,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check => runtime.block_on(check(cli.config)),
-        Command::Run { component, name, env, args } => {
-            runtime.block_on(run(cli.config, component, name, env, args))
-        }
+        Command::Run {
+            component,
+            name,
+            env,
+            args,
+        } => runtime.block_on(run(cli.config, component, name, env, args)),
     }
 }
 
@@ -159,6 +165,14 @@ async fn check(config: Option<PathBuf>) -> ExitCode {
             }
         }
     }
-    println!("{} buckets: {} ok, {failed} failed", names.len(), names.len() - failed);
-    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    println!(
+        "{} buckets: {} ok, {failed} failed",
+        names.len(),
+        names.len() - failed
+    );
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

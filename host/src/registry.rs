@@ -43,7 +43,10 @@ pub fn find(name: &str) -> Result<Arc<dyn Provider>> {
             let names: Vec<&str> = KNOWN.iter().map(|(n, _)| *n).collect();
             Err(Error::new(
                 ErrorKind::InvalidConfig,
-                format!("unknown provider {name:?}; known providers: {}", names.join(", ")),
+                format!(
+                    "unknown provider {name:?}; known providers: {}",
+                    names.join(", ")
+                ),
             ))
         }
     }

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::error::Context;
-use wasmtime::{Result, bail};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::error::Context;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Result, bail};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -97,7 +97,9 @@ impl Runtime {
         spawn_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        add_to_linker(&mut linker, |s: &mut HostState| WasiKeyValue::new(&s.kv, &mut s.table))?;
+        add_to_linker(&mut linker, |s: &mut HostState| {
+            WasiKeyValue::new(&s.kv, &mut s.table)
+        })?;
         Ok(Runtime {
             engine,
             linker,
@@ -118,7 +120,8 @@ impl Runtime {
 
     /// Loads a component, from the compiled-component cache when possible.
     pub fn load(&self, path: &Path) -> Result<Component> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read component {}", path.display()))?;
         if !self.config.cache {
             return Component::new(&self.engine, &bytes)
                 .with_context(|| format!("cannot compile {}", path.display()));
@@ -131,13 +134,18 @@ impl Runtime {
             #[allow(unsafe_code)]
             match unsafe { Component::deserialize_file(&self.engine, &cached) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!("ignoring unusable cache entry {}: {e:#}", cached.display()),
+                Err(e) => {
+                    tracing::warn!("ignoring unusable cache entry {}: {e:#}", cached.display())
+                }
             }
         }
-        let component =
-            Component::new(&self.engine, &bytes).with_context(|| format!("cannot compile {}", path.display()))?;
+        let component = Component::new(&self.engine, &bytes)
+            .with_context(|| format!("cannot compile {}", path.display()))?;
         if let Err(e) = write_atomically(&cached, &component.serialize()?) {
-            tracing::warn!("cannot cache the compiled component at {}: {e:#}", cached.display());
+            tracing::warn!(
+                "cannot cache the compiled component at {}: {e:#}",
+                cached.display()
+            );
         }
         Ok(component)
     }
@@ -146,7 +154,9 @@ impl Runtime {
     /// the engine's compatibility hash, so a changed file or wasmtime misses.
     pub fn cache_path(&self, bytes: &[u8]) -> PathBuf {
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         env!("CARGO_PKG_VERSION").hash(&mut engine_hash);
         let digest = Sha256::digest(bytes);
         let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
@@ -182,7 +192,9 @@ impl Runtime {
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            kv: WasiKeyValueCtx::builder(self.buckets.clone()).component(&options.name).build(),
+            kv: WasiKeyValueCtx::builder(self.buckets.clone())
+                .component(&options.name)
+                .build(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.config.max_memory_bytes)
                 .trap_on_grow_failure(true)
@@ -190,7 +202,8 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let deadline = (self.config.deadline_ms > 0).then(|| Duration::from_millis(self.config.deadline_ms));
+        let deadline =
+            (self.config.deadline_ms > 0).then(|| Duration::from_millis(self.config.deadline_ms));
         match deadline {
             Some(d) => {
                 let ticks = (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
@@ -211,7 +224,10 @@ impl Runtime {
             // Guest code is stopped by the epoch deadline; this bounds time spent in host calls.
             Some(d) => match tokio::time::timeout(d + Duration::from_millis(500), run).await {
                 Ok(r) => r,
-                Err(_) => bail!("the component exceeded its deadline of {} ms (runtime.deadline_ms)", d.as_millis()),
+                Err(_) => bail!(
+                    "the component exceeded its deadline of {} ms (runtime.deadline_ms)",
+                    d.as_millis()
+                ),
             },
             None => run.await,
         };
@@ -219,7 +235,7 @@ impl Runtime {
             Ok(Ok(())) => 0,
             Ok(Err(())) => 1,
             Err(e) => match e.downcast_ref::<I32Exit>() {
-                Some(I32Exit(code)) => *code as i32,
+                Some(I32Exit(code)) => *code,
                 None => return Err(explain_trap(e, deadline, self.config.max_memory_bytes)),
             },
         };
@@ -236,7 +252,11 @@ impl Runtime {
 }
 
 /// Adds what a trap means in wasikv's terms.
-fn explain_trap(e: wasmtime::Error, deadline: Option<Duration>, max_memory: usize) -> wasmtime::Error {
+fn explain_trap(
+    e: wasmtime::Error,
+    deadline: Option<Duration>,
+    max_memory: usize,
+) -> wasmtime::Error {
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => match deadline {
             Some(d) => e.context(format!(
@@ -270,7 +290,11 @@ fn spawn_epoch_ticker(engine: &Engine) {
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }

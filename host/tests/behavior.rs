@@ -28,17 +28,24 @@ fn memory(name: &'static str, config: MemoryConfig) -> Result<Vec<suite::Trial>,
 
 fn main() -> ExitCode {
     let dir = tempfile::tempdir().expect("temp dir");
-    let file = Arc::new(EmbeddedStore::open(&dir.path().join("host-suite.redb")).expect("open store"));
+    let file =
+        Arc::new(EmbeddedStore::open(&dir.path().join("host-suite.redb")).expect("open store"));
     let all = (|| {
         let mut trials = memory("host-memory", MemoryConfig::default())?;
         trials.extend(memory(
             "host-memory-required-only",
-            MemoryConfig { required_only: true, ..Default::default() },
+            MemoryConfig {
+                required_only: true,
+                ..Default::default()
+            },
         )?);
         // Native batches chunked to a small declared limit.
         trials.extend(memory(
             "host-memory-batch-limit-7",
-            MemoryConfig { max_batch_items: Some(7), ..Default::default() },
+            MemoryConfig {
+                max_batch_items: Some(7),
+                ..Default::default()
+            },
         )?);
         trials.extend(suite::trials("host-embedded", Level::Host, move |ns| {
             let file = file.clone();

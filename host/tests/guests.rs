@@ -30,7 +30,13 @@ fn config(dir: &Path, extra: &str) -> Config {
     Config::from_toml(&text).unwrap_or_else(|e| panic!("bad test config: {e}\n{text}"))
 }
 
-async fn run(runtime: &Runtime, wasm: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> RunOutcome {
+async fn run(
+    runtime: &Runtime,
+    wasm: &str,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> RunOutcome {
     let component = runtime.load(Path::new(wasm)).expect("load component");
     runtime
         .run(
@@ -38,7 +44,10 @@ async fn run(runtime: &Runtime, wasm: &str, name: &str, args: &[&str], env: &[(&
             RunOptions {
                 name: name.to_string(),
                 args: args.iter().map(|s| s.to_string()).collect(),
-                env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                env: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 stdio: Stdio::Capture,
             },
         )
@@ -56,7 +65,11 @@ fn assert_conformance(outcome: &RunOutcome, label: &str) {
         outcome.stderr
     );
     let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
-    assert!(passed >= 23, "only {passed} checks ran on {label}:\n{}", outcome.stdout);
+    assert!(
+        passed >= 23,
+        "only {passed} checks ran on {label}:\n{}",
+        outcome.stdout
+    );
     println!("{label}: {last}");
 }
 
@@ -96,7 +109,11 @@ async fn conformance() {
         )
         .await;
         assert_conformance(&out, bucket);
-        assert!(out.stdout.contains("ok open-denied-is-access-denied"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("ok open-denied-is-access-denied"),
+            "{}",
+            out.stdout
+        );
     }
 }
 
@@ -106,14 +123,27 @@ async fn counter() {
     for visit in 1..=3 {
         // A new runtime each time: the embedded default bucket survives restarts.
         let runtime = Runtime::new(&config(dir.path(), "")).unwrap();
-        let out = run(&runtime, wasikv_artifacts::COUNTER, "counter", &["alice"], &[]).await;
+        let out = run(
+            &runtime,
+            wasikv_artifacts::COUNTER,
+            "counter",
+            &["alice"],
+            &[],
+        )
+        .await;
         assert_eq!(out.exit_code, 0, "{}{}", out.stdout, out.stderr);
         assert!(
-            out.stdout.contains(&format!("This is visit number {visit} ")),
+            out.stdout
+                .contains(&format!("This is visit number {visit} ")),
             "visit {visit}: {}",
             out.stdout
         );
-        assert!(out.stdout.contains(&format!("Visits so far: alice={visit}")), "{}", out.stdout);
+        assert!(
+            out.stdout
+                .contains(&format!("Visits so far: alice={visit}")),
+            "{}",
+            out.stdout
+        );
     }
     assert!(dir.path().join("data").join("default.redb").is_file());
 }
@@ -151,25 +181,61 @@ async fn run_probe(args: &[&str]) -> RunOutcome {
 #[tokio::test(flavor = "multi_thread")]
 async fn probe() {
     // Routing: unknown bucket, allow-list, allowed bucket.
-    assert_eq!(run_probe(&["open", "nowhere"]).await.stdout.trim(), "error no-such-store");
+    assert_eq!(
+        run_probe(&["open", "nowhere"]).await.stdout.trim(),
+        "error no-such-store"
+    );
     let dir = tempfile::tempdir().unwrap();
     let open_runtime = Runtime::new(&config(dir.path(), BUCKETS)).unwrap();
-    let unknown = run(&open_runtime, wasikv_artifacts::PROBE, "unrestricted", &["open", "nowhere"], &[]).await;
+    let unknown = run(
+        &open_runtime,
+        wasikv_artifacts::PROBE,
+        "unrestricted",
+        &["open", "nowhere"],
+        &[],
+    )
+    .await;
     assert_eq!(unknown.stdout.trim(), "error no-such-store");
-    assert_eq!(run_probe(&["open", "private"]).await.stdout.trim(), "error access-denied");
+    assert_eq!(
+        run_probe(&["open", "private"]).await.stdout.trim(),
+        "error access-denied"
+    );
     assert_eq!(run_probe(&["open", "mem"]).await.stdout.trim(), "ok opened");
 
     // Oversized key and values: clear errors naming bucket, provider and limit.
     let key = run_probe(&["set", "mem", "101", "1"]).await.stdout;
-    assert!(key.contains("bucket \"mem\" (memory)") && key.contains("limit of 100 bytes (limits.max_key_bytes)"), "{key}");
-    assert_eq!(run_probe(&["set", "mem", "100", "1000"]).await.stdout.trim(), "ok set");
+    assert!(
+        key.contains("bucket \"mem\" (memory)")
+            && key.contains("limit of 100 bytes (limits.max_key_bytes)"),
+        "{key}"
+    );
+    assert_eq!(
+        run_probe(&["set", "mem", "100", "1000"])
+            .await
+            .stdout
+            .trim(),
+        "ok set"
+    );
     let value = run_probe(&["set", "mem", "1", "1001"]).await.stdout;
-    assert!(value.contains("too-large") && value.contains("over the limit of 1000 bytes"), "{value}");
+    assert!(
+        value.contains("too-large") && value.contains("over the limit of 1000 bytes"),
+        "{value}"
+    );
     let provider_limit = run_probe(&["set", "tiny", "1", "11"]).await.stdout;
-    assert!(provider_limit.contains("bucket \"tiny\" (memory)") && provider_limit.contains("limit of 10 bytes"), "{provider_limit}");
+    assert!(
+        provider_limit.contains("bucket \"tiny\" (memory)")
+            && provider_limit.contains("limit of 10 bytes"),
+        "{provider_limit}"
+    );
 
     // A get-many whose result would exceed max_call_bytes.
-    assert_eq!(run_probe(&["get-many", "mem", "1000", "40"]).await.stdout.trim(), "ok 40 values");
+    assert_eq!(
+        run_probe(&["get-many", "mem", "1000", "40"])
+            .await
+            .stdout
+            .trim(),
+        "ok 40 values"
+    );
     let huge = run_probe(&["get-many", "mem", "1000", "60"]).await.stdout;
     assert!(huge.contains("limits.max_call_bytes"), "{huge}");
     let too_many = run_probe(&["get-many", "mem", "1", "1001"]).await.stdout;
@@ -189,11 +255,17 @@ async fn guest_limits_stop_the_guest_not_the_host() {
     };
     let started = std::time::Instant::now();
     let spin = runtime.run(&component, opts(&["spin"])).await.unwrap_err();
-    assert!(format!("{spin:#}").contains("deadline of 1500 ms"), "{spin:#}");
+    assert!(
+        format!("{spin:#}").contains("deadline of 1500 ms"),
+        "{spin:#}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 
     let alloc = runtime.run(&component, opts(&["alloc"])).await.unwrap_err();
-    assert!(format!("{alloc:#}").contains("memory limit of 67108864 bytes"), "{alloc:#}");
+    assert!(
+        format!("{alloc:#}").contains("memory limit of 67108864 bytes"),
+        "{alloc:#}"
+    );
 
     // Two guests at once: one spinning, one working normally beside it.
     let (spin, ok) = tokio::join!(
@@ -207,20 +279,39 @@ async fn guest_limits_stop_the_guest_not_the_host() {
 #[test]
 fn provider_not_compiled_in_names_the_feature() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), "[buckets.cache]\nprovider = \"redis\"\nurl = \"redis://127.0.0.1/\"\n");
+    let config = config(
+        dir.path(),
+        "[buckets.cache]\nprovider = \"redis\"\nurl = \"redis://127.0.0.1/\"\n",
+    );
     let err = Runtime::new(&config).err().expect("must fail");
     let text = format!("{err:#}");
-    assert!(text.contains("bucket \"cache\"") && text.contains("--features redis"), "{text}");
-    let unknown = Runtime::new(&self::config(dir.path(), "[buckets.x]\nprovider = \"nosuch\"\n")).err().unwrap();
-    assert!(format!("{unknown:#}").contains("unknown provider \"nosuch\""), "{unknown:#}");
+    assert!(
+        text.contains("bucket \"cache\"") && text.contains("--features redis"),
+        "{text}"
+    );
+    let unknown = Runtime::new(&self::config(
+        dir.path(),
+        "[buckets.x]\nprovider = \"nosuch\"\n",
+    ))
+    .err()
+    .unwrap();
+    assert!(
+        format!("{unknown:#}").contains("unknown provider \"nosuch\""),
+        "{unknown:#}"
+    );
 }
 
 #[test]
 fn overlapping_namespaces_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let same_map = "[buckets.a]\nprovider = \"memory\"\nmap = \"m\"\n[buckets.b]\nprovider = \"memory\"\nmap = \"m\"\n";
-    let err = Runtime::new(&config(dir.path(), same_map)).err().expect("must fail");
-    assert!(format!("{err:#}").contains("buckets \"a\" and \"b\" overlap"), "{err:#}");
+    let err = Runtime::new(&config(dir.path(), same_map))
+        .err()
+        .expect("must fail");
+    assert!(
+        format!("{err:#}").contains("buckets \"a\" and \"b\" overlap"),
+        "{err:#}"
+    );
     let file = dir.path().join("shared.redb");
     let same_table = format!(
         "[buckets.a]\nprovider = \"embedded\"\npath = {file:?}\ntable = \"t\"\n[buckets.b]\nprovider = \"embedded\"\npath = {file:?}\ntable = \"t\"\n"
@@ -258,7 +349,11 @@ fn compiled_components_are_cached_per_content() {
     assert!(cached.is_file(), "no cache entry at {}", cached.display());
     let first = std::fs::metadata(&cached).unwrap().modified().unwrap();
     runtime.load(Path::new(wasikv_artifacts::COUNTER)).unwrap();
-    assert_eq!(std::fs::metadata(&cached).unwrap().modified().unwrap(), first, "a hit does not rewrite");
+    assert_eq!(
+        std::fs::metadata(&cached).unwrap().modified().unwrap(),
+        first,
+        "a hit does not rewrite"
+    );
     let mut changed = bytes.clone();
     changed.push(0);
     assert_ne!(runtime.cache_path(&changed), cached);

@@ -58,7 +58,10 @@ pub(super) fn all() -> Vec<Case> {
         case!(value_over_limit_is_too_large_and_unchanged, [Get, Set]),
         case!(key_corpus_roundtrip, [Get, Set, Exists, Delete]),
         case!(key_corpus_listed_unchanged, [Set, List]),
-        case!(delete_missing_is_ok_and_delete_removes, [Get, Set, Delete, Exists]),
+        case!(
+            delete_missing_is_ok_and_delete_removes,
+            [Get, Set, Delete, Exists]
+        ),
         case!(list_empty_bucket, [List]),
         case!(list_pages_exactly_once, [Set, List]),
         case!(list_malformed_cursor_is_clean_error, [Set, List]),
@@ -72,14 +75,34 @@ pub(super) fn all() -> Vec<Case> {
         case!(cas_create_if_absent_race_has_one_winner, [Get, Set, Cas]),
         case!(cas_concurrent_append_loses_nothing, [Get, Set, Cas]),
         case!(increment_missing_creates_delta, [Get, Increment]),
-        case!(increment_decimal_value_written_by_set, [Get, Set, Increment]),
-        case!(increment_overflow_is_error_and_unchanged, [Get, Set, Increment]),
-        case!(increment_non_numeric_is_error_and_unchanged, [Get, Set, Increment]),
+        case!(
+            increment_decimal_value_written_by_set,
+            [Get, Set, Increment]
+        ),
+        case!(
+            increment_overflow_is_error_and_unchanged,
+            [Get, Set, Increment]
+        ),
+        case!(
+            increment_non_numeric_is_error_and_unchanged,
+            [Get, Set, Increment]
+        ),
         case!(increment_concurrent_is_exact, [Get, Increment]),
         case!(get_many_order_holes_and_repeats, [Set, GetMany]),
-        case!(set_many_and_delete_many, [Get, SetMany, DeleteMany, GetMany]),
-        case!(batch_repeated_keys_last_wins, [Get, SetMany, DeleteMany], host_only),
-        case!(batch_over_store_limit_is_chunked, [SetMany, GetMany, DeleteMany], host_only),
+        case!(
+            set_many_and_delete_many,
+            [Get, SetMany, DeleteMany, GetMany]
+        ),
+        case!(
+            batch_repeated_keys_last_wins,
+            [Get, SetMany, DeleteMany],
+            host_only
+        ),
+        case!(
+            batch_over_store_limit_is_chunked,
+            [SetMany, GetMany, DeleteMany],
+            host_only
+        ),
     ]
 }
 
@@ -132,7 +155,11 @@ async fn put(bucket: &dyn Bucket, key: &str, value: &[u8]) -> Outcome {
         .set(key, value.to_vec(), WriteCondition::Always)
         .await
         .ctx(&format!("set {key:?}"))?;
-    ensure_eq!(outcome, WriteOutcome::Written, "unconditional set of {key:?}");
+    ensure_eq!(
+        outcome,
+        WriteOutcome::Written,
+        "unconditional set of {key:?}"
+    );
     Ok(())
 }
 
@@ -159,44 +186,78 @@ async fn list_all(bucket: &dyn Bucket, limit: usize) -> Result<Vec<String>, Stri
 }
 
 async fn get_missing_returns_none(b: Arc<dyn Bucket>) -> Outcome {
-    ensure_eq!(b.get("missing").await.ctx("get")?, None, "get of a missing key");
+    ensure_eq!(
+        b.get("missing").await.ctx("get")?,
+        None,
+        "get of a missing key"
+    );
     ensure_eq!(
         b.get_versioned("missing").await.ctx("get_versioned")?,
         None,
         "versioned get of a missing key"
     );
-    ensure_eq!(b.exists("missing").await.ctx("exists")?, false, "exists of a missing key");
+    ensure_eq!(
+        b.exists("missing").await.ctx("exists")?,
+        false,
+        "exists of a missing key"
+    );
     Ok(())
 }
 
 async fn set_get_roundtrip_and_overwrite(b: Arc<dyn Bucket>) -> Outcome {
     put(&*b, "k", b"one").await?;
-    ensure_eq!(b.get("k").await.ctx("get")?, Some(b"one".to_vec()), "read your write");
+    ensure_eq!(
+        b.get("k").await.ctx("get")?,
+        Some(b"one".to_vec()),
+        "read your write"
+    );
     put(&*b, "k", b"two!").await?;
-    ensure_eq!(b.get("k").await.ctx("get")?, Some(b"two!".to_vec()), "overwrite");
+    ensure_eq!(
+        b.get("k").await.ctx("get")?,
+        Some(b"two!".to_vec()),
+        "overwrite"
+    );
     Ok(())
 }
 
 async fn empty_value_is_some_empty(b: Arc<dyn Bucket>) -> Outcome {
     put(&*b, "empty", b"").await?;
-    ensure_eq!(b.get("empty").await.ctx("get")?, Some(vec![]), "an empty value is some([]), not none");
-    ensure_eq!(b.exists("empty").await.ctx("exists")?, true, "an empty value exists");
+    ensure_eq!(
+        b.get("empty").await.ctx("get")?,
+        Some(vec![]),
+        "an empty value is some([]), not none"
+    );
+    ensure_eq!(
+        b.exists("empty").await.ctx("exists")?,
+        true,
+        "an empty value exists"
+    );
     Ok(())
 }
 
 async fn all_byte_values_roundtrip(b: Arc<dyn Bucket>) -> Outcome {
     let value: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
     put(&*b, "bytes", &value).await?;
-    ensure_eq!(b.get("bytes").await.ctx("get")?, Some(value), "all byte values");
+    ensure_eq!(
+        b.get("bytes").await.ctx("get")?,
+        Some(value),
+        "all byte values"
+    );
     Ok(())
 }
 
 async fn large_value_roundtrip(b: Arc<dyn Bucket>) -> Outcome {
-    let size = b.capabilities().max_value_bytes.map_or(4 << 20, |max| max.min(4 << 20));
+    let size = b
+        .capabilities()
+        .max_value_bytes
+        .map_or(4 << 20, |max| max.min(4 << 20));
     let value: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
     put(&*b, "large", &value).await?;
     let got = b.get("large").await.ctx("get")?;
-    ensure!(got.as_deref() == Some(&value[..]), "a {size}-byte value did not round-trip");
+    ensure!(
+        got.as_deref() == Some(&value[..]),
+        "a {size}-byte value did not round-trip"
+    );
     Ok(())
 }
 
@@ -209,10 +270,26 @@ async fn value_over_limit_is_too_large_and_unchanged(b: Arc<dyn Bucket>) -> Outc
         .set("k", vec![7u8; max + 1], WriteCondition::Always)
         .await
         .err()
-        .ok_or_else(|| format!("a value of {} bytes was accepted over the declared limit {max}", max + 1))?;
-    ensure_eq!(err.kind(), ErrorKind::TooLarge, "error kind for an oversized value ({err})");
-    ensure!(err.to_string().contains(&max.to_string()), "the error names the limit: {err}");
-    ensure_eq!(b.get("k").await.ctx("get")?, Some(b"before".to_vec()), "value unchanged");
+        .ok_or_else(|| {
+            format!(
+                "a value of {} bytes was accepted over the declared limit {max}",
+                max + 1
+            )
+        })?;
+    ensure_eq!(
+        err.kind(),
+        ErrorKind::TooLarge,
+        "error kind for an oversized value ({err})"
+    );
+    ensure!(
+        err.to_string().contains(&max.to_string()),
+        "the error names the limit: {err}"
+    );
+    ensure_eq!(
+        b.get("k").await.ctx("get")?,
+        Some(b"before".to_vec()),
+        "value unchanged"
+    );
     Ok(())
 }
 
@@ -220,17 +297,31 @@ async fn key_corpus_roundtrip(b: Arc<dyn Bucket>) -> Outcome {
     for (i, key) in corpus().iter().enumerate() {
         let value = format!("value-{i}").into_bytes();
         put(&*b, key, &value).await?;
-        ensure_eq!(b.get(key).await.ctx("get")?, Some(value), "get of corpus key {key:?}");
-        ensure!(b.exists(key).await.ctx("exists")?, "exists of corpus key {key:?}");
+        ensure_eq!(
+            b.get(key).await.ctx("get")?,
+            Some(value),
+            "get of corpus key {key:?}"
+        );
+        ensure!(
+            b.exists(key).await.ctx("exists")?,
+            "exists of corpus key {key:?}"
+        );
     }
     // Distinct keys stay distinct: nothing overwrote anything.
     for (i, key) in corpus().iter().enumerate() {
         let value = format!("value-{i}").into_bytes();
-        ensure_eq!(b.get(key).await.ctx("get")?, Some(value), "corpus key {key:?} after all writes");
+        ensure_eq!(
+            b.get(key).await.ctx("get")?,
+            Some(value),
+            "corpus key {key:?} after all writes"
+        );
     }
     for key in corpus() {
         b.delete(&key).await.ctx("delete")?;
-        ensure!(!b.exists(&key).await.ctx("exists")?, "corpus key {key:?} after delete");
+        ensure!(
+            !b.exists(&key).await.ctx("exists")?,
+            "corpus key {key:?} after delete"
+        );
     }
     Ok(())
 }
@@ -244,12 +335,18 @@ async fn key_corpus_listed_unchanged(b: Arc<dyn Bucket>) -> Outcome {
     listed.sort();
     let mut expected = keys.clone();
     expected.sort();
-    ensure_eq!(listed, expected, "list-keys returns the original corpus keys exactly once");
+    ensure_eq!(
+        listed,
+        expected,
+        "list-keys returns the original corpus keys exactly once"
+    );
     Ok(())
 }
 
 async fn delete_missing_is_ok_and_delete_removes(b: Arc<dyn Bucket>) -> Outcome {
-    b.delete("never-there").await.ctx("delete of a missing key")?;
+    b.delete("never-there")
+        .await
+        .ctx("delete of a missing key")?;
     put(&*b, "k", b"v").await?;
     b.delete("k").await.ctx("delete")?;
     ensure_eq!(b.get("k").await.ctx("get")?, None, "get after delete");
@@ -260,7 +357,11 @@ async fn delete_missing_is_ok_and_delete_removes(b: Arc<dyn Bucket>) -> Outcome 
 
 async fn list_empty_bucket(b: Arc<dyn Bucket>) -> Outcome {
     let page = b.list(None, 100).await.ctx("list")?;
-    ensure!(page.keys.is_empty(), "an empty bucket lists {:?}", page.keys);
+    ensure!(
+        page.keys.is_empty(),
+        "an empty bucket lists {:?}",
+        page.keys
+    );
     ensure!(page.next.is_none(), "an empty bucket returned a cursor");
     Ok(())
 }
@@ -273,7 +374,11 @@ async fn list_pages_exactly_once(b: Arc<dyn Bucket>) -> Outcome {
     for limit in [1, 7, 100, 1000] {
         let listed = list_all(&*b, limit).await?;
         let distinct: HashSet<&String> = listed.iter().collect();
-        ensure_eq!(distinct.len(), listed.len(), "no key repeated across pages (limit {limit})");
+        ensure_eq!(
+            distinct.len(),
+            listed.len(),
+            "no key repeated across pages (limit {limit})"
+        );
         let mut sorted = listed.clone();
         sorted.sort();
         ensure_eq!(sorted, expected, "every key listed once (limit {limit})");
@@ -287,7 +392,11 @@ async fn list_malformed_cursor_is_clean_error(b: Arc<dyn Bucket>) -> Outcome {
         match b.list(Some(token), 10).await {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::InvalidCursor => {}
-            Err(e) => return Err(format!("a malformed cursor must be invalid-cursor, got {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "a malformed cursor must be invalid-cursor, got {e}"
+                ));
+            }
         }
     }
     Ok(())
@@ -295,41 +404,111 @@ async fn list_malformed_cursor_is_clean_error(b: Arc<dyn Bucket>) -> Outcome {
 
 async fn versioned_get_matches_get(b: Arc<dyn Bucket>) -> Outcome {
     put(&*b, "k", b"v1").await?;
-    let v = b.get_versioned("k").await.ctx("get_versioned")?.ok_or("missing after set")?;
+    let v = b
+        .get_versioned("k")
+        .await
+        .ctx("get_versioned")?
+        .ok_or("missing after set")?;
     ensure_eq!(v.value, b"v1".to_vec(), "versioned value");
-    let again = b.get_versioned("k").await.ctx("get_versioned")?.ok_or("missing")?;
-    ensure_eq!(again.version, v.version, "the version is stable while nothing writes");
+    let again = b
+        .get_versioned("k")
+        .await
+        .ctx("get_versioned")?
+        .ok_or("missing")?;
+    ensure_eq!(
+        again.version,
+        v.version,
+        "the version is stable while nothing writes"
+    );
     Ok(())
 }
 
 async fn cas_create_if_absent(b: Arc<dyn Bucket>) -> Outcome {
-    let first = b.set("k", b"first".to_vec(), WriteCondition::IfAbsent).await.ctx("create")?;
-    ensure_eq!(first, WriteOutcome::Written, "create-if-absent on a missing key");
-    let second = b.set("k", b"second".to_vec(), WriteCondition::IfAbsent).await.ctx("create")?;
-    ensure_eq!(second, WriteOutcome::ConditionFailed, "create-if-absent on an existing key");
-    ensure_eq!(b.get("k").await.ctx("get")?, Some(b"first".to_vec()), "value unchanged");
+    let first = b
+        .set("k", b"first".to_vec(), WriteCondition::IfAbsent)
+        .await
+        .ctx("create")?;
+    ensure_eq!(
+        first,
+        WriteOutcome::Written,
+        "create-if-absent on a missing key"
+    );
+    let second = b
+        .set("k", b"second".to_vec(), WriteCondition::IfAbsent)
+        .await
+        .ctx("create")?;
+    ensure_eq!(
+        second,
+        WriteOutcome::ConditionFailed,
+        "create-if-absent on an existing key"
+    );
+    ensure_eq!(
+        b.get("k").await.ctx("get")?,
+        Some(b"first".to_vec()),
+        "value unchanged"
+    );
     put(&*b, "empty", b"").await?;
-    let on_empty = b.set("empty", b"x".to_vec(), WriteCondition::IfAbsent).await.ctx("create")?;
-    ensure_eq!(on_empty, WriteOutcome::ConditionFailed, "an empty value is present");
+    let on_empty = b
+        .set("empty", b"x".to_vec(), WriteCondition::IfAbsent)
+        .await
+        .ctx("create")?;
+    ensure_eq!(
+        on_empty,
+        WriteOutcome::ConditionFailed,
+        "an empty value is present"
+    );
     Ok(())
 }
 
 async fn cas_if_version_succeeds_when_unchanged(b: Arc<dyn Bucket>) -> Outcome {
     put(&*b, "k", b"v1").await?;
     let v = b.get_versioned("k").await.ctx("get")?.ok_or("missing")?;
-    let out = b.set("k", b"v2".to_vec(), WriteCondition::IfVersion(v.version.clone())).await.ctx("swap")?;
+    let out = b
+        .set(
+            "k",
+            b"v2".to_vec(),
+            WriteCondition::IfVersion(v.version.clone()),
+        )
+        .await
+        .ctx("swap")?;
     ensure_eq!(out, WriteOutcome::Written, "swap with a fresh version");
-    ensure_eq!(b.get("k").await.ctx("get")?, Some(b"v2".to_vec()), "swapped value");
-    let again = b.set("k", b"v3".to_vec(), WriteCondition::IfVersion(v.version)).await.ctx("swap")?;
-    ensure_eq!(again, WriteOutcome::ConditionFailed, "a version is used up by its swap");
+    ensure_eq!(
+        b.get("k").await.ctx("get")?,
+        Some(b"v2".to_vec()),
+        "swapped value"
+    );
+    let again = b
+        .set("k", b"v3".to_vec(), WriteCondition::IfVersion(v.version))
+        .await
+        .ctx("swap")?;
+    ensure_eq!(
+        again,
+        WriteOutcome::ConditionFailed,
+        "a version is used up by its swap"
+    );
     Ok(())
 }
 
 async fn stale_swap_fails(b: &dyn Bucket, stale: Version, what: &str) -> Outcome {
     let before = b.get("k").await.ctx("get")?;
-    let out = b.set("k", b"stale-write".to_vec(), WriteCondition::IfVersion(stale)).await.ctx("swap")?;
-    ensure_eq!(out, WriteOutcome::ConditionFailed, "swap with a version stale {what}");
-    ensure_eq!(b.get("k").await.ctx("get")?, before, "value unchanged by the failed swap");
+    let out = b
+        .set(
+            "k",
+            b"stale-write".to_vec(),
+            WriteCondition::IfVersion(stale),
+        )
+        .await
+        .ctx("swap")?;
+    ensure_eq!(
+        out,
+        WriteOutcome::ConditionFailed,
+        "swap with a version stale {what}"
+    );
+    ensure_eq!(
+        b.get("k").await.ctx("get")?,
+        before,
+        "value unchanged by the failed swap"
+    );
     Ok(())
 }
 
@@ -352,7 +531,11 @@ async fn cas_stale_after_delete(b: Arc<dyn Bucket>) -> Outcome {
     let v = b.get_versioned("k").await.ctx("get")?.ok_or("missing")?;
     b.delete("k").await.ctx("delete")?;
     stale_swap_fails(&*b, v.version, "after a delete").await?;
-    ensure_eq!(b.get("k").await.ctx("get")?, None, "a failed swap does not re-create");
+    ensure_eq!(
+        b.get("k").await.ctx("get")?,
+        None,
+        "a failed swap does not re-create"
+    );
     Ok(())
 }
 
@@ -361,7 +544,12 @@ async fn cas_stale_after_delete_and_recreate(b: Arc<dyn Bucket>) -> Outcome {
     let v = b.get_versioned("k").await.ctx("get")?.ok_or("missing")?;
     b.delete("k").await.ctx("delete")?;
     put(&*b, "k", b"v1").await?;
-    stale_swap_fails(&*b, v.version, "after delete and re-create with the same bytes").await
+    stale_swap_fails(
+        &*b,
+        v.version,
+        "after delete and re-create with the same bytes",
+    )
+    .await
 }
 
 async fn cas_create_if_absent_race_has_one_winner(b: Arc<dyn Bucket>) -> Outcome {
@@ -381,8 +569,16 @@ async fn cas_create_if_absent_race_has_one_winner(b: Arc<dyn Bucket>) -> Outcome
                 winners.push(i as u8);
             }
         }
-        ensure_eq!(winners.len(), 1, "create-if-absent winners in round {round}");
-        ensure_eq!(b.get(&key).await.ctx("get")?, Some(vec![winners[0]]), "the winner's value");
+        ensure_eq!(
+            winners.len(),
+            1,
+            "create-if-absent winners in round {round}"
+        );
+        ensure_eq!(
+            b.get(&key).await.ctx("get")?,
+            Some(vec![winners[0]]),
+            "the winner's value"
+        );
     }
     Ok(())
 }
@@ -411,7 +607,8 @@ async fn cas_concurrent_append_loses_nothing(b: Arc<dyn Bucket>) -> Outcome {
                     if b.set("log", value, condition).await.ctx("swap")? == WriteOutcome::Written {
                         break;
                     }
-                    tokio::time::sleep(Duration::from_micros(50 * u64::from(attempts.min(20)))).await;
+                    tokio::time::sleep(Duration::from_micros(50 * u64::from(attempts.min(20))))
+                        .await;
                 }
             }
             Ok::<(), String>(())
@@ -424,47 +621,135 @@ async fn cas_concurrent_append_loses_nothing(b: Arc<dyn Bucket>) -> Outcome {
     let log = String::from_utf8(log).map_err(|e| e.to_string())?;
     let tokens: Vec<&str> = log.split_terminator(';').collect();
     let distinct: HashSet<&str> = tokens.iter().copied().collect();
-    ensure_eq!(tokens.len(), WRITERS * APPENDS, "appended tokens (none lost)");
-    ensure_eq!(distinct.len(), WRITERS * APPENDS, "distinct tokens (none duplicated)");
+    ensure_eq!(
+        tokens.len(),
+        WRITERS * APPENDS,
+        "appended tokens (none lost)"
+    );
+    ensure_eq!(
+        distinct.len(),
+        WRITERS * APPENDS,
+        "distinct tokens (none duplicated)"
+    );
     Ok(())
 }
 
 async fn increment_missing_creates_delta(b: Arc<dyn Bucket>) -> Outcome {
-    ensure_eq!(b.increment("c", 5).await.ctx("increment")?, 5, "increment of a missing key");
-    ensure_eq!(b.get("c").await.ctx("get")?, Some(b"5".to_vec()), "stored as decimal text");
-    ensure_eq!(b.increment("c", -14).await.ctx("increment")?, -9, "negative delta");
-    ensure_eq!(b.get("c").await.ctx("get")?, Some(b"-9".to_vec()), "negative decimal text");
-    ensure_eq!(b.increment("c", 0).await.ctx("increment")?, -9, "zero delta");
-    ensure_eq!(b.increment("z", 0).await.ctx("increment")?, 0, "zero delta on a missing key");
-    ensure_eq!(b.get("z").await.ctx("get")?, Some(b"0".to_vec()), "created by a zero delta");
+    ensure_eq!(
+        b.increment("c", 5).await.ctx("increment")?,
+        5,
+        "increment of a missing key"
+    );
+    ensure_eq!(
+        b.get("c").await.ctx("get")?,
+        Some(b"5".to_vec()),
+        "stored as decimal text"
+    );
+    ensure_eq!(
+        b.increment("c", -14).await.ctx("increment")?,
+        -9,
+        "negative delta"
+    );
+    ensure_eq!(
+        b.get("c").await.ctx("get")?,
+        Some(b"-9".to_vec()),
+        "negative decimal text"
+    );
+    ensure_eq!(
+        b.increment("c", 0).await.ctx("increment")?,
+        -9,
+        "zero delta"
+    );
+    ensure_eq!(
+        b.increment("z", 0).await.ctx("increment")?,
+        0,
+        "zero delta on a missing key"
+    );
+    ensure_eq!(
+        b.get("z").await.ctx("get")?,
+        Some(b"0".to_vec()),
+        "created by a zero delta"
+    );
     Ok(())
 }
 
 async fn increment_decimal_value_written_by_set(b: Arc<dyn Bucket>) -> Outcome {
     put(&*b, "c", b"41").await?;
-    ensure_eq!(b.increment("c", 1).await.ctx("increment")?, 42, "increment of a set value");
+    ensure_eq!(
+        b.increment("c", 1).await.ctx("increment")?,
+        42,
+        "increment of a set value"
+    );
     put(&*b, "n", b"-5").await?;
-    ensure_eq!(b.increment("n", 2).await.ctx("increment")?, -3, "increment of a negative value");
+    ensure_eq!(
+        b.increment("n", 2).await.ctx("increment")?,
+        -3,
+        "increment of a negative value"
+    );
     put(&*b, "lead", b"007").await?;
-    ensure_eq!(b.increment("lead", 1).await.ctx("increment")?, 8, "leading zeros are decimal");
-    ensure_eq!(b.get("lead").await.ctx("get")?, Some(b"8".to_vec()), "re-rendered");
+    ensure_eq!(
+        b.increment("lead", 1).await.ctx("increment")?,
+        8,
+        "leading zeros are decimal"
+    );
+    ensure_eq!(
+        b.get("lead").await.ctx("get")?,
+        Some(b"8".to_vec()),
+        "re-rendered"
+    );
     Ok(())
 }
 
 async fn increment_overflow_is_error_and_unchanged(b: Arc<dyn Bucket>) -> Outcome {
     put(&*b, "max", i64::MAX.to_string().as_bytes()).await?;
-    let err = b.increment("max", 1).await.err().ok_or("i64::MAX + 1 succeeded")?;
-    ensure_eq!(err.kind(), ErrorKind::InvalidValue, "overflow error kind ({err})");
-    ensure_eq!(b.get("max").await.ctx("get")?, Some(i64::MAX.to_string().into_bytes()), "unchanged after overflow");
-    b.increment("min", i64::MIN).await.ctx("increment to i64::MIN")?;
-    let err = b.increment("min", -1).await.err().ok_or("i64::MIN - 1 succeeded")?;
-    ensure_eq!(err.kind(), ErrorKind::InvalidValue, "underflow error kind ({err})");
-    ensure_eq!(b.get("min").await.ctx("get")?, Some(i64::MIN.to_string().into_bytes()), "unchanged after underflow");
+    let err = b
+        .increment("max", 1)
+        .await
+        .err()
+        .ok_or("i64::MAX + 1 succeeded")?;
+    ensure_eq!(
+        err.kind(),
+        ErrorKind::InvalidValue,
+        "overflow error kind ({err})"
+    );
+    ensure_eq!(
+        b.get("max").await.ctx("get")?,
+        Some(i64::MAX.to_string().into_bytes()),
+        "unchanged after overflow"
+    );
+    b.increment("min", i64::MIN)
+        .await
+        .ctx("increment to i64::MIN")?;
+    let err = b
+        .increment("min", -1)
+        .await
+        .err()
+        .ok_or("i64::MIN - 1 succeeded")?;
+    ensure_eq!(
+        err.kind(),
+        ErrorKind::InvalidValue,
+        "underflow error kind ({err})"
+    );
+    ensure_eq!(
+        b.get("min").await.ctx("get")?,
+        Some(i64::MIN.to_string().into_bytes()),
+        "unchanged after underflow"
+    );
     Ok(())
 }
 
 async fn increment_non_numeric_is_error_and_unchanged(b: Arc<dyn Bucket>) -> Outcome {
-    let bad: [&[u8]; 9] = [b"abc", b"+1", b" 1", b"1 ", b"1.5", b"", b"\xff\x00\x01", b"9223372036854775808", b"-"];
+    let bad: [&[u8]; 9] = [
+        b"abc",
+        b"+1",
+        b" 1",
+        b"1 ",
+        b"1.5",
+        b"",
+        b"\xff\x00\x01",
+        b"9223372036854775808",
+        b"-",
+    ];
     for (i, value) in bad.iter().enumerate() {
         let key = format!("bad-{i}");
         put(&*b, &key, value).await?;
@@ -473,8 +758,16 @@ async fn increment_non_numeric_is_error_and_unchanged(b: Arc<dyn Bucket>) -> Out
             .await
             .err()
             .ok_or_else(|| format!("increment of {value:?} succeeded"))?;
-        ensure_eq!(err.kind(), ErrorKind::InvalidValue, "increment of {value:?} ({err})");
-        ensure_eq!(b.get(&key).await.ctx("get")?, Some(value.to_vec()), "{value:?} unchanged");
+        ensure_eq!(
+            err.kind(),
+            ErrorKind::InvalidValue,
+            "increment of {value:?} ({err})"
+        );
+        ensure_eq!(
+            b.get(&key).await.ctx("get")?,
+            Some(value.to_vec()),
+            "{value:?} unchanged"
+        );
     }
     Ok(())
 }
@@ -495,7 +788,11 @@ async fn increment_concurrent_is_exact(b: Arc<dyn Bucket>) -> Outcome {
     for t in tasks {
         t.await.map_err(|e| e.to_string())?.ctx("increment")?;
     }
-    ensure_eq!(b.get("hits").await.ctx("get")?, Some((TASKS * EACH).to_string().into_bytes()), "final counter");
+    ensure_eq!(
+        b.get("hits").await.ctx("get")?,
+        Some((TASKS * EACH).to_string().into_bytes()),
+        "final counter"
+    );
     Ok(())
 }
 
@@ -503,17 +800,33 @@ async fn get_many_order_holes_and_repeats(b: Arc<dyn Bucket>) -> Outcome {
     put(&*b, "a", b"1").await?;
     put(&*b, "b", b"").await?;
     put(&*b, "c", b"3").await?;
-    let keys: Vec<String> = ["c", "missing", "a", "b", "a", "missing"].iter().map(|s| s.to_string()).collect();
+    let keys: Vec<String> = ["c", "missing", "a", "b", "a", "missing"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let got = b.get_many(&keys).await.ctx("get_many")?;
-    let expected = vec![Some(b"3".to_vec()), None, Some(b"1".to_vec()), Some(vec![]), Some(b"1".to_vec()), None];
+    let expected = vec![
+        Some(b"3".to_vec()),
+        None,
+        Some(b"1".to_vec()),
+        Some(vec![]),
+        Some(b"1".to_vec()),
+        None,
+    ];
     ensure_eq!(got, expected, "one entry per requested position");
-    ensure_eq!(b.get_many(&[]).await.ctx("get_many of nothing")?, Vec::<Option<Vec<u8>>>::new(), "empty request");
+    ensure_eq!(
+        b.get_many(&[]).await.ctx("get_many of nothing")?,
+        Vec::<Option<Vec<u8>>>::new(),
+        "empty request"
+    );
     Ok(())
 }
 
 async fn set_many_and_delete_many(b: Arc<dyn Bucket>) -> Outcome {
     let limit = b.capabilities().max_batch_items.unwrap_or(50).min(50);
-    let items: Vec<(String, Vec<u8>)> = (0..limit).map(|i| (format!("m{i}"), format!("v{i}").into_bytes())).collect();
+    let items: Vec<(String, Vec<u8>)> = (0..limit)
+        .map(|i| (format!("m{i}"), format!("v{i}").into_bytes()))
+        .collect();
     b.set_many(items.clone()).await.ctx("set_many")?;
     let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
     let got = b.get_many(&keys).await.ctx("get_many")?;
@@ -524,10 +837,17 @@ async fn set_many_and_delete_many(b: Arc<dyn Bucket>) -> Outcome {
     to_delete.push("never-there".into());
     b.delete_many(&to_delete).await.ctx("delete_many")?;
     for key in gone {
-        ensure_eq!(b.get(key).await.ctx("get")?, None, "{key} after delete_many");
+        ensure_eq!(
+            b.get(key).await.ctx("get")?,
+            None,
+            "{key} after delete_many"
+        );
     }
     for key in kept {
-        ensure!(b.get(key).await.ctx("get")?.is_some(), "{key} must survive delete_many of others");
+        ensure!(
+            b.get(key).await.ctx("get")?.is_some(),
+            "{key} must survive delete_many of others"
+        );
     }
     b.set_many(Vec::new()).await.ctx("set_many of nothing")?;
     b.delete_many(&[]).await.ctx("delete_many of nothing")?;
@@ -541,23 +861,44 @@ async fn batch_repeated_keys_last_wins(b: Arc<dyn Bucket>) -> Outcome {
         ("a".to_string(), b"2".to_vec()),
         ("a".to_string(), b"3".to_vec()),
     ];
-    b.set_many(items).await.ctx("set_many with a repeated key")?;
-    ensure_eq!(b.get("a").await.ctx("get")?, Some(b"3".to_vec()), "the last occurrence wins");
-    ensure_eq!(b.get("b").await.ctx("get")?, Some(b"x".to_vec()), "other keys written");
-    b.delete_many(&["a".into(), "a".into(), "b".into()]).await.ctx("delete_many with a repeated key")?;
+    b.set_many(items)
+        .await
+        .ctx("set_many with a repeated key")?;
+    ensure_eq!(
+        b.get("a").await.ctx("get")?,
+        Some(b"3".to_vec()),
+        "the last occurrence wins"
+    );
+    ensure_eq!(
+        b.get("b").await.ctx("get")?,
+        Some(b"x".to_vec()),
+        "other keys written"
+    );
+    b.delete_many(&["a".into(), "a".into(), "b".into()])
+        .await
+        .ctx("delete_many with a repeated key")?;
     ensure_eq!(b.get("a").await.ctx("get")?, None, "deleted");
     Ok(())
 }
 
 async fn batch_over_store_limit_is_chunked(b: Arc<dyn Bucket>) -> Outcome {
     let n = b.capabilities().max_batch_items.unwrap_or(100).min(1000) * 2 + 3;
-    let items: BTreeMap<String, Vec<u8>> = (0..n).map(|i| (format!("bulk-{i:05}"), i.to_string().into_bytes())).collect();
-    b.set_many(items.clone().into_iter().collect()).await.ctx(&format!("set_many of {n}"))?;
+    let items: BTreeMap<String, Vec<u8>> = (0..n)
+        .map(|i| (format!("bulk-{i:05}"), i.to_string().into_bytes()))
+        .collect();
+    b.set_many(items.clone().into_iter().collect())
+        .await
+        .ctx(&format!("set_many of {n}"))?;
     let keys: Vec<String> = items.keys().cloned().collect();
     let got = b.get_many(&keys).await.ctx(&format!("get_many of {n}"))?;
     let expected: Vec<Option<Vec<u8>>> = items.values().cloned().map(Some).collect();
-    ensure!(got == expected, "get_many of {n} keys returned other values");
-    b.delete_many(&keys).await.ctx(&format!("delete_many of {n}"))?;
+    ensure!(
+        got == expected,
+        "get_many of {n} keys returned other values"
+    );
+    b.delete_many(&keys)
+        .await
+        .ctx(&format!("delete_many of {n}"))?;
     let after = b.get_many(&keys).await.ctx("get_many")?;
     ensure!(after.iter().all(Option::is_none), "every key deleted");
     Ok(())

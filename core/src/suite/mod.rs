@@ -14,7 +14,7 @@
 //! `open` gets a fresh namespace name per case (unique per run) and returns a
 //! bucket on it; the suite deletes every key it wrote when a case ends.
 //!
-//! Cases are gated by the bucket's [`Capabilities`](crate::Capabilities) in both
+//! Cases are gated by the bucket's [`Capabilities`] in both
 //! directions: an operation declared native or emulated must pass its cases; an
 //! operation declared unsupported must return
 //! [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported), and its functional
@@ -105,7 +105,11 @@ where
     let probe_ns = format!("wasikv-suite-{run_id}-probe");
     let caps: Capabilities = match runtime.block_on(open(probe_ns)) {
         Ok(bucket) => bucket.capabilities().clone(),
-        Err(e) => return Err(format!("{suite}: cannot open a bucket for the behavior suite: {e}")),
+        Err(e) => {
+            return Err(format!(
+                "{suite}: cannot open a bucket for the behavior suite: {e}"
+            ));
+        }
     };
 
     let mut trials = Vec::new();
@@ -136,16 +140,28 @@ where
         if caps.support(op).is_available() {
             continue;
         }
-        let name = format!("{suite}::unsupported_{}_returns_unsupported", op.name().replace(['-', '/'], "_"));
+        let name = format!(
+            "{suite}::unsupported_{}_returns_unsupported",
+            op.name().replace(['-', '/'], "_")
+        );
         let runtime = runtime.clone();
         let open = open.clone();
-        let namespace = format!("wasikv-suite-{run_id}-unsupported-{}", op.name().replace('/', "-"));
+        let namespace = format!(
+            "wasikv-suite-{run_id}-unsupported-{}",
+            op.name().replace('/', "-")
+        );
         trials.push(Trial::test(name, move || {
             runtime.block_on(async move {
-                let bucket = open(namespace).await.map_err(|e| Failed::from(e.to_string()))?;
-                let outcome = tokio::time::timeout(CASE_TIMEOUT, cases::expect_unsupported(&*bucket, op)).await;
+                let bucket = open(namespace)
+                    .await
+                    .map_err(|e| Failed::from(e.to_string()))?;
+                let outcome =
+                    tokio::time::timeout(CASE_TIMEOUT, cases::expect_unsupported(&*bucket, op))
+                        .await;
                 cleanup(&*bucket).await;
-                outcome.map_err(|_| Failed::from("timed out"))?.map_err(Failed::from)
+                outcome
+                    .map_err(|_| Failed::from("timed out"))?
+                    .map_err(Failed::from)
             })
         }));
     }

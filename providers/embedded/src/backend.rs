@@ -75,7 +75,10 @@ pub struct SharedStore(pub Arc<EmbeddedStore>);
 impl Store for SharedStore {
     async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
         let config: EmbeddedConfig = plan.options.parse(&plan.bucket, NAME)?;
-        Ok(Arc::new(EmbeddedBucket::new(self.0.clone(), &config.table(&plan.bucket))))
+        Ok(Arc::new(EmbeddedBucket::new(
+            self.0.clone(),
+            &config.table(&plan.bucket),
+        )))
     }
 }
 
@@ -105,7 +108,10 @@ impl EmbeddedBucket {
     /// durably before returning.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&redb::WriteTransaction, &mut redb::Table<'_, &'static str, &'static [u8]>) -> Result<T>
+        f: impl FnOnce(
+            &redb::WriteTransaction,
+            &mut redb::Table<'_, &'static str, &'static [u8]>,
+        ) -> Result<T>
         + Send
         + 'static,
     ) -> Result<T> {
@@ -164,7 +170,12 @@ impl Bucket for EmbeddedBucket {
             .flatten())
     }
 
-    async fn set(&self, key: &str, value: Vec<u8>, condition: WriteCondition) -> Result<WriteOutcome> {
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: WriteCondition,
+    ) -> Result<WriteOutcome> {
         let key = key.to_string();
         let store = self.store.clone();
         self.write(move |txn, table| {
@@ -249,7 +260,10 @@ impl Bucket for EmbeddedBucket {
             };
             let version = next_version(txn).map_err(|e| store.err(e))?;
             table
-                .insert(key.as_str(), encode_record(version, &counter::format(new)).as_slice())
+                .insert(
+                    key.as_str(),
+                    encode_record(version, &counter::format(new)).as_slice(),
+                )
                 .map_err(|e| store.err(e))?;
             Ok(new)
         })

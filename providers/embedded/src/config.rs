@@ -41,7 +41,13 @@ impl EmbeddedConfig {
 fn sanitize_file_stem(bucket: &str) -> String {
     let stem: String = bucket
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if stem.is_empty() || stem.starts_with('.') {
         format!("_{stem}")

@@ -17,7 +17,9 @@ pub struct EmbeddedStore {
 
 impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedStore").field("path", &self.path).finish()
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -26,12 +28,18 @@ impl EmbeddedStore {
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
-                Error::new(ErrorKind::Unavailable, format!("cannot create directory {}", parent.display()))
-                    .with_source(e)
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot create directory {}", parent.display()),
+                )
+                .with_source(e)
             })?;
         }
         let db = Database::create(path).map_err(|e| map_err(path, e))?;
-        Ok(EmbeddedStore { db, path: path.to_path_buf() })
+        Ok(EmbeddedStore {
+            db,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The database.
@@ -91,10 +99,16 @@ pub fn map_err(path: &Path, e: impl Into<redb::Error>) -> Error {
 /// Splits a stored record into version and value.
 pub fn decode_record(record: &[u8]) -> Result<(u64, &[u8])> {
     if record.len() < 8 {
-        return Err(Error::new(ErrorKind::Other, "corrupt record: shorter than its version"));
+        return Err(Error::new(
+            ErrorKind::Other,
+            "corrupt record: shorter than its version",
+        ));
     }
     let (version, value) = record.split_at(8);
-    Ok((u64::from_be_bytes(version.try_into().expect("8 bytes")), value))
+    Ok((
+        u64::from_be_bytes(version.try_into().expect("8 bytes")),
+        value,
+    ))
 }
 
 /// A stored record: version then value.
@@ -106,7 +120,9 @@ pub fn encode_record(version: u64, value: &[u8]) -> Vec<u8> {
 }
 
 /// Runs a blocking closure off the async executor.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::new(ErrorKind::Other, format!("embedded store task failed: {e}")))?

@@ -147,7 +147,12 @@ impl Bucket for MemoryBucket {
         Ok(self.read().get(key).map(|e| e.value.clone()))
     }
 
-    async fn set(&self, key: &str, value: Vec<u8>, condition: WriteCondition) -> Result<WriteOutcome> {
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: WriteCondition,
+    ) -> Result<WriteOutcome> {
         self.check_value(value.len())?;
         let mut map = self.write();
         let current = map.get(key).map(|e| e.version);
@@ -213,7 +218,10 @@ impl Bucket for MemoryBucket {
         self.optional(self.capabilities.get_many, "get-many")?;
         self.check_batch(keys.len())?;
         let map = self.read();
-        Ok(keys.iter().map(|k| map.get(k).map(|e| e.value.clone())).collect())
+        Ok(keys
+            .iter()
+            .map(|k| map.get(k).map(|e| e.value.clone()))
+            .collect())
     }
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use wasikv_core::suite::{self, Level};
 use wasikv_core::Bucket;
+use wasikv_core::suite::{self, Level};
 use wasikv_memory::core::MemoryStore;
 use wasikv_memory::{MemoryBucket, MemoryConfig};
 
@@ -17,7 +17,11 @@ fn main() -> ExitCode {
     suite::run(name, Level::Provider, move |ns| {
         let store = store.clone();
         async move {
-            let config = MemoryConfig { required_only, max_value_bytes: Some(8 << 20), ..Default::default() };
+            let config = MemoryConfig {
+                required_only,
+                max_value_bytes: Some(8 << 20),
+                ..Default::default()
+            };
             Ok(Arc::new(MemoryBucket::new(&store, &ns, &config)) as Arc<dyn Bucket>)
         }
     })

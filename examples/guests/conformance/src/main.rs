@@ -18,6 +18,8 @@ use wasi::keyvalue::batch;
 use wasi::keyvalue::store::{self, Bucket, Error};
 
 type Check = Result<(), String>;
+/// A named check.
+type NamedCheck = (&'static str, fn(&Ctx) -> Check);
 
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)+) => { if !$cond { return Err(format!($($arg)+)); } };
@@ -77,10 +79,17 @@ fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let ctx = Ctx { bucket, bucket_name, prefix: format!("conformance-{nanos:x}/") };
+    let ctx = Ctx {
+        bucket,
+        bucket_name,
+        prefix: format!("conformance-{nanos:x}/"),
+    };
 
-    let checks: Vec<(&str, fn(&Ctx) -> Check)> = vec![
-        ("open-unknown-is-no-such-store", open_unknown_is_no_such_store),
+    let checks: Vec<NamedCheck> = vec![
+        (
+            "open-unknown-is-no-such-store",
+            open_unknown_is_no_such_store,
+        ),
         ("open-denied-is-access-denied", open_denied_is_access_denied),
         ("get-missing-is-none", get_missing_is_none),
         ("set-get-overwrite", set_get_overwrite),
@@ -90,17 +99,38 @@ fn main() {
         ("key-corpus", key_corpus),
         ("handles-share-data", handles_share_data),
         ("list-keys-pages-exactly-once", list_keys_pages_exactly_once),
-        ("list-keys-forged-cursor-is-error", list_keys_forged_cursor_is_error),
-        ("increment-creates-and-renders-decimal", increment_creates_and_renders_decimal),
-        ("increment-non-numeric-is-error", increment_non_numeric_is_error),
+        (
+            "list-keys-forged-cursor-is-error",
+            list_keys_forged_cursor_is_error,
+        ),
+        (
+            "increment-creates-and-renders-decimal",
+            increment_creates_and_renders_decimal,
+        ),
+        (
+            "increment-non-numeric-is-error",
+            increment_non_numeric_is_error,
+        ),
         ("increment-overflow-is-error", increment_overflow_is_error),
         ("cas-create-if-absent", cas_create_if_absent),
         ("cas-swap-unchanged-succeeds", cas_swap_unchanged_succeeds),
-        ("cas-stale-after-set-fails-with-fresh-handle", cas_stale_after_set),
-        ("cas-stale-after-same-bytes-write", cas_stale_after_same_bytes),
+        (
+            "cas-stale-after-set-fails-with-fresh-handle",
+            cas_stale_after_set,
+        ),
+        (
+            "cas-stale-after-same-bytes-write",
+            cas_stale_after_same_bytes,
+        ),
         ("cas-stale-after-delete", cas_stale_after_delete),
-        ("cas-stale-after-delete-and-recreate", cas_stale_after_delete_and_recreate),
-        ("cas-create-race-on-existing-key", cas_create_race_on_existing_key),
+        (
+            "cas-stale-after-delete-and-recreate",
+            cas_stale_after_delete_and_recreate,
+        ),
+        (
+            "cas-create-race-on-existing-key",
+            cas_create_race_on_existing_key,
+        ),
         ("get-many-order-holes-repeats", get_many_order_holes_repeats),
         ("set-many-last-wins", set_many_last_wins),
         ("delete-many", delete_many),
@@ -132,7 +162,9 @@ fn cleanup(ctx: &Ctx) {
     let mut cursor = None;
     let mut mine = Vec::new();
     for _ in 0..10_000 {
-        let Ok(page) = ctx.bucket.list_keys(cursor.as_deref()) else { break };
+        let Ok(page) = ctx.bucket.list_keys(cursor.as_deref()) else {
+            break;
+        };
         mine.extend(page.keys.into_iter().filter(|k| k.starts_with(&ctx.prefix)));
         match page.cursor {
             Some(c) => cursor = Some(c),
@@ -151,7 +183,9 @@ fn open_unknown_is_no_such_store(_: &Ctx) -> Check {
 }
 
 fn open_denied_is_access_denied(_: &Ctx) -> Check {
-    let Ok(denied) = std::env::var("DENIED_BUCKET") else { return Err(SKIP.into()) };
+    let Ok(denied) = std::env::var("DENIED_BUCKET") else {
+        return Err(SKIP.into());
+    };
     match store::open(&denied) {
         Err(Error::AccessDenied) => Ok(()),
         Err(e) => Err(format!("expected access-denied, got {}", show(&e))),
@@ -160,17 +194,33 @@ fn open_denied_is_access_denied(_: &Ctx) -> Check {
 }
 
 fn get_missing_is_none(c: &Ctx) -> Check {
-    ensure_eq!(c.bucket.get(&c.key("missing")).ctx("get")?, None, "get of a missing key");
-    ensure_eq!(c.bucket.exists(&c.key("missing")).ctx("exists")?, false, "exists of a missing key");
+    ensure_eq!(
+        c.bucket.get(&c.key("missing")).ctx("get")?,
+        None,
+        "get of a missing key"
+    );
+    ensure_eq!(
+        c.bucket.exists(&c.key("missing")).ctx("exists")?,
+        false,
+        "exists of a missing key"
+    );
     Ok(())
 }
 
 fn set_get_overwrite(c: &Ctx) -> Check {
     let k = c.key("k");
     c.bucket.set(&k, b"one").ctx("set")?;
-    ensure_eq!(c.bucket.get(&k).ctx("get")?, Some(b"one".to_vec()), "read your write");
+    ensure_eq!(
+        c.bucket.get(&k).ctx("get")?,
+        Some(b"one".to_vec()),
+        "read your write"
+    );
     c.bucket.set(&k, b"two").ctx("set")?;
-    ensure_eq!(c.bucket.get(&k).ctx("get")?, Some(b"two".to_vec()), "overwrite");
+    ensure_eq!(
+        c.bucket.get(&k).ctx("get")?,
+        Some(b"two".to_vec()),
+        "overwrite"
+    );
     Ok(())
 }
 
@@ -202,24 +252,44 @@ fn delete_and_exists(c: &Ctx) -> Check {
 }
 
 fn corpus(c: &Ctx) -> Vec<String> {
-    ["", " ", "a/b", "#?", "\\", "\"q\"", "\t\n", "%41", "__x__", "ключ🔑"]
-        .iter()
-        .map(|s| c.key(s))
-        .chain(std::iter::once(c.key(&"k".repeat(1024 - c.prefix.len()))))
-        .collect()
+    [
+        "",
+        " ",
+        "a/b",
+        "#?",
+        "\\",
+        "\"q\"",
+        "\t\n",
+        "%41",
+        "__x__",
+        "ключ🔑",
+    ]
+    .iter()
+    .map(|s| c.key(s))
+    .chain(std::iter::once(c.key(&"k".repeat(1024 - c.prefix.len()))))
+    .collect()
 }
 
 fn key_corpus(c: &Ctx) -> Check {
     let keys = corpus(c);
     for (i, k) in keys.iter().enumerate() {
-        c.bucket.set(k, format!("{i}").as_bytes()).ctx(&format!("set {k:?}"))?;
+        c.bucket
+            .set(k, format!("{i}").as_bytes())
+            .ctx(&format!("set {k:?}"))?;
     }
     for (i, k) in keys.iter().enumerate() {
-        ensure_eq!(c.bucket.get(k).ctx("get")?, Some(format!("{i}").into_bytes()), "value of {k:?}");
+        ensure_eq!(
+            c.bucket.get(k).ctx("get")?,
+            Some(format!("{i}").into_bytes()),
+            "value of {k:?}"
+        );
     }
     let listed: HashSet<String> = list_mine(c)?.into_iter().collect();
     for k in &keys {
-        ensure!(listed.contains(k), "list-keys did not return {k:?} unchanged");
+        ensure!(
+            listed.contains(k),
+            "list-keys did not return {k:?} unchanged"
+        );
     }
     batch::delete_many(&c.bucket, &keys).ctx("delete-many")?;
     Ok(())
@@ -229,7 +299,11 @@ fn handles_share_data(c: &Ctx) -> Check {
     let other = store::open(&c.bucket_name).ctx("second open")?;
     let k = c.key("shared");
     c.bucket.set(&k, b"via first").ctx("set")?;
-    ensure_eq!(other.get(&k).ctx("get")?, Some(b"via first".to_vec()), "read through a second handle");
+    ensure_eq!(
+        other.get(&k).ctx("get")?,
+        Some(b"via first".to_vec()),
+        "read through a second handle"
+    );
     Ok(())
 }
 
@@ -249,9 +323,15 @@ fn list_mine(c: &Ctx) -> Result<Vec<String>, String> {
 
 fn list_keys_pages_exactly_once(c: &Ctx) -> Check {
     let expected: Vec<String> = (0..250).map(|i| c.key(&format!("page-{i:03}"))).collect();
-    let items: Vec<(String, Vec<u8>)> = expected.iter().map(|k| (k.clone(), b"v".to_vec())).collect();
+    let items: Vec<(String, Vec<u8>)> = expected
+        .iter()
+        .map(|k| (k.clone(), b"v".to_vec()))
+        .collect();
     batch::set_many(&c.bucket, &items).ctx("set-many")?;
-    let listed: Vec<String> = list_mine(c)?.into_iter().filter(|k| k.contains("/page-")).collect();
+    let listed: Vec<String> = list_mine(c)?
+        .into_iter()
+        .filter(|k| k.contains("/page-"))
+        .collect();
     let distinct: HashSet<&String> = listed.iter().collect();
     ensure_eq!(distinct.len(), listed.len(), "keys repeated across pages");
     let mut sorted = listed.clone();
@@ -265,7 +345,12 @@ fn list_keys_forged_cursor_is_error(c: &Ctx) -> Check {
     for forged in ["garbage", "", "AQ", "AAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
         match c.bucket.list_keys(Some(forged)) {
             Err(Error::Other(_)) => {}
-            Err(e) => return Err(format!("forged cursor {forged:?}: expected other(..), got {}", show(&e))),
+            Err(e) => {
+                return Err(format!(
+                    "forged cursor {forged:?}: expected other(..), got {}",
+                    show(&e)
+                ));
+            }
             Ok(_) => return Err(format!("forged cursor {forged:?} was accepted")),
         }
     }
@@ -274,11 +359,27 @@ fn list_keys_forged_cursor_is_error(c: &Ctx) -> Check {
 
 fn increment_creates_and_renders_decimal(c: &Ctx) -> Check {
     let k = c.key("counter");
-    ensure_eq!(atomics::increment(&c.bucket, &k, 5).ctx("increment")?, 5, "increment of a missing key");
-    ensure_eq!(atomics::increment(&c.bucket, &k, -14).ctx("increment")?, -9, "negative delta");
-    ensure_eq!(c.bucket.get(&k).ctx("get")?, Some(b"-9".to_vec()), "decimal text");
+    ensure_eq!(
+        atomics::increment(&c.bucket, &k, 5).ctx("increment")?,
+        5,
+        "increment of a missing key"
+    );
+    ensure_eq!(
+        atomics::increment(&c.bucket, &k, -14).ctx("increment")?,
+        -9,
+        "negative delta"
+    );
+    ensure_eq!(
+        c.bucket.get(&k).ctx("get")?,
+        Some(b"-9".to_vec()),
+        "decimal text"
+    );
     c.bucket.set(&k, b"41").ctx("set")?;
-    ensure_eq!(atomics::increment(&c.bucket, &k, 1).ctx("increment")?, 42, "increment of a set value");
+    ensure_eq!(
+        atomics::increment(&c.bucket, &k, 1).ctx("increment")?,
+        42,
+        "increment of a set value"
+    );
     Ok(())
 }
 
@@ -286,24 +387,43 @@ fn increment_non_numeric_is_error(c: &Ctx) -> Check {
     let k = c.key("text");
     for value in [&b"abc"[..], b"+1", b" 1", b"", b"\xff\x00"] {
         c.bucket.set(&k, value).ctx("set")?;
-        ensure!(atomics::increment(&c.bucket, &k, 1).is_err(), "increment of {value:?} succeeded");
-        ensure_eq!(c.bucket.get(&k).ctx("get")?, Some(value.to_vec()), "value unchanged");
+        ensure!(
+            atomics::increment(&c.bucket, &k, 1).is_err(),
+            "increment of {value:?} succeeded"
+        );
+        ensure_eq!(
+            c.bucket.get(&k).ctx("get")?,
+            Some(value.to_vec()),
+            "value unchanged"
+        );
     }
     Ok(())
 }
 
 fn increment_overflow_is_error(c: &Ctx) -> Check {
     let k = c.key("max");
-    c.bucket.set(&k, i64::MAX.to_string().as_bytes()).ctx("set")?;
-    ensure!(atomics::increment(&c.bucket, &k, 1).is_err(), "i64::MAX + 1 succeeded");
-    ensure_eq!(c.bucket.get(&k).ctx("get")?, Some(i64::MAX.to_string().into_bytes()), "unchanged");
+    c.bucket
+        .set(&k, i64::MAX.to_string().as_bytes())
+        .ctx("set")?;
+    ensure!(
+        atomics::increment(&c.bucket, &k, 1).is_err(),
+        "i64::MAX + 1 succeeded"
+    );
+    ensure_eq!(
+        c.bucket.get(&k).ctx("get")?,
+        Some(i64::MAX.to_string().into_bytes()),
+        "unchanged"
+    );
     Ok(())
 }
 
 fn cas_failed(result: Result<(), CasError>, what: &str) -> Result<Cas, String> {
     match result {
         Err(CasError::CasFailed(fresh)) => Ok(fresh),
-        Err(CasError::StoreError(e)) => Err(format!("{what}: expected cas-failed, got store-error {}", show(&e))),
+        Err(CasError::StoreError(e)) => Err(format!(
+            "{what}: expected cas-failed, got store-error {}",
+            show(&e)
+        )),
         Ok(()) => Err(format!("{what}: a stale swap succeeded")),
     }
 }
@@ -319,9 +439,17 @@ fn swap(cas: Cas, value: &[u8], what: &str) -> Check {
 fn cas_create_if_absent(c: &Ctx) -> Check {
     let k = c.key("cas-new");
     let cas = Cas::new(&c.bucket, &k).ctx("cas new")?;
-    ensure_eq!(cas.current().ctx("current")?, None, "current of a missing key");
+    ensure_eq!(
+        cas.current().ctx("current")?,
+        None,
+        "current of a missing key"
+    );
     swap(cas, b"created", "swap on a missing key")?;
-    ensure_eq!(c.bucket.get(&k).ctx("get")?, Some(b"created".to_vec()), "created by swap");
+    ensure_eq!(
+        c.bucket.get(&k).ctx("get")?,
+        Some(b"created".to_vec()),
+        "created by swap"
+    );
     Ok(())
 }
 
@@ -329,9 +457,17 @@ fn cas_swap_unchanged_succeeds(c: &Ctx) -> Check {
     let k = c.key("cas-ok");
     c.bucket.set(&k, b"v1").ctx("set")?;
     let cas = Cas::new(&c.bucket, &k).ctx("cas new")?;
-    ensure_eq!(cas.current().ctx("current")?, Some(b"v1".to_vec()), "current");
+    ensure_eq!(
+        cas.current().ctx("current")?,
+        Some(b"v1".to_vec()),
+        "current"
+    );
     swap(cas, b"v2", "swap")?;
-    ensure_eq!(c.bucket.get(&k).ctx("get")?, Some(b"v2".to_vec()), "swapped");
+    ensure_eq!(
+        c.bucket.get(&k).ctx("get")?,
+        Some(b"v2".to_vec()),
+        "swapped"
+    );
     Ok(())
 }
 
@@ -341,9 +477,17 @@ fn cas_stale_after_set(c: &Ctx) -> Check {
     let cas = Cas::new(&c.bucket, &k).ctx("cas new")?;
     c.bucket.set(&k, b"v2").ctx("set")?;
     let fresh = cas_failed(atomics::swap(cas, b"lost"), "swap after a write")?;
-    ensure_eq!(fresh.current().ctx("current")?, Some(b"v2".to_vec()), "the refreshed handle sees the latest value");
+    ensure_eq!(
+        fresh.current().ctx("current")?,
+        Some(b"v2".to_vec()),
+        "the refreshed handle sees the latest value"
+    );
     swap(fresh, b"v3", "swap with the refreshed handle")?;
-    ensure_eq!(c.bucket.get(&k).ctx("get")?, Some(b"v3".to_vec()), "after retry");
+    ensure_eq!(
+        c.bucket.get(&k).ctx("get")?,
+        Some(b"v3".to_vec()),
+        "after retry"
+    );
     Ok(())
 }
 
@@ -353,7 +497,11 @@ fn cas_stale_after_same_bytes(c: &Ctx) -> Check {
     let cas = Cas::new(&c.bucket, &k).ctx("cas new")?;
     c.bucket.set(&k, b"same").ctx("set")?;
     cas_failed(atomics::swap(cas, b"lost"), "swap after a same-bytes write")?;
-    ensure_eq!(c.bucket.get(&k).ctx("get")?, Some(b"same".to_vec()), "unchanged");
+    ensure_eq!(
+        c.bucket.get(&k).ctx("get")?,
+        Some(b"same".to_vec()),
+        "unchanged"
+    );
     Ok(())
 }
 
@@ -363,7 +511,11 @@ fn cas_stale_after_delete(c: &Ctx) -> Check {
     let cas = Cas::new(&c.bucket, &k).ctx("cas new")?;
     c.bucket.delete(&k).ctx("delete")?;
     let fresh = cas_failed(atomics::swap(cas, b"lost"), "swap after a delete")?;
-    ensure_eq!(fresh.current().ctx("current")?, None, "the refreshed handle sees the delete");
+    ensure_eq!(
+        fresh.current().ctx("current")?,
+        None,
+        "the refreshed handle sees the delete"
+    );
     ensure_eq!(c.bucket.get(&k).ctx("get")?, None, "not re-created");
     Ok(())
 }
@@ -375,7 +527,11 @@ fn cas_stale_after_delete_and_recreate(c: &Ctx) -> Check {
     c.bucket.delete(&k).ctx("delete")?;
     c.bucket.set(&k, b"v1").ctx("set")?;
     cas_failed(atomics::swap(cas, b"lost"), "swap after delete + re-create")?;
-    ensure_eq!(c.bucket.get(&k).ctx("get")?, Some(b"v1".to_vec()), "unchanged");
+    ensure_eq!(
+        c.bucket.get(&k).ctx("get")?,
+        Some(b"v1".to_vec()),
+        "unchanged"
+    );
     Ok(())
 }
 
@@ -383,8 +539,15 @@ fn cas_create_race_on_existing_key(c: &Ctx) -> Check {
     let k = c.key("cas-race");
     let cas = Cas::new(&c.bucket, &k).ctx("cas new")?;
     c.bucket.set(&k, b"other writer").ctx("set")?;
-    let fresh = cas_failed(atomics::swap(cas, b"lost"), "create-if-absent after another create")?;
-    ensure_eq!(fresh.current().ctx("current")?, Some(b"other writer".to_vec()), "refreshed");
+    let fresh = cas_failed(
+        atomics::swap(cas, b"lost"),
+        "create-if-absent after another create",
+    )?;
+    ensure_eq!(
+        fresh.current().ctx("current")?,
+        Some(b"other writer".to_vec()),
+        "refreshed"
+    );
     Ok(())
 }
 
@@ -392,19 +555,41 @@ fn get_many_order_holes_repeats(c: &Ctx) -> Check {
     let (a, b, m) = (c.key("gm-a"), c.key("gm-b"), c.key("gm-missing"));
     c.bucket.set(&a, b"1").ctx("set")?;
     c.bucket.set(&b, b"").ctx("set")?;
-    let got = batch::get_many(&c.bucket, &[b.clone(), m.clone(), a.clone(), a.clone()]).ctx("get-many")?;
-    let expected = vec![Some((b, vec![])), None, Some((a.clone(), b"1".to_vec())), Some((a, b"1".to_vec()))];
+    let got = batch::get_many(&c.bucket, &[b.clone(), m.clone(), a.clone(), a.clone()])
+        .ctx("get-many")?;
+    let expected = vec![
+        Some((b, vec![])),
+        None,
+        Some((a.clone(), b"1".to_vec())),
+        Some((a, b"1".to_vec())),
+    ];
     ensure_eq!(got, expected, "one entry per requested key");
-    ensure_eq!(batch::get_many(&c.bucket, &[]).ctx("get-many of nothing")?, vec![], "empty");
+    ensure_eq!(
+        batch::get_many(&c.bucket, &[]).ctx("get-many of nothing")?,
+        vec![],
+        "empty"
+    );
     Ok(())
 }
 
 fn set_many_last_wins(c: &Ctx) -> Check {
     let (a, b) = (c.key("sm-a"), c.key("sm-b"));
-    let items = vec![(a.clone(), b"1".to_vec()), (b.clone(), b"x".to_vec()), (a.clone(), b"2".to_vec())];
+    let items = vec![
+        (a.clone(), b"1".to_vec()),
+        (b.clone(), b"x".to_vec()),
+        (a.clone(), b"2".to_vec()),
+    ];
     batch::set_many(&c.bucket, &items).ctx("set-many")?;
-    ensure_eq!(c.bucket.get(&a).ctx("get")?, Some(b"2".to_vec()), "the last occurrence wins");
-    ensure_eq!(c.bucket.get(&b).ctx("get")?, Some(b"x".to_vec()), "other keys written");
+    ensure_eq!(
+        c.bucket.get(&a).ctx("get")?,
+        Some(b"2".to_vec()),
+        "the last occurrence wins"
+    );
+    ensure_eq!(
+        c.bucket.get(&b).ctx("get")?,
+        Some(b"x".to_vec()),
+        "other keys written"
+    );
     Ok(())
 }
 

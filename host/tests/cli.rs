@@ -1,0 +1,194 @@
+//! The `wasikv` binary: run, providers, check; and the generated docs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn wasikv(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasikv"));
+    cmd.args(args).current_dir(dir);
+    // The user's environment must not leak into these tests.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("WASIKV_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("XDG_CACHE_HOME", dir.join("xdg-cache"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run wasikv")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn run_uses_the_embedded_default_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    for visit in 1..=2 {
+        let out = wasikv(
+            dir.path(),
+            &["run", wasikv_artifacts::COUNTER, "--", "bob"],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(&format!("visit number {visit} ")),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    assert!(
+        dir.path().join(".wasikv").join("default.redb").is_file(),
+        "default bucket under .wasikv/"
+    );
+}
+
+#[test]
+fn run_passes_env_and_reports_guest_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wasikv(
+        dir.path(),
+        &["run", "--env", "BUCKET=nope", wasikv_artifacts::COUNTER],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot open bucket \"nope\": no such store"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn run_reports_a_missing_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wasikv(dir.path(), &["run", "missing.wasm"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot read component missing.wasm"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn check_a_good_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wasikv.toml"),
+        "[buckets.cache]\nprovider = \"memory\"\n\n[buckets.files]\nprovider = \"embedded\"\npath = \"data/files.redb\"\n",
+    )
+    .unwrap();
+    let out = wasikv(
+        dir.path(),
+        &["check"],
+        &[("WASIKV_BUCKETS__EXTRA__PROVIDER", "memory")],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for bucket in ["cache", "default", "extra", "files"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(bucket)),
+            "{bucket}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("4 buckets: 4 ok, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn check_a_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[buckets.cache]\nprovider = \"memory\"\nmapp = \"typo\"\n",
+    )
+    .unwrap();
+    let out = wasikv(
+        dir.path(),
+        &["check", "--config", config.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bucket \"cache\" (memory)") && stderr.contains("mapp"),
+        "{stderr}"
+    );
+
+    let out = wasikv(dir.path(), &["check", "--config", "nowhere.toml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("config file nowhere.toml does not exist"));
+
+    std::fs::write(&config, "[buckets.cache\n").unwrap();
+    let out = wasikv(
+        dir.path(),
+        &["check", "--config", config.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("TOML parse error"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn check_reports_a_bucket_that_cannot_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blocker"), b"a file, not a directory").unwrap();
+    std::fs::write(
+        dir.path().join("wasikv.toml"),
+        "[buckets.broken]\nprovider = \"embedded\"\npath = \"blocker/inside.redb\"\n",
+    )
+    .unwrap();
+    let out = wasikv(dir.path(), &["check"], &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAILED") && l.contains("broken") && l.contains("embedded")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 buckets: 1 ok, 1 failed"), "{stdout}");
+}
+
+#[test]
+fn providers_prints_the_documented_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wasikv(dir.path(), &["providers"], &[]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), wasikv_host::matrix::markdown());
+}
+
+/// docs/capabilities.md holds the generated matrix between markers;
+/// `WASIKV_BLESS=1 cargo test` rewrites it.
+#[test]
+fn docs_capability_matrix_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/capabilities.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/capabilities.md");
+    let (start, end) = ("<!-- matrix:start -->\n", "<!-- matrix:end -->");
+    let (head, rest) = doc.split_once(start).expect("start marker");
+    let (current, tail) = rest.split_once(end).expect("end marker");
+    let generated = wasikv_host::matrix::markdown();
+    if current != generated {
+        if std::env::var_os("WASIKV_BLESS").is_some() {
+            std::fs::write(&path, format!("{head}{start}{generated}{end}{tail}")).unwrap();
+        } else {
+            panic!(
+                "docs/capabilities.md is stale; run `WASIKV_BLESS=1 cargo test --release -p wasikv-host --test cli`"
+            );
+        }
+    }
+}

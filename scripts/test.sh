@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test of wasikv, after setting up what they need.
+#
+#   scripts/test.sh            # set up, lint, test (release profile, like CI)
+#   WASIKV_SKIP_LINT=1 scripts/test.sh   # tests only
+#
+# Everything is built with the release profile: wasmtime is compiled once and
+# shared by the tests, the CLI and the benchmarks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: wasm32-wasip2 target (guests)"
+rustup target add wasm32-wasip2
+
+step "services"
+scripts/services.sh
+
+if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
+    step "format"
+    cargo fmt --all --check
+    (cd examples/guests && cargo fmt --all --check)
+fi
+
+step "tests (release)"
+cargo test --release --workspace --all-features
+
+if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
+    step "clippy"
+    cargo clippy --release --workspace --all-targets --all-features -- -D warnings
+    (cd examples/guests && cargo clippy --release --target wasm32-wasip2 --target-dir "${CARGO_TARGET_DIR:-target}/guests-lint" -- -D warnings)
+    step "docs"
+    RUSTDOCFLAGS=-Dwarnings cargo doc --release --workspace --no-deps --all-features
+fi
+step "all tests passed"
