@@ -24,7 +24,7 @@ if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
 fi
 
 step "tests (release)"
-cargo test --release --workspace --all-features
+cargo test --release --workspace --all-features --no-fail-fast
 
 if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
     step "clippy"

@@ -104,8 +104,8 @@ impl<'a> WasiKeyValue<'a> {
 ///
 /// struct State { table: ResourceTable, kv: WasiKeyValueCtx }
 ///
-/// # fn main() -> anyhow::Result<()> {
-/// let engine = wasmtime::Engine::new(wasmtime::Config::new().async_support(true))?;
+/// # fn main() -> wasmtime::Result<()> {
+/// let engine = wasmtime::Engine::default();
 /// let mut linker = Linker::<State>::new(&engine);
 /// wasikv_host::add_to_linker(&mut linker, |s: &mut State| WasiKeyValue::new(&s.kv, &mut s.table))?;
 /// let buckets = Arc::new(Buckets::from_config(&Config::load(None)?)?);

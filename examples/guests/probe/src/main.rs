@@ -6,7 +6,10 @@
 //! * `probe get-many BUCKET VALUE_BYTES COUNT`: store one value, then get-many it COUNT times;
 //! * `probe spin`: loop forever (for the execution deadline);
 //! * `probe alloc`: allocate without bound (for the memory limit);
-//! * `probe get BUCKET KEY`: print the value as UTF-8.
+//! * `probe get BUCKET KEY`: print the value as UTF-8;
+//! * `probe loop OP BUCKET N`: N calls of OP (`get`, `set`, `set-distinct`,
+//!   `increment`) and the calls per second the guest saw (a rough figure; the
+//!   benchmark suite measures properly).
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -71,6 +74,37 @@ fn main() {
                 Ok(values) => println!("ok {} values", values.len()),
                 Err(e) => println!("error {}", show(&e)),
             }
+        }
+        "loop" => {
+            let op = arg(2);
+            let bucket = open(&arg(3));
+            let n = num(4);
+            bucket.set("loop", b"value").expect("set");
+            let started = std::time::Instant::now();
+            for i in 0..n {
+                let result = match op.as_str() {
+                    "get" => bucket.get("loop").map(|_| ()),
+                    "set" => bucket.set("loop", b"value"),
+                    "set-distinct" => bucket.set(&format!("loop-{i}"), b"value"),
+                    "increment" => {
+                        wasi::keyvalue::atomics::increment(&bucket, "counter", 1).map(|_| ())
+                    }
+                    other => {
+                        println!("error unknown op {other:?}");
+                        std::process::exit(2);
+                    }
+                };
+                if let Err(e) = result {
+                    println!("error {}", show(&e));
+                    std::process::exit(1);
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "ok {n} {op} calls in {:.1} ms: {:.0} calls/s",
+                secs * 1e3,
+                n as f64 / secs
+            );
         }
         "spin" => {
             let mut n: u64 = 0;
