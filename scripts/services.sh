@@ -1,11 +1,56 @@
 #!/usr/bin/env bash
 # Installs and starts the servers the provider tests talk to, idempotently,
-# all on 127.0.0.1. Providers add their server here as they land.
+# all on 127.0.0.1, and waits until each answers. A server that cannot be
+# started is a failure (exit 1), never a silent skip.
 #
-# The always-built providers (memory, embedded) need no server. Under
-# CI=true a provider test never skips: a server that cannot be started is a
-# failure here or in the test.
+# Servers this script starts itself run under .services/ (data, logs, PIDs)
+# and are stopped by `scripts/services.sh stop`, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+STATE="$PWD/.services"
+mkdir -p "$STATE"
 
-echo "services: memory and embedded need no server; no networked provider is compiled in yet"
+APT_UPDATED=0
+apt_install() {
+    # apt_install COMMAND PACKAGE...: installs the packages when COMMAND is missing.
+    local cmd=$1; shift
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    if [[ $APT_UPDATED == 0 ]]; then
+        apt-get update -qq >/dev/null
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    command -v "$cmd" >/dev/null 2>&1 || { echo "services: installing $* did not provide $cmd" >&2; exit 1; }
+}
+
+wait_for() {
+    # wait_for NAME SECONDS COMMAND...: retries COMMAND until it succeeds.
+    local name=$1 seconds=$2; shift 2
+    for _ in $(seq 1 $((seconds * 10))); do
+        if "$@" >/dev/null 2>&1; then echo "services: $name is up"; return 0; fi
+        sleep 0.1
+    done
+    echo "services: $name did not come up within ${seconds}s" >&2
+    exit 1
+}
+
+stop_all() {
+    for pidfile in "$STATE"/*.pid; do
+        [[ -e $pidfile ]] || continue
+        kill "$(cat "$pidfile")" 2>/dev/null || true
+        rm -f "$pidfile"
+    done
+}
+
+if [[ "${1:-}" == "stop" ]]; then stop_all; exit 0; fi
+
+# --- Redis (redis provider): the machine's server on 6379, else our own there.
+REDIS_PORT=6379
+apt_install redis-cli redis-tools
+if ! redis-cli -h 127.0.0.1 -p $REDIS_PORT ping >/dev/null 2>&1; then
+    apt_install redis-server redis-server
+    mkdir -p "$STATE/redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port $REDIS_PORT --save "" --appendonly no \
+        --dir "$STATE/redis" --logfile "$STATE/redis/redis.log" --pidfile "$STATE/redis.pid"
+fi
+wait_for "redis at 127.0.0.1:$REDIS_PORT" 10 redis-cli -h 127.0.0.1 -p $REDIS_PORT ping

@@ -24,7 +24,19 @@ if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
 fi
 
 step "tests (release)"
-cargo test --release --workspace --all-features --no-fail-fast
+log="$(mktemp)"
+set +e
+cargo test --release --workspace --all-features --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing tally over every test binary (unit, behavior suites, guests, doctests).
+summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i; if ($(i+1) ~ /^ignored;?$/) g += $i } }
+    END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, g }' "$log")
+rm -f "$log"
+if [[ $status != 0 ]]; then
+    echo "$summary"
+    exit "$status"
+fi
 
 if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
     step "clippy"
@@ -33,4 +45,5 @@ if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
     step "docs"
     RUSTDOCFLAGS=-Dwarnings cargo doc --release --workspace --no-deps --all-features
 fi
-step "all tests passed"
+step "all tests passed in ${SECONDS} s"
+echo "$summary"

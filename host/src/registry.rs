@@ -11,11 +11,6 @@ pub const KNOWN: &[(&str, Option<&str>)] = &[
     ("memory", None),
     ("embedded", None),
     ("redis", Some("redis")),
-    ("memcached", Some("memcached")),
-    ("etcd", Some("etcd")),
-    ("dynamodb", Some("dynamodb")),
-    ("cosmos", Some("cosmos")),
-    ("firestore", Some("firestore")),
 ];
 
 /// The providers compiled in.
@@ -23,13 +18,19 @@ pub fn compiled() -> Vec<Arc<dyn Provider>> {
     vec![
         Arc::new(wasikv_memory::MemoryProvider),
         Arc::new(wasikv_embedded::EmbeddedProvider),
+        #[cfg(feature = "redis")]
+        Arc::new(wasikv_redis::RedisProvider),
     ]
 }
 
 /// The compiled-in provider called `name`, or an error saying which cargo
 /// feature would compile it in.
 pub fn find(name: &str) -> Result<Arc<dyn Provider>> {
-    if let Some(p) = compiled().into_iter().find(|p| p.name() == name) {
+    find_in(compiled(), name)
+}
+
+fn find_in(compiled: Vec<Arc<dyn Provider>>, name: &str) -> Result<Arc<dyn Provider>> {
+    if let Some(p) = compiled.into_iter().find(|p| p.name() == name) {
         return Ok(p);
     }
     match KNOWN.iter().find(|(known, _)| *known == name) {
@@ -48,6 +49,41 @@ pub fn find(name: &str) -> Result<Arc<dyn Provider>> {
                     names.join(", ")
                 ),
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_known_provider_not_compiled_in_names_its_feature() {
+        let err = find_in(Vec::new(), "redis")
+            .err()
+            .expect("nothing compiled in");
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(
+            err.message().contains("rebuild with `--features redis`"),
+            "{err}"
+        );
+        let err = find_in(compiled(), "nosuch").err().expect("unknown");
+        assert!(
+            err.message()
+                .contains("unknown provider \"nosuch\"; known providers: memory, embedded"),
+            "{err}"
+        );
+        assert_eq!(find_in(compiled(), "memory").unwrap().name(), "memory");
+    }
+
+    #[test]
+    fn every_compiled_provider_is_known() {
+        for p in compiled() {
+            assert!(
+                KNOWN.iter().any(|(n, _)| *n == p.name()),
+                "{} missing from KNOWN",
+                p.name()
+            );
         }
     }
 }

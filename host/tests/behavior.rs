@@ -51,9 +51,38 @@ fn main() -> ExitCode {
             let file = file.clone();
             async move { Ok(layered(Arc::new(EmbeddedBucket::new(file, &ns)))) }
         })?);
+        #[cfg(feature = "redis")]
+        trials.extend(redis()?);
         Ok(trials)
     })();
     let code = suite::run_trials(all);
     drop(dir);
     code
+}
+
+/// Redis behind the emulation layer (batches over its 512-item limit get chunked).
+#[cfg(feature = "redis")]
+fn redis() -> Result<Vec<suite::Trial>, String> {
+    use wasikv_redis::core::RedisStore;
+    use wasikv_redis::{RedisBucket, RedisConfig};
+    let url = std::env::var("WASIKV_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let store: Arc<tokio::sync::OnceCell<RedisStore>> = Arc::new(tokio::sync::OnceCell::new());
+    suite::trials("host-redis", Level::Host, move |ns| {
+        let store = store.clone();
+        let config = RedisConfig {
+            url: url.clone(),
+            prefix: None,
+            connect_timeout_ms: 5_000,
+        };
+        async move {
+            let store = store
+                .get_or_try_init(|| RedisStore::connect(&config))
+                .await?;
+            Ok(layered(Arc::new(RedisBucket::new(
+                store.conn.clone(),
+                &format!("wasikv-test:{ns}:"),
+            ))))
+        }
+    })
 }

@@ -1,0 +1,406 @@
+//! [`RedisProvider`] and [`RedisBucket`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+use wasikv_core::{
+    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, ListPage, Namespace, Options,
+    Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
+};
+
+use crate::config::RedisConfig;
+use crate::core::{self, RedisStore, index_key, map_err, versions_key};
+
+/// The provider name in configuration.
+pub const NAME: &str = "redis";
+
+/// Most keys in one native batch (one script call or MGET).
+pub const MAX_BATCH: usize = 512;
+
+/// Redis's string limit.
+pub const MAX_VALUE_BYTES: usize = 512 << 20;
+
+/// Builds Redis stores.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RedisProvider;
+
+/// The capabilities of a Redis bucket.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        increment: Support::Native,
+        get_many: Support::Native,
+        set_many: Support::Native,
+        delete_many: Support::Native,
+        max_value_bytes: Some(MAX_VALUE_BYTES),
+        max_batch_items: Some(MAX_BATCH),
+        consistency: Consistency::Strong,
+        durable: false,
+        versioning: "random token per write + SHA-1 of the value (Lua script)",
+        ..Capabilities::required()
+    }
+}
+
+#[async_trait]
+impl Provider for RedisProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities()
+    }
+
+    fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
+        let config: RedisConfig = options.parse(bucket, NAME)?;
+        redis::Client::open(config.url.as_str()).map_err(|e| {
+            // The URL may hold a password: say what is wrong without echoing it.
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("bad redis url: {}", e.kind_name()),
+            )
+            .in_bucket(bucket, NAME)
+        })?;
+        Ok(BucketPlan {
+            bucket: bucket.to_string(),
+            provider: NAME,
+            connection: config.url.clone(),
+            namespace: Namespace::Prefix(config.prefix(bucket)),
+            options: options.clone(),
+        })
+    }
+
+    async fn connect(&self, plan: &BucketPlan) -> Result<Arc<dyn Store>> {
+        let config: RedisConfig = plan.options.parse(&plan.bucket, NAME)?;
+        Ok(Arc::new(RedisStore::connect(&config).await?))
+    }
+}
+
+trait KindName {
+    fn kind_name(&self) -> String;
+}
+
+impl KindName for redis::RedisError {
+    fn kind_name(&self) -> String {
+        format!("{:?}", self.kind())
+    }
+}
+
+impl RedisStore {
+    /// Connects to `config.url`.
+    pub async fn connect(config: &RedisConfig) -> Result<Self> {
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("bad redis url: {}", e.kind_name()),
+            )
+        })?;
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client, manager_config)
+            .await
+            .map_err(map_err)?;
+        Ok(RedisStore { conn })
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
+        let config: RedisConfig = plan.options.parse(&plan.bucket, NAME)?;
+        Ok(Arc::new(RedisBucket::new(
+            self.conn.clone(),
+            &config.prefix(&plan.bucket),
+        )))
+    }
+}
+
+/// Scripts compiled once per bucket (their SHA-1 is computed here; EVALSHA
+/// falls back to EVAL when the server lost them).
+struct Scripts {
+    set: Script,
+    set_if_absent: Script,
+    set_if_version: Script,
+    get_versioned: Script,
+    delete: Script,
+    increment: Script,
+    set_many: Script,
+    delete_many: Script,
+    list: Script,
+}
+
+/// A bucket: a key prefix on one Redis database.
+pub struct RedisBucket {
+    conn: ConnectionManager,
+    prefix: String,
+    versions: Vec<u8>,
+    index: Vec<u8>,
+    scripts: Arc<Scripts>,
+    capabilities: Capabilities,
+}
+
+impl RedisBucket {
+    /// The bucket at `prefix` on `conn`.
+    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+        RedisBucket {
+            conn,
+            prefix: prefix.to_string(),
+            versions: versions_key(prefix),
+            index: index_key(prefix),
+            scripts: Arc::new(Scripts {
+                set: Script::new(core::SET),
+                set_if_absent: Script::new(core::SET_IF_ABSENT),
+                set_if_version: core::set_if_version_script(),
+                get_versioned: core::get_versioned_script(),
+                delete: Script::new(core::DELETE),
+                increment: Script::new(core::INCREMENT),
+                set_many: Script::new(core::SET_MANY),
+                delete_many: Script::new(core::DELETE_MANY),
+                list: Script::new(core::LIST),
+            }),
+            capabilities: capabilities(),
+        }
+    }
+
+    fn data_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn check_value(&self, len: usize) -> Result<()> {
+        if len > MAX_VALUE_BYTES {
+            return Err(Error::too_large("value", len, MAX_VALUE_BYTES));
+        }
+        Ok(())
+    }
+
+    fn check_batch(&self, n: usize) -> Result<()> {
+        if n > MAX_BATCH {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("batch of {n} items is over the limit of {MAX_BATCH} items"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A fresh random version token (128 bits, hex).
+fn token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+#[async_trait]
+impl Bucket for RedisBucket {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let mut conn = self.conn.clone();
+        let reply: Option<(Vec<u8>, Vec<u8>)> = self
+            .scripts
+            .get_versioned
+            .key(self.data_key(key))
+            .key(&self.versions)
+            .arg(key)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        Ok(reply.map(|(value, version)| Versioned {
+            value,
+            version: Version(version),
+        }))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut conn = self.conn.clone();
+        redis::cmd("GET")
+            .arg(self.data_key(key))
+            .query_async(&mut conn)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: WriteCondition,
+    ) -> Result<WriteOutcome> {
+        self.check_value(value.len())?;
+        let mut conn = self.conn.clone();
+        let script = match &condition {
+            WriteCondition::Always => &self.scripts.set,
+            WriteCondition::IfAbsent => &self.scripts.set_if_absent,
+            WriteCondition::IfVersion(_) => &self.scripts.set_if_version,
+        };
+        let mut invocation = script.key(self.data_key(key));
+        invocation
+            .key(&self.versions)
+            .key(&self.index)
+            .arg(key)
+            .arg(value)
+            .arg(token());
+        if let WriteCondition::IfVersion(v) = &condition {
+            invocation.arg(&v.0);
+        }
+        let written: i64 = invocation.invoke_async(&mut conn).await.map_err(map_err)?;
+        Ok(if written == 1 {
+            WriteOutcome::Written
+        } else {
+            WriteOutcome::ConditionFailed
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .delete
+            .key(self.data_key(key))
+            .key(&self.versions)
+            .key(&self.index)
+            .arg(key)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(self.data_key(key))
+            .query_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
+    }
+
+    async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
+        let start = match cursor {
+            None => b"-".to_vec(),
+            Some(last) => {
+                std::str::from_utf8(last)
+                    .map_err(|_| Error::new(ErrorKind::InvalidCursor, "malformed list cursor"))?;
+                [b"(", last].concat()
+            }
+        };
+        let mut conn = self.conn.clone();
+        let (keys, more): (Vec<Vec<u8>>, i64) = self
+            .scripts
+            .list
+            .key(&self.index)
+            .key(&self.versions)
+            .arg(&self.prefix)
+            .arg(start)
+            .arg(limit.max(1))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        let keys: Vec<String> = keys
+            .into_iter()
+            .map(|k| {
+                String::from_utf8(k).map_err(|_| {
+                    Error::new(ErrorKind::Other, "a non-UTF-8 key in the bucket index")
+                })
+            })
+            .collect::<Result<_>>()?;
+        let next = match (more, keys.last()) {
+            (1, Some(last)) => Some(last.as_bytes().to_vec()),
+            _ => None,
+        };
+        Ok(ListPage { keys, next })
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        let mut conn = self.conn.clone();
+        let text: String = self
+            .scripts
+            .increment
+            .key(self.data_key(key))
+            .key(&self.versions)
+            .key(&self.index)
+            .arg(key)
+            .arg(delta)
+            .arg(token())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        text.parse().map_err(|_| {
+            Error::new(
+                ErrorKind::Other,
+                format!("redis returned a non-integer counter {text:?}"),
+            )
+        })
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.check_batch(keys.len())?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.data_key(key));
+        }
+        let values: Vec<Value> = cmd.query_async(&mut conn).await.map_err(map_err)?;
+        values
+            .into_iter()
+            .map(|v| match v {
+                Value::Nil => Ok(None),
+                Value::BulkString(bytes) => Ok(Some(bytes)),
+                other => Err(Error::new(
+                    ErrorKind::Other,
+                    format!("unexpected MGET reply {other:?}"),
+                )),
+            })
+            .collect()
+    }
+
+    async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        self.check_batch(items.len())?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        for (_, value) in &items {
+            self.check_value(value.len())?;
+        }
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.set_many.key(&self.versions);
+        invocation.key(&self.index);
+        for (key, _) in &items {
+            invocation.key(self.data_key(key));
+        }
+        for (key, value) in &items {
+            invocation.arg(key).arg(value);
+        }
+        for _ in &items {
+            invocation.arg(token());
+        }
+        let _: i64 = invocation.invoke_async(&mut conn).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.check_batch(keys.len())?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.delete_many.key(&self.versions);
+        invocation.key(&self.index);
+        for key in keys {
+            invocation.key(self.data_key(key));
+        }
+        for key in keys {
+            invocation.arg(key);
+        }
+        let _: i64 = invocation.invoke_async(&mut conn).await.map_err(map_err)?;
+        Ok(())
+    }
+}

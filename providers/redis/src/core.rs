@@ -1,0 +1,189 @@
+//! The connection, the server-side scripts, key layout and the one mapper
+//! from Redis errors to wasikv errors.
+
+use redis::aio::ConnectionManager;
+use redis::{RedisError, Script};
+use wasikv_core::{Error, ErrorKind};
+
+/// Start of every key wasikv keeps beside the data: `0xFF` cannot start a
+/// UTF-8 string, so no bucket key can collide with it.
+pub const META: &[u8] = b"\xffwasikv\xff";
+
+/// The version-token hash of a bucket.
+pub fn versions_key(prefix: &str) -> Vec<u8> {
+    [META, b"v:", prefix.as_bytes()].concat()
+}
+
+/// The key index (sorted set) of a bucket.
+pub fn index_key(prefix: &str) -> Vec<u8> {
+    [META, b"i:", prefix.as_bytes()].concat()
+}
+
+/// A connection shared by every bucket on one URL (multiplexed, reconnecting).
+#[derive(Clone)]
+pub struct RedisStore {
+    /// The multiplexed connection.
+    pub conn: ConnectionManager,
+}
+
+/// KEYS: data, versions, index. ARGV: key, value, new token.
+pub const SET: &str = r"
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+return 1
+";
+
+/// KEYS: data, versions, index. ARGV: key, value, new token.
+pub const SET_IF_ABSENT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+return 1
+";
+
+/// The version of a present value: its token (empty when written by another
+/// client) and the SHA-1 of its bytes.
+const VERSION_OF: &str = r"
+local function version_of(val)
+  local token = redis.call('HGET', KEYS[2], ARGV[1]) or ''
+  return token .. ':' .. redis.sha1hex(val)
+end
+";
+
+/// KEYS: data, versions. ARGV: key. Returns nil or {value, version}.
+pub fn get_versioned_script() -> Script {
+    Script::new(&format!(
+        "{VERSION_OF}
+local val = redis.call('GET', KEYS[1])
+if not val then return false end
+return {{val, version_of(val)}}"
+    ))
+}
+
+/// KEYS: data, versions, index. ARGV: key, value, new token, expected version.
+pub fn set_if_version_script() -> Script {
+    Script::new(&format!(
+        "{VERSION_OF}
+local val = redis.call('GET', KEYS[1])
+if not val then return 0 end
+if version_of(val) ~= ARGV[4] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+return 1"
+    ))
+}
+
+/// KEYS: data, versions, index. ARGV: key.
+pub const DELETE: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+";
+
+/// KEYS: data, versions, index. ARGV: key, delta, new token.
+///
+/// Implements wasikv's counter rules on top of INCRBY: the stored text must
+/// match `-?[0-9]+`; leading zeros (which INCRBY refuses) are normalised first
+/// and restored if INCRBY then fails (out of range or overflow), so a failed
+/// increment never changes the value. Returns the new value as text (Lua
+/// numbers are doubles; text keeps all 64 bits).
+pub const INCREMENT: &str = r"
+local val = redis.call('GET', KEYS[1])
+if val then
+  if not string.match(val, '^%-?%d+$') then
+    return redis.error_reply('WASIKV_NOT_A_NUMBER')
+  end
+  local sign, digits = string.match(val, '^(%-?)(%d+)$')
+  local trimmed = string.gsub(digits, '^0+', '')
+  if trimmed == '' then trimmed = '0'; sign = '' end
+  local canonical = sign .. trimmed
+  if canonical ~= val then redis.call('SET', KEYS[1], canonical) end
+  local ok = redis.pcall('INCRBY', KEYS[1], ARGV[2])
+  if type(ok) == 'table' and ok.err then
+    if canonical ~= val then redis.call('SET', KEYS[1], val) end
+    return redis.error_reply('WASIKV_OUT_OF_RANGE ' .. ok.err)
+  end
+else
+  redis.call('INCRBY', KEYS[1], ARGV[2])
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+return redis.call('GET', KEYS[1])
+";
+
+/// KEYS: versions, index, then the data keys. ARGV: pairs of (key, value),
+/// then one token per pair.
+pub const SET_MANY: &str = r"
+local n = #KEYS - 2
+for i = 1, n do
+  local key, value, token = ARGV[2 * i - 1], ARGV[2 * i], ARGV[2 * n + i]
+  redis.call('SET', KEYS[i + 2], value)
+  redis.call('HSET', KEYS[1], key, token)
+  redis.call('ZADD', KEYS[2], 0, key)
+end
+return n
+";
+
+/// KEYS: versions, index, then the data keys. ARGV: the keys.
+pub const DELETE_MANY: &str = r"
+local n = #KEYS - 2
+for i = 1, n do
+  redis.call('DEL', KEYS[i + 2])
+  redis.call('HDEL', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+return n
+";
+
+/// KEYS: index, versions. ARGV: data-key prefix, start ('-' or '(' .. last key), limit.
+///
+/// One page of the index in key order. Keys whose data is gone (deleted by
+/// another client) are dropped from the index and skipped, and the page is
+/// refilled, so a page is short only at the end. Returns {keys..., more_flag}.
+pub const LIST: &str = r"
+local limit = tonumber(ARGV[3])
+local start = ARGV[2]
+local keys = {}
+while #keys < limit do
+  local batch = redis.call('ZRANGE', KEYS[1], start, '+', 'BYLEX', 'LIMIT', 0, limit - #keys + 1)
+  if #batch == 0 then return {keys, 0} end
+  for i, member in ipairs(batch) do
+    if #keys == limit then return {keys, 1} end
+    if redis.call('EXISTS', ARGV[1] .. member) == 1 then
+      keys[#keys + 1] = member
+    else
+      redis.call('ZREM', KEYS[1], member)
+      redis.call('HDEL', KEYS[2], member)
+    end
+    start = '(' .. member
+  end
+end
+local after = redis.call('ZRANGE', KEYS[1], start, '+', 'BYLEX', 'LIMIT', 0, 1)
+if #after == 0 then return {keys, 0} end
+return {keys, 1}
+";
+
+/// The one mapper from Redis errors to wasikv errors.
+pub fn map_err(e: RedisError) -> Error {
+    let text = e.to_string();
+    if text.contains("WASIKV_NOT_A_NUMBER") {
+        return Error::new(
+            ErrorKind::InvalidValue,
+            "cannot increment: the stored value is not a decimal integer (-?[0-9]+)",
+        );
+    }
+    if text.contains("WASIKV_OUT_OF_RANGE") {
+        return Error::new(
+            ErrorKind::InvalidValue,
+            "cannot increment: the value or the result does not fit in a signed 64-bit integer",
+        );
+    }
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+        return Error::new(ErrorKind::Unavailable, "redis is unreachable").with_source(e);
+    }
+    Error::new(ErrorKind::Other, "redis error").with_source(e)
+}

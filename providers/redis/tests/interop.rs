@@ -1,0 +1,114 @@
+//! Redis specifics: values stay plain strings for other clients, native
+//! INCRBY works on counters, and a write by another client makes a CAS swap
+//! fail.
+
+use std::sync::Arc;
+
+use redis::AsyncCommands;
+use wasikv_core::{Bucket, WriteCondition, WriteOutcome};
+use wasikv_redis::core::RedisStore;
+use wasikv_redis::{RedisBucket, RedisConfig};
+
+fn url() -> String {
+    std::env::var("WASIKV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+async fn bucket() -> (Arc<RedisBucket>, redis::aio::ConnectionManager, String) {
+    let config = RedisConfig {
+        url: url(),
+        prefix: None,
+        connect_timeout_ms: 5_000,
+    };
+    let store = RedisStore::connect(&config)
+        .await
+        .expect("redis at WASIKV_TEST_REDIS_URL");
+    let prefix = format!("wasikv-test:interop-{:08x}:", rand::random::<u32>());
+    (
+        Arc::new(RedisBucket::new(store.conn.clone(), &prefix)),
+        store.conn,
+        prefix,
+    )
+}
+
+async fn cleanup(b: &RedisBucket) {
+    wasikv_core::suite::cleanup(b).await;
+}
+
+#[tokio::test]
+async fn values_are_plain_strings_and_incrby_works() {
+    let (b, mut raw, prefix) = bucket().await;
+    b.set("greeting", b"hello".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    let plain: Vec<u8> = raw.get(format!("{prefix}greeting")).await.unwrap();
+    assert_eq!(plain, b"hello");
+
+    assert_eq!(b.increment("n", 40).await.unwrap(), 40);
+    let n: i64 = raw.incr(format!("{prefix}n"), 2).await.unwrap();
+    assert_eq!(n, 42);
+    assert_eq!(b.get("n").await.unwrap(), Some(b"42".to_vec()));
+    assert_eq!(b.increment("n", 1).await.unwrap(), 43);
+    cleanup(&b).await;
+}
+
+#[tokio::test]
+async fn a_conflicting_writer_makes_the_swap_fail() {
+    let (b, mut raw, prefix) = bucket().await;
+    b.set("k", b"v1".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    let read = b.get_versioned("k").await.unwrap().unwrap();
+    // Another client (not wasikv) writes the key.
+    let _: () = raw.set(format!("{prefix}k"), "v2").await.unwrap();
+    let outcome = b
+        .set(
+            "k",
+            b"mine".to_vec(),
+            WriteCondition::IfVersion(read.version),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::ConditionFailed);
+    assert_eq!(b.get("k").await.unwrap(), Some(b"v2".to_vec()));
+    // A fresh read can swap.
+    let fresh = b.get_versioned("k").await.unwrap().unwrap();
+    let outcome = b
+        .set(
+            "k",
+            b"mine".to_vec(),
+            WriteCondition::IfVersion(fresh.version),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::Written);
+    cleanup(&b).await;
+}
+
+#[tokio::test]
+async fn keys_deleted_by_another_client_leave_the_listing() {
+    let (b, mut raw, prefix) = bucket().await;
+    for k in ["a", "b", "c"] {
+        b.set(k, b"v".to_vec(), WriteCondition::Always)
+            .await
+            .unwrap();
+    }
+    let _: i64 = raw.del(format!("{prefix}b")).await.unwrap();
+    let page = b.list(None, 10).await.unwrap();
+    assert_eq!(page.keys, vec!["a".to_string(), "c".to_string()]);
+    assert!(page.next.is_none());
+    cleanup(&b).await;
+}
+
+#[tokio::test]
+async fn unreachable_server_is_unavailable() {
+    let config = RedisConfig {
+        url: "redis://127.0.0.1:1/0".into(),
+        prefix: None,
+        connect_timeout_ms: 500,
+    };
+    let err = RedisStore::connect(&config)
+        .await
+        .err()
+        .expect("nothing listens on port 1");
+    assert_eq!(err.kind(), wasikv_core::ErrorKind::Unavailable, "{err}");
+}
