@@ -44,6 +44,9 @@ stop_all() {
 
 if [[ "${1:-}" == "stop" ]]; then stop_all; exit 0; fi
 
+# --- Build prerequisites of provider crates.
+apt_install protoc protobuf-compiler   # etcd-client generates its gRPC code with protoc
+
 # --- Redis (redis provider): the machine's server on 6379, else our own there.
 REDIS_PORT=6379
 apt_install redis-cli redis-tools
@@ -54,3 +57,18 @@ if ! redis-cli -h 127.0.0.1 -p $REDIS_PORT ping >/dev/null 2>&1; then
         --dir "$STATE/redis" --logfile "$STATE/redis/redis.log" --pidfile "$STATE/redis.pid"
 fi
 wait_for "redis at 127.0.0.1:$REDIS_PORT" 10 redis-cli -h 127.0.0.1 -p $REDIS_PORT ping
+
+# --- etcd (etcd provider): our own single-node server on test ports.
+ETCD_PORT=12379
+ETCD_PEER_PORT=12380
+apt_install etcd etcd-server
+if ! curl -fsS "http://127.0.0.1:$ETCD_PORT/health" >/dev/null 2>&1; then
+    mkdir -p "$STATE/etcd"
+    nohup etcd --name wasikv-test --data-dir "$STATE/etcd/data" \
+        --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+        --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+        --initial-cluster "wasikv-test=http://127.0.0.1:$ETCD_PEER_PORT" \
+        >"$STATE/etcd/etcd.log" 2>&1 &
+    echo $! >"$STATE/etcd.pid"
+fi
+wait_for "etcd at 127.0.0.1:$ETCD_PORT" 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"

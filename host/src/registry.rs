@@ -11,6 +11,7 @@ pub const KNOWN: &[(&str, Option<&str>)] = &[
     ("memory", None),
     ("embedded", None),
     ("redis", Some("redis")),
+    ("etcd", Some("etcd")),
 ];
 
 /// The providers compiled in.
@@ -20,6 +21,8 @@ pub fn compiled() -> Vec<Arc<dyn Provider>> {
         Arc::new(wasikv_embedded::EmbeddedProvider),
         #[cfg(feature = "redis")]
         Arc::new(wasikv_redis::RedisProvider),
+        #[cfg(feature = "etcd")]
+        Arc::new(wasikv_etcd::EtcdProvider),
     ]
 }
 

@@ -53,6 +53,8 @@ fn main() -> ExitCode {
         })?);
         #[cfg(feature = "redis")]
         trials.extend(redis()?);
+        #[cfg(feature = "etcd")]
+        trials.extend(etcd()?);
         Ok(trials)
     })();
     let code = suite::run_trials(all);
@@ -82,6 +84,36 @@ fn redis() -> Result<Vec<suite::Trial>, String> {
             Ok(layered(Arc::new(RedisBucket::new(
                 store.conn.clone(),
                 &format!("wasikv-test:{ns}:"),
+            ))))
+        }
+    })
+}
+
+/// etcd behind the emulation layer: increment by CAS loop over mod_revision,
+/// batches over 128 operations chunked.
+#[cfg(feature = "etcd")]
+fn etcd() -> Result<Vec<suite::Trial>, String> {
+    use wasikv_etcd::core::EtcdStore;
+    use wasikv_etcd::{EtcdBucket, EtcdConfig};
+    let endpoint = std::env::var("WASIKV_TEST_ETCD_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:12379".into());
+    let store: Arc<tokio::sync::OnceCell<EtcdStore>> = Arc::new(tokio::sync::OnceCell::new());
+    suite::trials("host-etcd", Level::Host, move |ns| {
+        let store = store.clone();
+        let config = EtcdConfig {
+            endpoints: vec![endpoint.clone()],
+            prefix: None,
+            username: None,
+            password: None,
+            connect_timeout_ms: 5_000,
+        };
+        async move {
+            let store = store
+                .get_or_try_init(|| EtcdStore::connect(&config))
+                .await?;
+            Ok(layered(Arc::new(EtcdBucket::new(
+                store.kv.clone(),
+                &format!("wasikv-test/{ns}/"),
             ))))
         }
     })

@@ -133,6 +133,15 @@ async fn conformance_networked() {
         ));
         names.push("redis");
     }
+    #[cfg(feature = "etcd")]
+    {
+        let endpoint = std::env::var("WASIKV_TEST_ETCD_ENDPOINT")
+            .unwrap_or_else(|_| "http://127.0.0.1:12379".into());
+        buckets.push_str(&format!(
+            "[buckets.etcd]\nprovider = \"etcd\"\nendpoints = [{endpoint:?}]\nprefix = \"wasikv-test/guest-{run_id}/\"\n"
+        ));
+        names.push("etcd");
+    }
     let _ = &run_id;
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(&config(dir.path(), &buckets)).unwrap();

@@ -1,0 +1,301 @@
+//! [`EtcdProvider`] and [`EtcdBucket`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
+use wasikv_core::{
+    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, ListPage, Namespace, Options,
+    Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
+};
+
+use crate::config::EtcdConfig;
+use crate::core::{
+    EtcdStore, MAX_REQUEST_BYTES, MAX_TXN_OPS, REQUEST_OVERHEAD, map_err, prefix_range_end,
+};
+
+/// The provider name in configuration.
+pub const NAME: &str = "etcd";
+
+/// Largest value: etcd's default request limit less room for the key and framing.
+pub const MAX_VALUE_BYTES: usize = MAX_REQUEST_BYTES - REQUEST_OVERHEAD;
+
+/// Builds etcd stores.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EtcdProvider;
+
+/// The capabilities of an etcd bucket.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        increment: Support::Unsupported,
+        get_many: Support::Native,
+        set_many: Support::Native,
+        delete_many: Support::Native,
+        max_value_bytes: Some(MAX_VALUE_BYTES),
+        max_batch_items: Some(MAX_TXN_OPS),
+        consistency: Consistency::Strong,
+        durable: true,
+        versioning: "mod_revision",
+        ..Capabilities::required()
+    }
+}
+
+#[async_trait]
+impl Provider for EtcdProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities()
+    }
+
+    fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
+        let config: EtcdConfig = options.parse(bucket, NAME)?;
+        if config.endpoints.is_empty() {
+            return Err(
+                Error::new(ErrorKind::InvalidConfig, "endpoints is empty").in_bucket(bucket, NAME)
+            );
+        }
+        if config.username.is_some() != config.password.is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "username and password go together",
+            )
+            .in_bucket(bucket, NAME));
+        }
+        Ok(BucketPlan {
+            bucket: bucket.to_string(),
+            provider: NAME,
+            connection: config.connection_identity(),
+            namespace: Namespace::Prefix(config.prefix(bucket)),
+            options: options.clone(),
+        })
+    }
+
+    async fn connect(&self, plan: &BucketPlan) -> Result<Arc<dyn Store>> {
+        let config: EtcdConfig = plan.options.parse(&plan.bucket, NAME)?;
+        Ok(Arc::new(EtcdStore::connect(&config).await?))
+    }
+}
+
+#[async_trait]
+impl Store for EtcdStore {
+    async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
+        let config: EtcdConfig = plan.options.parse(&plan.bucket, NAME)?;
+        Ok(Arc::new(EtcdBucket::new(
+            self.kv.clone(),
+            &config.prefix(&plan.bucket),
+        )))
+    }
+}
+
+/// A bucket: a key prefix on one etcd cluster.
+pub struct EtcdBucket {
+    kv: KvClient,
+    prefix: Vec<u8>,
+    capabilities: Capabilities,
+}
+
+impl EtcdBucket {
+    /// The bucket at `prefix` on `kv`.
+    pub fn new(kv: KvClient, prefix: &str) -> Self {
+        EtcdBucket {
+            kv,
+            prefix: prefix.as_bytes().to_vec(),
+            capabilities: capabilities(),
+        }
+    }
+
+    fn key(&self, key: &str) -> Vec<u8> {
+        [self.prefix.as_slice(), key.as_bytes()].concat()
+    }
+
+    fn check_value(&self, len: usize) -> Result<()> {
+        if len > MAX_VALUE_BYTES {
+            return Err(Error::too_large("value", len, MAX_VALUE_BYTES));
+        }
+        Ok(())
+    }
+
+    fn check_batch(&self, n: usize) -> Result<()> {
+        if n > MAX_TXN_OPS {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "batch of {n} items is over the limit of {MAX_TXN_OPS} operations per transaction"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn txn(&self, ops: Vec<TxnOp>) -> Result<Vec<TxnOpResponse>> {
+        let mut kv = self.kv.clone();
+        let response = kv.txn(Txn::new().and_then(ops)).await.map_err(map_err)?;
+        Ok(response.op_responses())
+    }
+}
+
+fn version(mod_revision: i64) -> Version {
+    Version::from_u64(mod_revision as u64)
+}
+
+#[async_trait]
+impl Bucket for EtcdBucket {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let mut kv = self.kv.clone();
+        let response = kv.get(self.key(key), None).await.map_err(map_err)?;
+        Ok(response.kvs().first().map(|kv| Versioned {
+            value: kv.value().to_vec(),
+            version: version(kv.mod_revision()),
+        }))
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: WriteCondition,
+    ) -> Result<WriteOutcome> {
+        self.check_value(value.len())?;
+        let full = self.key(key);
+        let mut kv = self.kv.clone();
+        let compare = match &condition {
+            WriteCondition::Always => {
+                kv.put(full, value, None).await.map_err(map_err)?;
+                return Ok(WriteOutcome::Written);
+            }
+            WriteCondition::IfAbsent => Compare::create_revision(full.clone(), CompareOp::Equal, 0),
+            WriteCondition::IfVersion(v) => {
+                let Some(rev) = v
+                    .as_u64()
+                    .and_then(|r| i64::try_from(r).ok())
+                    .filter(|r| *r > 0)
+                else {
+                    return Ok(WriteOutcome::ConditionFailed); // not a version this bucket issued
+                };
+                Compare::mod_revision(full.clone(), CompareOp::Equal, rev)
+            }
+        };
+        let txn = Txn::new()
+            .when([compare])
+            .and_then([TxnOp::put(full, value, None)]);
+        let response = kv.txn(txn).await.map_err(map_err)?;
+        Ok(if response.succeeded() {
+            WriteOutcome::Written
+        } else {
+            WriteOutcome::ConditionFailed
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let mut kv = self.kv.clone();
+        kv.delete(self.key(key), None).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let mut kv = self.kv.clone();
+        let response = kv
+            .get(self.key(key), Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(map_err)?;
+        Ok(response.count() > 0)
+    }
+
+    async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
+        let start = match cursor {
+            None => self.prefix.clone(),
+            Some(last) => {
+                std::str::from_utf8(last)
+                    .map_err(|_| Error::new(ErrorKind::InvalidCursor, "malformed list cursor"))?;
+                // The smallest key after `last` within the bucket.
+                [self.prefix.as_slice(), last, b"\0"].concat()
+            }
+        };
+        let limit = limit.max(1);
+        let mut kv = self.kv.clone();
+        let options = GetOptions::new()
+            .with_range(prefix_range_end(&self.prefix))
+            .with_limit(limit as i64)
+            .with_keys_only();
+        let response = kv.get(start, Some(options)).await.map_err(map_err)?;
+        let keys = response
+            .kvs()
+            .iter()
+            .map(|kv| {
+                let key = kv
+                    .key()
+                    .strip_prefix(self.prefix.as_slice())
+                    .unwrap_or_default();
+                String::from_utf8(key.to_vec()).map_err(|_| {
+                    Error::new(ErrorKind::Other, "a non-UTF-8 key under the bucket prefix")
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let next = match (response.more(), keys.last()) {
+            (true, Some(last)) => Some(last.as_bytes().to_vec()),
+            _ => None,
+        };
+        Ok(ListPage { keys, next })
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.check_batch(keys.len())?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ops = keys.iter().map(|k| TxnOp::get(self.key(k), None)).collect();
+        self.txn(ops)
+            .await?
+            .into_iter()
+            .map(|r| match r {
+                TxnOpResponse::Get(g) => Ok(g.kvs().first().map(|kv| kv.value().to_vec())),
+                _ => Err(Error::new(
+                    ErrorKind::Other,
+                    "etcd answered a get with another operation",
+                )),
+            })
+            .collect()
+    }
+
+    async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        self.check_batch(items.len())?;
+        let mut ops = Vec::new();
+        let mut bytes = 0;
+        for (key, value) in items {
+            self.check_value(value.len())?;
+            let size = key.len() + self.prefix.len() + value.len() + 64;
+            // Keep each transaction under etcd's request size limit.
+            if !ops.is_empty() && bytes + size > MAX_REQUEST_BYTES - REQUEST_OVERHEAD {
+                self.txn(std::mem::take(&mut ops)).await?;
+                bytes = 0;
+            }
+            bytes += size;
+            ops.push(TxnOp::put(self.key(&key), value, None));
+        }
+        if !ops.is_empty() {
+            self.txn(ops).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.check_batch(keys.len())?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.txn(
+            keys.iter()
+                .map(|k| TxnOp::delete(self.key(k), None))
+                .collect(),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! The client, key ranges and the one mapper from etcd errors to wasikv errors.
+
+use std::time::Duration;
+
+use etcd_client::{Client, ConnectOptions, KvClient};
+use wasikv_core::{Error, ErrorKind, Result};
+
+use crate::config::EtcdConfig;
+
+/// Most operations in one transaction (etcd's default `--max-txn-ops`).
+pub const MAX_TXN_OPS: usize = 128;
+
+/// etcd's default request size limit (`--max-request-bytes`, 1.5 MiB).
+pub const MAX_REQUEST_BYTES: usize = 1_572_864;
+
+/// Room left in a request for framing and the key.
+pub const REQUEST_OVERHEAD: usize = 4096;
+
+/// Largest response the client decodes.
+const MAX_DECODING_BYTES: usize = 256 << 20;
+
+/// One connection to a cluster, shared by its buckets.
+#[derive(Clone)]
+pub struct EtcdStore {
+    /// The key-value client.
+    pub kv: KvClient,
+}
+
+impl EtcdStore {
+    /// Connects to the cluster of `config`.
+    pub async fn connect(config: &EtcdConfig) -> Result<Self> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .with_timeout(Duration::from_secs(30));
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            options = options.with_user(user.clone(), password.clone());
+        }
+        let client = Client::connect(&config.endpoints, Some(options))
+            .await
+            .map_err(map_err)?;
+        Ok(EtcdStore {
+            kv: client
+                .kv_client()
+                .max_decoding_message_size(MAX_DECODING_BYTES),
+        })
+    }
+}
+
+/// The end of the range of keys starting with `prefix` (etcd's prefix rule):
+/// the prefix with its last byte below 0xFF incremented; `\0` (every key) for
+/// an empty or all-0xFF prefix.
+pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// The one mapper from etcd errors to wasikv errors.
+pub fn map_err(e: etcd_client::Error) -> Error {
+    use etcd_client::Error as E;
+    match &e {
+        E::TransportError(_) | E::IoError(_) => {
+            Error::new(ErrorKind::Unavailable, "etcd is unreachable").with_source(e)
+        }
+        E::GRpcStatus(status) => {
+            // tonic's `Code`, by name (etcd-client does not re-export tonic).
+            let code = format!("{:?}", status.code());
+            let message = status.message();
+            let kind = match code.as_str() {
+                "Unavailable" | "DeadlineExceeded" | "Aborted" => ErrorKind::Unavailable,
+                "PermissionDenied" | "Unauthenticated" => ErrorKind::AccessDenied,
+                _ if message.contains("request is too large") => ErrorKind::TooLarge,
+                _ if message.contains("too many operations in txn") => ErrorKind::TooLarge,
+                _ => ErrorKind::Other,
+            };
+            let retryable = kind == ErrorKind::Unavailable;
+            Error::new(kind, format!("etcd: {}", status.message())).set_retryable(retryable)
+        }
+        E::InvalidArgs(_) | E::InvalidUri(_) => {
+            Error::new(ErrorKind::InvalidConfig, "etcd client configuration").with_source(e)
+        }
+        _ => Error::new(ErrorKind::Other, "etcd error").with_source(e),
+    }
+}
