@@ -72,3 +72,13 @@ if ! curl -fsS "http://127.0.0.1:$ETCD_PORT/health" >/dev/null 2>&1; then
     echo $! >"$STATE/etcd.pid"
 fi
 wait_for "etcd at 127.0.0.1:$ETCD_PORT" 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+
+# --- Memcached (memcached provider): our own server on a test port.
+MEMCACHED_PORT=12211
+apt_install memcached memcached
+if ! (exec 3<>/dev/tcp/127.0.0.1/$MEMCACHED_PORT) 2>/dev/null; then
+    mkdir -p "$STATE/memcached"
+    # -U 0: no UDP. Runs as root only with -u.
+    memcached -d -l 127.0.0.1 -p $MEMCACHED_PORT -U 0 -m 64 -u "$(id -un)" -P "$STATE/memcached.pid"
+fi
+wait_for "memcached at 127.0.0.1:$MEMCACHED_PORT" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$MEMCACHED_PORT"

@@ -12,6 +12,7 @@ pub const KNOWN: &[(&str, Option<&str>)] = &[
     ("embedded", None),
     ("redis", Some("redis")),
     ("etcd", Some("etcd")),
+    ("memcached", Some("memcached")),
 ];
 
 /// The providers compiled in.
@@ -23,6 +24,8 @@ pub fn compiled() -> Vec<Arc<dyn Provider>> {
         Arc::new(wasikv_redis::RedisProvider),
         #[cfg(feature = "etcd")]
         Arc::new(wasikv_etcd::EtcdProvider),
+        #[cfg(feature = "memcached")]
+        Arc::new(wasikv_memcached::MemcachedProvider),
     ]
 }
 

@@ -55,6 +55,8 @@ fn main() -> ExitCode {
         trials.extend(redis()?);
         #[cfg(feature = "etcd")]
         trials.extend(etcd()?);
+        #[cfg(feature = "memcached")]
+        trials.extend(memcached()?);
         Ok(trials)
     })();
     let code = suite::run_trials(all);
@@ -115,6 +117,37 @@ fn etcd() -> Result<Vec<suite::Trial>, String> {
                 store.kv.clone(),
                 &format!("wasikv-test/{ns}/"),
             ))))
+        }
+    })
+}
+
+/// memcached behind the emulation layer: increment by CAS loop over gets/cas,
+/// batches over 100 keys chunked; list-keys stays unsupported.
+#[cfg(feature = "memcached")]
+fn memcached() -> Result<Vec<suite::Trial>, String> {
+    use wasikv_memcached::MemcachedBucket;
+    use wasikv_memcached::core::MemcachedStore;
+    let address =
+        std::env::var("WASIKV_TEST_MEMCACHED_ADDRESS").unwrap_or_else(|_| "127.0.0.1:12211".into());
+    let store: Arc<tokio::sync::OnceCell<Arc<MemcachedStore>>> =
+        Arc::new(tokio::sync::OnceCell::new());
+    suite::trials("host-memcached", Level::Host, move |ns| {
+        let store = store.clone();
+        let address = address.clone();
+        async move {
+            let store = store
+                .get_or_try_init(|| async {
+                    Ok::<_, wasikv_core::Error>(Arc::new(
+                        MemcachedStore::connect(&address, 16, std::time::Duration::from_secs(5))
+                            .await?,
+                    ))
+                })
+                .await?;
+            Ok(layered(Arc::new(MemcachedBucket::new(
+                store.clone(),
+                &format!("wasikv-test:{ns}:"),
+                1 << 20,
+            )?)))
         }
     })
 }
