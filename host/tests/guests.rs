@@ -67,7 +67,11 @@ fn assert_conformance(outcome: &RunOutcome, label: &str) {
     let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
     // Buckets without list-keys (memcached) skip the two listing checks;
     // `open-denied` is skipped unless DENIED_BUCKET is set.
-    let skipped = outcome.stdout.lines().filter(|l| l.starts_with("skip ")).count();
+    let skipped = outcome
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("skip "))
+        .count();
     let listing_skipped = outcome.stdout.contains("list-keys is reported unsupported");
     assert!(
         passed + skipped == 24 && skipped <= if listing_skipped { 3 } else { 1 },

@@ -73,6 +73,8 @@ pub fn map_err(e: etcd_client::Error) -> Error {
             let message = status.message();
             let kind = match code.as_str() {
                 "Unavailable" | "DeadlineExceeded" | "Aborted" => ErrorKind::Unavailable,
+                // tonic reports a dead connection as `Unknown: transport error`.
+                _ if message.contains("transport error") => ErrorKind::Unavailable,
                 "PermissionDenied" | "Unauthenticated" => ErrorKind::AccessDenied,
                 _ if message.contains("request is too large") => ErrorKind::TooLarge,
                 _ if message.contains("too many operations in txn") => ErrorKind::TooLarge,
