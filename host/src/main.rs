@@ -56,7 +56,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One component per process: a current-thread runtime keeps the guest, its
+    // host calls and the store clients' I/O on one thread (no cross-thread
+    // wake-ups per call; measured 0.52x -> 0.86x of a native Redis GET loop).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
