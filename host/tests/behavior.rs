@@ -77,6 +77,7 @@ fn redis() -> Result<Vec<suite::Trial>, String> {
         let config = RedisConfig {
             url: url.clone(),
             prefix: None,
+            ca_file: None,
             connect_timeout_ms: 5_000,
         };
         async move {

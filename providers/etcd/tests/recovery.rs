@@ -9,32 +9,44 @@ use wasikv_core::{Bucket, ErrorKind, WriteCondition};
 use wasikv_etcd::core::EtcdStore;
 use wasikv_etcd::{EtcdBucket, EtcdConfig};
 
+/// A server process of this test, killed when dropped (also when the test panics).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 const CLIENT_PORT: u16 = 16393;
 const PEER_PORT: u16 = 16394;
 
-fn start(data: &std::path::Path) -> Child {
+fn start(data: &std::path::Path) -> Server {
     let client = format!("http://127.0.0.1:{CLIENT_PORT}");
     let peer = format!("http://127.0.0.1:{PEER_PORT}");
-    Command::new("etcd")
-        .args(["--name", "recovery", "--data-dir"])
-        .arg(data)
-        .args([
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .args(["--initial-cluster", &format!("recovery={peer}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("etcd on PATH (scripts/services.sh installs etcd-server)")
+    Server(
+        Command::new("etcd")
+            .args(["--name", "recovery", "--data-dir"])
+            .arg(data)
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("recovery={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd on PATH (scripts/services.sh installs etcd-server)"),
+    )
 }
 
 async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> wasikv_core::Result<T>) -> T {
@@ -54,7 +66,7 @@ async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> wasikv_core::Resu
 async fn survives_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("etcd");
-    let mut server = start(&data);
+    let server = start(&data);
     let config = EtcdConfig {
         endpoints: vec![format!("http://127.0.0.1:{CLIENT_PORT}")],
         prefix: None,
@@ -69,21 +81,19 @@ async fn survives_a_server_restart() {
     })
     .await;
 
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     let err = tokio::time::timeout(Duration::from_secs(40), bucket.get("k"))
         .await
         .expect("an answer while the server is down")
         .expect_err("the server is down");
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 
-    let mut server = start(&data);
+    let server = start(&data);
     let value = eventually("get after restart", async || bucket.get("k").await).await;
     assert_eq!(
         value,
         Some(b"v".to_vec()),
         "etcd keeps its data across the restart"
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }

@@ -10,26 +10,38 @@ use wasikv_core::{Bucket, ErrorKind, WriteCondition};
 use wasikv_memcached::MemcachedBucket;
 use wasikv_memcached::core::MemcachedStore;
 
+/// A server process of this test, killed when dropped (also when the test panics).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 const PORT: u16 = 16392;
 
-fn start() -> Child {
+fn start() -> Server {
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    Command::new("memcached")
-        .args([
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &PORT.to_string(),
-            "-U",
-            "0",
-            "-m",
-            "16",
-            "-u",
-            &user,
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("memcached on PATH (scripts/services.sh installs it)")
+    Server(
+        Command::new("memcached")
+            .args([
+                "-l",
+                "127.0.0.1",
+                "-p",
+                &PORT.to_string(),
+                "-U",
+                "0",
+                "-m",
+                "16",
+                "-u",
+                &user,
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("memcached on PATH (scripts/services.sh installs it)"),
+    )
 }
 
 async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> wasikv_core::Result<T>) -> T {
@@ -47,7 +59,7 @@ async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> wasikv_core::Resu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn survives_a_server_restart() {
-    let mut server = start();
+    let server = start();
     let address = format!("127.0.0.1:{PORT}");
     let store = eventually("connect", async || {
         MemcachedStore::connect(&address, 4, Duration::from_secs(2)).await
@@ -59,15 +71,14 @@ async fn survives_a_server_restart() {
         .await
         .unwrap();
 
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     let err = tokio::time::timeout(Duration::from_secs(10), bucket.get("k"))
         .await
         .expect("an answer within 10 s while the server is down")
         .expect_err("the server is down");
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 
-    let mut server = start();
+    let server = start();
     eventually("set after restart", async || {
         bucket
             .set("k", b"again".to_vec(), WriteCondition::Always)
@@ -75,6 +86,5 @@ async fn survives_a_server_restart() {
     })
     .await;
     assert_eq!(bucket.get("k").await.unwrap(), Some(b"again".to_vec()));
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }

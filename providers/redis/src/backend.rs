@@ -63,6 +63,13 @@ impl Provider for RedisProvider {
             )
             .in_bucket(bucket, NAME)
         })?;
+        if config.ca_file.is_some() && !config.url.starts_with("rediss://") {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "ca_file is set but the url is not rediss:// (TLS)",
+            )
+            .in_bucket(bucket, NAME));
+        }
         Ok(BucketPlan {
             bucket: bucket.to_string(),
             provider: NAME,
@@ -91,12 +98,32 @@ impl KindName for redis::RedisError {
 impl RedisStore {
     /// Connects to `config.url`.
     pub async fn connect(config: &RedisConfig) -> Result<Self> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+        let bad_url = |e: redis::RedisError| {
             Error::new(
                 ErrorKind::InvalidConfig,
                 format!("bad redis url: {}", e.kind_name()),
             )
-        })?;
+        };
+        let client = if config.url.starts_with("rediss://") {
+            crate::core::install_crypto_provider();
+            let root_cert = match &config.ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidConfig,
+                        format!("cannot read ca_file {}", path.display()),
+                    )
+                    .with_source(e)
+                })?),
+                None => None,
+            };
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert,
+            };
+            redis::Client::build_with_tls(config.url.as_str(), certs).map_err(bad_url)?
+        } else {
+            redis::Client::open(config.url.as_str()).map_err(bad_url)?
+        };
         let manager_config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
             .set_number_of_retries(2);

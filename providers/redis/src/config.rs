@@ -9,6 +9,8 @@ use serde::Deserialize;
 /// provider = "redis"
 /// url = "redis://127.0.0.1:6379/0"   # database number in the path; user:password@ for AUTH
 /// prefix = "app1:cache:"             # default: "<bucket>:"
+/// # TLS: a rediss:// url; the system's roots are trusted, or only ca_file when given
+/// ca_file = "/etc/wasikv/redis-ca.pem"
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +19,8 @@ pub struct RedisConfig {
     pub url: String,
     /// Key prefix of the bucket. Default: the bucket name and `:`.
     pub prefix: Option<String>,
+    /// PEM file of the CA(s) to trust for `rediss://` instead of the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Time to establish a connection, in milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,

@@ -167,6 +167,15 @@ if #after == 0 then return {keys, 0} end
 return {keys, 1}
 ";
 
+/// Makes rustls use *ring* for `rediss://` connections (once per process; a
+/// provider another part of the process installed first is kept).
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// The one mapper from Redis errors to wasikv errors.
 pub fn map_err(e: RedisError) -> Error {
     let text = e.to_string();

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             let config = RedisConfig {
                 url,
                 prefix: None,
+                ca_file: None,
                 connect_timeout_ms: 5_000,
             };
             let store = store

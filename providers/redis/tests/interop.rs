@@ -17,6 +17,7 @@ async fn bucket() -> (Arc<RedisBucket>, redis::aio::ConnectionManager, String) {
     let config = RedisConfig {
         url: url(),
         prefix: None,
+        ca_file: None,
         connect_timeout_ms: 5_000,
     };
     let store = RedisStore::connect(&config)
@@ -104,6 +105,7 @@ async fn unreachable_server_is_unavailable() {
     let config = RedisConfig {
         url: "redis://127.0.0.1:1/0".into(),
         prefix: None,
+        ca_file: None,
         connect_timeout_ms: 500,
     };
     let err = RedisStore::connect(&config)

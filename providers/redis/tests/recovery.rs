@@ -9,23 +9,35 @@ use wasikv_core::{Bucket, ErrorKind, WriteCondition};
 use wasikv_redis::core::RedisStore;
 use wasikv_redis::{RedisBucket, RedisConfig};
 
+/// A server process of this test, killed when dropped (also when the test panics).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 const PORT: u16 = 16391;
 
-fn start() -> Child {
-    Command::new("redis-server")
-        .args([
-            "--port",
-            &PORT.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH (scripts/services.sh installs it)")
+fn start() -> Server {
+    Server(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &PORT.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (scripts/services.sh installs it)"),
+    )
 }
 
 async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> wasikv_core::Result<T>) -> T {
@@ -44,10 +56,11 @@ async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> wasikv_core::Resu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn survives_a_server_restart() {
-    let mut server = start();
+    let server = start();
     let config = RedisConfig {
         url: format!("redis://127.0.0.1:{PORT}/0"),
         prefix: None,
+        ca_file: None,
         connect_timeout_ms: 1_000,
     };
     let store = eventually("connect", async || RedisStore::connect(&config).await).await;
@@ -57,8 +70,7 @@ async fn survives_a_server_restart() {
         .await
         .unwrap();
 
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     let started = Instant::now();
     let err = tokio::time::timeout(Duration::from_secs(15), bucket.get("k"))
         .await
@@ -67,7 +79,7 @@ async fn survives_a_server_restart() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(started.elapsed() < Duration::from_secs(15));
 
-    let mut server = start();
+    let server = start();
     eventually("set after restart", async || {
         bucket
             .set("k", b"again".to_vec(), WriteCondition::Always)
@@ -75,6 +87,5 @@ async fn survives_a_server_restart() {
     })
     .await;
     assert_eq!(bucket.get("k").await.unwrap(), Some(b"again".to_vec()));
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
