@@ -108,6 +108,7 @@ fn etcd() -> Result<Vec<suite::Trial>, String> {
             prefix: None,
             username: None,
             password: None,
+            ca_file: None,
             connect_timeout_ms: 5_000,
         };
         async move {

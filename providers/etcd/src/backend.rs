@@ -57,6 +57,25 @@ impl Provider for EtcdProvider {
                 Error::new(ErrorKind::InvalidConfig, "endpoints is empty").in_bucket(bucket, NAME)
             );
         }
+        let tls = config
+            .endpoints
+            .iter()
+            .filter(|e| e.starts_with("https://"))
+            .count();
+        if tls != 0 && tls != config.endpoints.len() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "endpoints mix http:// and https://",
+            )
+            .in_bucket(bucket, NAME));
+        }
+        if config.ca_file.is_some() && tls == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "ca_file is set but no endpoint is https://",
+            )
+            .in_bucket(bucket, NAME));
+        }
         if config.username.is_some() != config.password.is_some() {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,

@@ -11,6 +11,8 @@ use serde::Deserialize;
 /// prefix = "app1/config/"          # default: "<bucket>/"
 /// username = "app"                 # optional, with password
 /// password = "secret"
+/// # TLS: https:// endpoints; the system's roots are trusted, or only ca_file when given
+/// ca_file = "/etc/wasikv/etcd-ca.pem"
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +25,8 @@ pub struct EtcdConfig {
     pub username: Option<String>,
     /// Password for etcd authentication. Never logged.
     pub password: Option<String>,
+    /// PEM file of the CA(s) to trust for `https://` endpoints instead of the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Time to establish a connection, in milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,

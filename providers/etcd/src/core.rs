@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, KvClient};
+use etcd_client::{Certificate, Client, ConnectOptions, KvClient, TlsOptions};
 use wasikv_core::{Error, ErrorKind, Result};
 
 use crate::config::EtcdConfig;
@@ -34,6 +34,22 @@ impl EtcdStore {
             .with_timeout(Duration::from_secs(30));
         if let (Some(user), Some(password)) = (&config.username, &config.password) {
             options = options.with_user(user.clone(), password.clone());
+        }
+        if config.endpoints.iter().any(|e| e.starts_with("https://")) {
+            let tls = match &config.ca_file {
+                Some(path) => {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        Error::new(
+                            ErrorKind::InvalidConfig,
+                            format!("cannot read ca_file {}", path.display()),
+                        )
+                        .with_source(e)
+                    })?;
+                    TlsOptions::new().ca_certificate(Certificate::from_pem(pem))
+                }
+                None => TlsOptions::new().with_native_roots(),
+            };
+            options = options.with_tls(tls);
         }
         let client = Client::connect(&config.endpoints, Some(options))
             .await

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
             prefix: None,
             username: None,
             password: None,
+            ca_file: None,
             connect_timeout_ms: 5_000,
         };
         async move {

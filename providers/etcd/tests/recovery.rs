@@ -72,6 +72,7 @@ async fn survives_a_server_restart() {
         prefix: None,
         username: None,
         password: None,
+        ca_file: None,
         connect_timeout_ms: 1_000,
     };
     let store = eventually("connect", async || EtcdStore::connect(&config).await).await;

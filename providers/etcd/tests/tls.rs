@@ -1,0 +1,99 @@
+//! TLS: a private etcd serving clients over https with a test CA's
+//! certificate. A bucket trusting that CA works; one trusting only the system
+//! roots is refused (the certificate really is verified).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wasikv_core::{Bucket, WriteCondition};
+use wasikv_etcd::core::EtcdStore;
+use wasikv_etcd::{EtcdBucket, EtcdConfig};
+
+/// A server process of this test, killed when dropped (also when the test panics).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const CLIENT_PORT: u16 = 16397;
+const PEER_PORT: u16 = 16398;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = wasikv_core::suite::tls::server_certificates(dir.path());
+    let client = format!("https://127.0.0.1:{CLIENT_PORT}");
+    let peer = format!("http://127.0.0.1:{PEER_PORT}");
+    let _server = Server(
+        Command::new("etcd")
+            .args(["--name", "tls", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("tls={peer}")])
+            .arg("--cert-file")
+            .arg(&certs.cert)
+            .arg("--key-file")
+            .arg(&certs.key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd on PATH"),
+    );
+    let config = EtcdConfig {
+        endpoints: vec![client.clone()],
+        prefix: None,
+        username: None,
+        password: None,
+        ca_file: Some(certs.ca.clone()),
+        connect_timeout_ms: 1_000,
+    };
+    let store = EtcdStore::connect(&config).await.expect("TLS client");
+    let bucket = EtcdBucket::new(store.kv.clone(), "tls/");
+    let started = Instant::now();
+    loop {
+        match bucket
+            .set("k", b"over tls".to_vec(), WriteCondition::Always)
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("TLS set failed: {e}"),
+        }
+    }
+    assert_eq!(bucket.get("k").await.unwrap(), Some(b"over tls".to_vec()));
+
+    let untrusted = EtcdConfig {
+        ca_file: None,
+        ..config
+    };
+    let refused = match EtcdStore::connect(&untrusted).await {
+        Err(e) => e,
+        Ok(store) => EtcdBucket::new(store.kv.clone(), "tls/")
+            .get("k")
+            .await
+            .expect_err("the test CA is not a system root"),
+    };
+    assert_eq!(
+        refused.kind(),
+        wasikv_core::ErrorKind::Unavailable,
+        "{refused}"
+    );
+}
