@@ -198,6 +198,25 @@ impl Capabilities {
         }
     }
 
+    /// `TooLarge` when a value of `len` bytes is over [`Capabilities::max_value_bytes`].
+    pub fn check_value(&self, len: usize) -> crate::Result<()> {
+        match self.max_value_bytes {
+            Some(max) if len > max => Err(crate::Error::too_large("value", len, max)),
+            _ => Ok(()),
+        }
+    }
+
+    /// `TooLarge` when a native batch of `items` is over [`Capabilities::max_batch_items`].
+    pub fn check_batch(&self, items: usize) -> crate::Result<()> {
+        match self.max_batch_items {
+            Some(max) if items > max => Err(crate::Error::new(
+                crate::ErrorKind::TooLarge,
+                format!("batch of {items} items is over the limit of {max} items"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The support of one operation.
     pub fn support(&self, op: Operation) -> Support {
         match op {

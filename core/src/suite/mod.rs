@@ -21,6 +21,7 @@
 //! cases are reported as ignored.
 
 mod cases;
+pub mod process;
 pub mod tls;
 
 use std::future::Future;

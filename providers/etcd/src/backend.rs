@@ -130,25 +130,6 @@ impl EtcdBucket {
         [self.prefix.as_slice(), key.as_bytes()].concat()
     }
 
-    fn check_value(&self, len: usize) -> Result<()> {
-        if len > MAX_VALUE_BYTES {
-            return Err(Error::too_large("value", len, MAX_VALUE_BYTES));
-        }
-        Ok(())
-    }
-
-    fn check_batch(&self, n: usize) -> Result<()> {
-        if n > MAX_TXN_OPS {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "batch of {n} items is over the limit of {MAX_TXN_OPS} operations per transaction"
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     async fn txn(&self, ops: Vec<TxnOp>) -> Result<Vec<TxnOpResponse>> {
         let mut kv = self.kv.clone();
         let response = kv.txn(Txn::new().and_then(ops)).await.map_err(map_err)?;
@@ -181,7 +162,7 @@ impl Bucket for EtcdBucket {
         value: Vec<u8>,
         condition: WriteCondition,
     ) -> Result<WriteOutcome> {
-        self.check_value(value.len())?;
+        self.capabilities.check_value(value.len())?;
         let full = self.key(key);
         let mut kv = self.kv.clone();
         let compare = match &condition {
@@ -265,7 +246,7 @@ impl Bucket for EtcdBucket {
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.check_batch(keys.len())?;
+        self.capabilities.check_batch(keys.len())?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -284,11 +265,11 @@ impl Bucket for EtcdBucket {
     }
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
-        self.check_batch(items.len())?;
+        self.capabilities.check_batch(items.len())?;
         let mut ops = Vec::new();
         let mut bytes = 0;
         for (key, value) in items {
-            self.check_value(value.len())?;
+            self.capabilities.check_value(value.len())?;
             let size = key.len() + self.prefix.len() + value.len() + 64;
             // Keep each transaction under etcd's request size limit.
             if !ops.is_empty() && bytes + size > MAX_REQUEST_BYTES - REQUEST_OVERHEAD {
@@ -305,7 +286,7 @@ impl Bucket for EtcdBucket {
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
-        self.check_batch(keys.len())?;
+        self.capabilities.check_batch(keys.len())?;
         if keys.is_empty() {
             return Ok(());
         }

@@ -2,30 +2,22 @@
 //! bucket uses it: operations fail with `unavailable` within a bounded time,
 //! never a panic, and work again once it is back, with the data it had.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
+use wasikv_core::suite::process::{TestServer, eventually};
 use wasikv_core::{Bucket, ErrorKind, WriteCondition};
 use wasikv_etcd::core::EtcdStore;
 use wasikv_etcd::{EtcdBucket, EtcdConfig};
 
-/// A server process of this test, killed when dropped (also when the test panics).
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const CLIENT_PORT: u16 = 16393;
 const PEER_PORT: u16 = 16394;
 
-fn start(data: &std::path::Path) -> Server {
+fn start(data: &Path) -> TestServer {
     let client = format!("http://127.0.0.1:{CLIENT_PORT}");
     let peer = format!("http://127.0.0.1:{PEER_PORT}");
-    Server(
+    TestServer::spawn(
         Command::new("etcd")
             .args(["--name", "recovery", "--data-dir"])
             .arg(data)
@@ -41,25 +33,9 @@ fn start(data: &std::path::Path) -> Server {
                 "--initial-advertise-peer-urls",
                 &peer,
             ])
-            .args(["--initial-cluster", &format!("recovery={peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcd on PATH (scripts/services.sh installs etcd-server)"),
+            .args(["--initial-cluster", &format!("recovery={peer}")]),
+        "etcd (scripts/services.sh installs etcd-server)",
     )
-}
-
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> wasikv_core::Result<T>) -> T {
-    let started = Instant::now();
-    loop {
-        match f().await {
-            Ok(v) => return v,
-            Err(_) if started.elapsed() < Duration::from_secs(30) => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            Err(e) => panic!("{what} did not succeed within 30 s: {e}"),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,10 +51,11 @@ async fn survives_a_server_restart() {
         ca_file: None,
         connect_timeout_ms: 1_000,
     };
-    let store = eventually("connect", async || EtcdStore::connect(&config).await).await;
+    let limit = Duration::from_secs(30);
+    let store = eventually("connect", limit, || EtcdStore::connect(&config)).await;
     let bucket = EtcdBucket::new(store.kv.clone(), "recovery/");
-    eventually("first set", async || {
-        bucket.set("k", b"v".to_vec(), WriteCondition::Always).await
+    eventually("first set", limit, || {
+        bucket.set("k", b"v".to_vec(), WriteCondition::Always)
     })
     .await;
 
@@ -89,12 +66,11 @@ async fn survives_a_server_restart() {
         .expect_err("the server is down");
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 
-    let server = start(&data);
-    let value = eventually("get after restart", async || bucket.get("k").await).await;
+    let _server = start(&data);
+    let value = eventually("get after restart", limit, || bucket.get("k")).await;
     assert_eq!(
         value,
         Some(b"v".to_vec()),
         "etcd keeps its data across the restart"
     );
-    drop(server);
 }

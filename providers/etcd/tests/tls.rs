@@ -2,22 +2,13 @@
 //! certificate. A bucket trusting that CA works; one trusting only the system
 //! roots is refused (the certificate really is verified).
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use wasikv_core::{Bucket, WriteCondition};
+use wasikv_core::suite::process::{TestServer, eventually};
+use wasikv_core::{Bucket, ErrorKind, WriteCondition};
 use wasikv_etcd::core::EtcdStore;
 use wasikv_etcd::{EtcdBucket, EtcdConfig};
-
-/// A server process of this test, killed when dropped (also when the test panics).
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const CLIENT_PORT: u16 = 16397;
 const PEER_PORT: u16 = 16398;
@@ -28,7 +19,7 @@ async fn https_with_a_private_ca() {
     let certs = wasikv_core::suite::tls::server_certificates(dir.path());
     let client = format!("https://127.0.0.1:{CLIENT_PORT}");
     let peer = format!("http://127.0.0.1:{PEER_PORT}");
-    let _server = Server(
+    let _server = TestServer::spawn(
         Command::new("etcd")
             .args(["--name", "tls", "--data-dir"])
             .arg(dir.path().join("data"))
@@ -48,11 +39,8 @@ async fn https_with_a_private_ca() {
             .arg("--cert-file")
             .arg(&certs.cert)
             .arg("--key-file")
-            .arg(&certs.key)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcd on PATH"),
+            .arg(&certs.key),
+        "etcd",
     );
     let config = EtcdConfig {
         endpoints: vec![client.clone()],
@@ -64,20 +52,10 @@ async fn https_with_a_private_ca() {
     };
     let store = EtcdStore::connect(&config).await.expect("TLS client");
     let bucket = EtcdBucket::new(store.kv.clone(), "tls/");
-    let started = Instant::now();
-    loop {
-        match bucket
-            .set("k", b"over tls".to_vec(), WriteCondition::Always)
-            .await
-        {
-            Ok(_) => break,
-            Err(e) if started.elapsed() < Duration::from_secs(30) => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("TLS set failed: {e}"),
-        }
-    }
+    eventually("TLS set", Duration::from_secs(30), || {
+        bucket.set("k", b"over tls".to_vec(), WriteCondition::Always)
+    })
+    .await;
     assert_eq!(bucket.get("k").await.unwrap(), Some(b"over tls".to_vec()));
 
     let untrusted = EtcdConfig {
@@ -91,9 +69,5 @@ async fn https_with_a_private_ca() {
             .await
             .expect_err("the test CA is not a system root"),
     };
-    assert_eq!(
-        refused.kind(),
-        wasikv_core::ErrorKind::Unavailable,
-        "{refused}"
-    );
+    assert_eq!(refused.kind(), ErrorKind::Unavailable, "{refused}");
 }

@@ -209,16 +209,6 @@ impl MemcachedBucket {
             None => Ok(None),
         }
     }
-
-    fn check_batch(&self, n: usize) -> Result<()> {
-        if n > MAX_BATCH {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!("batch of {n} items is over the limit of {MAX_BATCH} items"),
-            ));
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -277,7 +267,7 @@ impl Bucket for MemcachedBucket {
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.check_batch(keys.len())?;
+        self.capabilities.check_batch(keys.len())?;
         let ids: Vec<String> = keys.iter().map(|k| self.encode(k).0).collect();
         let mut unique: Vec<String> = ids.clone();
         unique.sort();
@@ -293,7 +283,7 @@ impl Bucket for MemcachedBucket {
     }
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
-        self.check_batch(items.len())?;
+        self.capabilities.check_batch(items.len())?;
         let mut packed = Vec::with_capacity(items.len());
         for (key, value) in &items {
             let (id, encoded) = self.encode(key);
@@ -311,7 +301,7 @@ impl Bucket for MemcachedBucket {
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
-        self.check_batch(keys.len())?;
+        self.capabilities.check_batch(keys.len())?;
         let ids: Vec<String> = keys.iter().map(|k| self.encode(k).0).collect();
         self.store.delete_many(&ids).await
     }

@@ -104,23 +104,6 @@ impl MemoryBucket {
         self.map.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn check_value(&self, len: usize) -> Result<()> {
-        match self.capabilities.max_value_bytes {
-            Some(max) if len > max => Err(Error::too_large("value", len, max)),
-            _ => Ok(()),
-        }
-    }
-
-    fn check_batch(&self, n: usize) -> Result<()> {
-        match self.capabilities.max_batch_items {
-            Some(max) if n > max => Err(Error::new(
-                ErrorKind::TooLarge,
-                format!("batch of {n} items is over the limit of {max} items"),
-            )),
-            _ => Ok(()),
-        }
-    }
-
     fn optional(&self, supported: Support, op: &str) -> Result<()> {
         if supported.is_native() {
             Ok(())
@@ -153,7 +136,7 @@ impl Bucket for MemoryBucket {
         value: Vec<u8>,
         condition: WriteCondition,
     ) -> Result<WriteOutcome> {
-        self.check_value(value.len())?;
+        self.capabilities.check_value(value.len())?;
         let mut map = self.write();
         let current = map.get(key).map(|e| e.version);
         let allowed = match &condition {
@@ -216,7 +199,7 @@ impl Bucket for MemoryBucket {
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         self.optional(self.capabilities.get_many, "get-many")?;
-        self.check_batch(keys.len())?;
+        self.capabilities.check_batch(keys.len())?;
         let map = self.read();
         Ok(keys
             .iter()
@@ -226,9 +209,9 @@ impl Bucket for MemoryBucket {
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
         self.optional(self.capabilities.set_many, "set-many")?;
-        self.check_batch(items.len())?;
+        self.capabilities.check_batch(items.len())?;
         for (_, value) in &items {
-            self.check_value(value.len())?;
+            self.capabilities.check_value(value.len())?;
         }
         let mut map = self.write();
         for (key, value) in items {
@@ -240,7 +223,7 @@ impl Bucket for MemoryBucket {
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
         self.optional(self.capabilities.delete_many, "delete-many")?;
-        self.check_batch(keys.len())?;
+        self.capabilities.check_batch(keys.len())?;
         let mut map = self.write();
         for key in keys {
             map.remove(key);

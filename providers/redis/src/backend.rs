@@ -195,23 +195,6 @@ impl RedisBucket {
     fn data_key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
-
-    fn check_value(&self, len: usize) -> Result<()> {
-        if len > MAX_VALUE_BYTES {
-            return Err(Error::too_large("value", len, MAX_VALUE_BYTES));
-        }
-        Ok(())
-    }
-
-    fn check_batch(&self, n: usize) -> Result<()> {
-        if n > MAX_BATCH {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!("batch of {n} items is over the limit of {MAX_BATCH} items"),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// A fresh random version token (128 bits, hex).
@@ -257,7 +240,7 @@ impl Bucket for RedisBucket {
         value: Vec<u8>,
         condition: WriteCondition,
     ) -> Result<WriteOutcome> {
-        self.check_value(value.len())?;
+        self.capabilities.check_value(value.len())?;
         let mut conn = self.conn.clone();
         let script = match &condition {
             WriteCondition::Always => &self.scripts.set,
@@ -366,7 +349,7 @@ impl Bucket for RedisBucket {
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.check_batch(keys.len())?;
+        self.capabilities.check_batch(keys.len())?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -390,12 +373,12 @@ impl Bucket for RedisBucket {
     }
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
-        self.check_batch(items.len())?;
+        self.capabilities.check_batch(items.len())?;
         if items.is_empty() {
             return Ok(());
         }
         for (_, value) in &items {
-            self.check_value(value.len())?;
+            self.capabilities.check_value(value.len())?;
         }
         let mut conn = self.conn.clone();
         let mut invocation = self.scripts.set_many.key(&self.versions);
@@ -414,7 +397,7 @@ impl Bucket for RedisBucket {
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
-        self.check_batch(keys.len())?;
+        self.capabilities.check_batch(keys.len())?;
         if keys.is_empty() {
             return Ok(());
         }
