@@ -139,6 +139,10 @@ pub trait Bucket: Send + Sync + 'static {
     }
 }
 
+/// A boxed future opening a bucket (the return of providers' test openers).
+pub type OpenFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Arc<dyn Bucket>>> + Send>>;
+
 /// A connection to a store (client, pool, file), shared by all buckets on it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

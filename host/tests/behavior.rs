@@ -64,92 +64,36 @@ fn main() -> ExitCode {
     code
 }
 
+/// A networked provider's test buckets behind the emulation layer.
+#[cfg(any(feature = "redis", feature = "etcd", feature = "memcached"))]
+fn networked<F, Fut>(name: &str, open: F) -> Result<Vec<suite::Trial>, String>
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = wasikv_core::Result<Arc<dyn Bucket>>> + Send + 'static,
+{
+    let open = Arc::new(open);
+    suite::trials(name, Level::Host, move |ns| {
+        let open = open.clone();
+        async move { Ok(layered(open(ns).await?)) }
+    })
+}
+
 /// Redis behind the emulation layer (batches over its 512-item limit get chunked).
 #[cfg(feature = "redis")]
 fn redis() -> Result<Vec<suite::Trial>, String> {
-    use wasikv_redis::core::RedisStore;
-    use wasikv_redis::{RedisBucket, RedisConfig};
-    let url = std::env::var("WASIKV_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-    let store: Arc<tokio::sync::OnceCell<RedisStore>> = Arc::new(tokio::sync::OnceCell::new());
-    suite::trials("host-redis", Level::Host, move |ns| {
-        let store = store.clone();
-        let config = RedisConfig {
-            url: url.clone(),
-            prefix: None,
-            ca_file: None,
-            connect_timeout_ms: 5_000,
-        };
-        async move {
-            let store = store
-                .get_or_try_init(|| RedisStore::connect(&config))
-                .await?;
-            Ok(layered(Arc::new(RedisBucket::new(
-                store.conn.clone(),
-                &format!("wasikv-test:{ns}:"),
-            ))))
-        }
-    })
+    networked("host-redis", wasikv_redis::testing::opener())
 }
 
 /// etcd behind the emulation layer: increment by CAS loop over mod_revision,
 /// batches over 128 operations chunked.
 #[cfg(feature = "etcd")]
 fn etcd() -> Result<Vec<suite::Trial>, String> {
-    use wasikv_etcd::core::EtcdStore;
-    use wasikv_etcd::{EtcdBucket, EtcdConfig};
-    let endpoint = std::env::var("WASIKV_TEST_ETCD_ENDPOINT")
-        .unwrap_or_else(|_| "http://127.0.0.1:12379".into());
-    let store: Arc<tokio::sync::OnceCell<EtcdStore>> = Arc::new(tokio::sync::OnceCell::new());
-    suite::trials("host-etcd", Level::Host, move |ns| {
-        let store = store.clone();
-        let config = EtcdConfig {
-            endpoints: vec![endpoint.clone()],
-            prefix: None,
-            username: None,
-            password: None,
-            ca_file: None,
-            connect_timeout_ms: 5_000,
-        };
-        async move {
-            let store = store
-                .get_or_try_init(|| EtcdStore::connect(&config))
-                .await?;
-            Ok(layered(Arc::new(EtcdBucket::new(
-                store.kv.clone(),
-                &format!("wasikv-test/{ns}/"),
-            ))))
-        }
-    })
+    networked("host-etcd", wasikv_etcd::testing::opener())
 }
 
 /// memcached behind the emulation layer: increment by CAS loop over gets/cas,
 /// batches over 100 keys chunked; list-keys stays unsupported.
 #[cfg(feature = "memcached")]
 fn memcached() -> Result<Vec<suite::Trial>, String> {
-    use wasikv_memcached::MemcachedBucket;
-    use wasikv_memcached::core::MemcachedStore;
-    let address =
-        std::env::var("WASIKV_TEST_MEMCACHED_ADDRESS").unwrap_or_else(|_| "127.0.0.1:12211".into());
-    let store: Arc<tokio::sync::OnceCell<Arc<MemcachedStore>>> =
-        Arc::new(tokio::sync::OnceCell::new());
-    suite::trials("host-memcached", Level::Host, move |ns| {
-        let store = store.clone();
-        let address = address.clone();
-        async move {
-            let store = store
-                .get_or_try_init(|| async {
-                    Ok::<_, wasikv_core::Error>(Arc::new(
-                        MemcachedStore::connect(&address, 16, std::time::Duration::from_secs(5))
-                            .await?,
-                    ))
-                })
-                .await?;
-            Ok(layered(Arc::new(MemcachedBucket::new(
-                store.clone(),
-                &format!("wasikv-test:{ns}:"),
-                1 << 20,
-            )?)))
-        }
-    })
+    networked("host-memcached", wasikv_memcached::testing::opener())
 }

@@ -46,6 +46,8 @@ pub enum Level {
     Host,
 }
 
+pub use crate::provider::OpenFuture;
+
 /// Boxed future of a case.
 pub type CaseFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 

@@ -14,6 +14,8 @@
 pub mod backend;
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod testing;
 
 pub use backend::{EtcdBucket, EtcdProvider};
 pub use config::EtcdConfig;

@@ -24,6 +24,8 @@
 pub mod backend;
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod testing;
 
 pub use backend::{MemcachedBucket, MemcachedProvider};
 pub use config::MemcachedConfig;

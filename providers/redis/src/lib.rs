@@ -23,6 +23,8 @@
 pub mod backend;
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod testing;
 
 pub use backend::{RedisBucket, RedisProvider};
 pub use config::RedisConfig;

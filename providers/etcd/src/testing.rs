@@ -1,0 +1,42 @@
+//! Test support (not part of the stable API): buckets on the test server for
+//! the behavior suite, each on the namespace the suite names.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+use wasikv_core::Bucket;
+use wasikv_core::provider::OpenFuture;
+
+use crate::core::EtcdStore;
+use crate::{EtcdBucket, EtcdConfig};
+
+/// The test server: `WASIKV_TEST_ETCD_ENDPOINT`, default the one
+/// `scripts/services.sh` starts.
+pub fn test_endpoint() -> String {
+    std::env::var("WASIKV_TEST_ETCD_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:12379".into())
+}
+
+/// Opens a bucket with prefix `wasikv-test/<namespace>/` on one shared connection.
+pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+    let store: Arc<OnceCell<EtcdStore>> = Arc::new(OnceCell::new());
+    move |ns| {
+        let store = store.clone();
+        Box::pin(async move {
+            let config = EtcdConfig {
+                endpoints: vec![test_endpoint()],
+                prefix: None,
+                username: None,
+                password: None,
+                ca_file: None,
+                connect_timeout_ms: 5_000,
+            };
+            let store = store
+                .get_or_try_init(|| EtcdStore::connect(&config))
+                .await?;
+            Ok(Arc::new(EtcdBucket::new(
+                store.kv.clone(),
+                &format!("wasikv-test/{ns}/"),
+            )) as Arc<dyn Bucket>)
+        })
+    }
+}

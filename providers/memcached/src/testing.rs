@@ -1,0 +1,41 @@
+//! Test support (not part of the stable API): buckets on the test server for
+//! the behavior suite, each on the namespace the suite names.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+use wasikv_core::Bucket;
+use wasikv_core::provider::OpenFuture;
+
+use crate::MemcachedBucket;
+use crate::core::MemcachedStore;
+
+/// The test server: `WASIKV_TEST_MEMCACHED_ADDRESS`, default the one
+/// `scripts/services.sh` starts.
+pub fn test_address() -> String {
+    std::env::var("WASIKV_TEST_MEMCACHED_ADDRESS").unwrap_or_else(|_| "127.0.0.1:12211".into())
+}
+
+/// Opens a bucket with prefix `wasikv-test:<namespace>:` on one shared pool.
+pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+    let store: Arc<OnceCell<Arc<MemcachedStore>>> = Arc::new(OnceCell::new());
+    move |ns| {
+        let store = store.clone();
+        Box::pin(async move {
+            let store = store
+                .get_or_try_init(|| async {
+                    Ok::<_, wasikv_core::Error>(Arc::new(
+                        MemcachedStore::connect(&test_address(), 16, Duration::from_secs(5))
+                            .await?,
+                    ))
+                })
+                .await?;
+            Ok(Arc::new(MemcachedBucket::new(
+                store.clone(),
+                &format!("wasikv-test:{ns}:"),
+                1 << 20,
+            )?) as Arc<dyn Bucket>)
+        })
+    }
+}
