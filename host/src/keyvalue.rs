@@ -27,7 +27,7 @@ use generated::wasi::keyvalue::{atomics, batch, store};
 /// A guest's `bucket` resource.
 #[derive(Debug, Clone)]
 pub struct BucketResource {
-    bucket: Arc<OpenBucket>,
+    pub(crate) bucket: Arc<OpenBucket>,
 }
 
 /// A guest's `cas` resource: the key and what was read (value and version, or absence).
@@ -41,8 +41,10 @@ pub struct CasResource {
 /// The key-value state of one wasmtime store (one component instance).
 #[derive(Debug, Clone)]
 pub struct WasiKeyValueCtx {
-    buckets: Arc<Buckets>,
-    component: Option<String>,
+    pub(crate) buckets: Arc<Buckets>,
+    pub(crate) component: Option<String>,
+    /// Numeric `list-keys` cursors handed to `0.2.0-draft` guests.
+    pub(crate) draft_cursors: Arc<std::sync::Mutex<crate::keyvalue_draft::DraftCursors>>,
 }
 
 impl WasiKeyValueCtx {
@@ -74,14 +76,15 @@ impl WasiKeyValueCtxBuilder {
         WasiKeyValueCtx {
             buckets: self.buckets,
             component: self.component,
+            draft_cursors: Default::default(),
         }
     }
 }
 
 /// A borrowed view of a store's key-value state and resource table.
 pub struct WasiKeyValue<'a> {
-    ctx: &'a WasiKeyValueCtx,
-    table: &'a mut ResourceTable,
+    pub(crate) ctx: &'a WasiKeyValueCtx,
+    pub(crate) table: &'a mut ResourceTable,
 }
 
 impl<'a> WasiKeyValue<'a> {
@@ -90,12 +93,17 @@ impl<'a> WasiKeyValue<'a> {
         WasiKeyValue { ctx, table }
     }
 
-    fn bucket(&self, handle: &Resource<BucketResource>) -> wasmtime::Result<Arc<OpenBucket>> {
+    pub(crate) fn bucket(
+        &self,
+        handle: &Resource<BucketResource>,
+    ) -> wasmtime::Result<Arc<OpenBucket>> {
         Ok(self.table.get(handle)?.bucket.clone())
     }
 }
 
-/// Adds `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft2` to `linker`.
+/// Adds `wasi:keyvalue/{store,atomics,batch}` to `linker`, both
+/// `@0.2.0-draft2` and the older `@0.2.0-draft` (served from the same
+/// buckets), so components built for either run unchanged.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -119,23 +127,33 @@ pub fn add_to_linker<T: Send + 'static>(
     store::add_to_linker::<_, HasWasiKeyValue>(linker, f)?;
     atomics::add_to_linker::<_, HasWasiKeyValue>(linker, f)?;
     batch::add_to_linker::<_, HasWasiKeyValue>(linker, f)?;
+    crate::keyvalue_draft::add_to_linker(linker, f)?;
     Ok(())
 }
 
-struct HasWasiKeyValue;
+pub(crate) struct HasWasiKeyValue;
 
 impl HasData for HasWasiKeyValue {
     type Data<'a> = WasiKeyValue<'a>;
 }
 
-/// The one conversion from wasikv errors to the WIT error: `no-such-store`
-/// and `access-denied` map to their cases, everything else to `other` with
-/// the full message (bucket, provider, kind, limit).
-pub fn to_wit(e: wasikv_core::Error) -> store::Error {
+/// The one conversion from wasikv errors to the WIT error (both WIT
+/// versions have the same three cases): `no-such-store` and `access-denied`
+/// map to their cases, everything else to `other` with the full message
+/// (bucket, provider, kind, limit).
+pub(crate) fn classify(e: wasikv_core::Error) -> Result<ErrorKind, String> {
     match e.kind() {
-        ErrorKind::NoSuchStore => store::Error::NoSuchStore,
-        ErrorKind::AccessDenied => store::Error::AccessDenied,
-        _ => store::Error::Other(e.to_string()),
+        kind @ (ErrorKind::NoSuchStore | ErrorKind::AccessDenied) => Ok(kind),
+        _ => Err(e.to_string()),
+    }
+}
+
+/// [`classify`] as the `0.2.0-draft2` error.
+pub fn to_wit(e: wasikv_core::Error) -> store::Error {
+    match classify(e) {
+        Ok(ErrorKind::NoSuchStore) => store::Error::NoSuchStore,
+        Ok(_) => store::Error::AccessDenied,
+        Err(message) => store::Error::Other(message),
     }
 }
 

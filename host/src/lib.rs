@@ -14,6 +14,7 @@ pub mod config;
 pub mod cursor;
 pub mod emulate;
 pub mod keyvalue;
+pub mod keyvalue_draft;
 pub mod matrix;
 pub mod registry;
 pub mod runtime;

@@ -128,6 +128,10 @@ async fn conformance() {
 /// The conformance component against every compiled-in networked provider,
 /// each on a fresh namespace of the test server (`WASIKV_TEST_<PROVIDER>_URL`).
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(any(feature = "redis", feature = "etcd", feature = "memcached")),
+    allow(unused_mut)
+)]
 async fn conformance_networked() {
     let mut buckets = String::from("[limits]\nlist_page_keys = 7\n");
     let mut names: Vec<&str> = Vec::new();
@@ -204,6 +208,48 @@ async fn counter() {
         );
     }
     assert!(dir.path().join("data").join("default.redb").is_file());
+}
+
+/// A guest built for `wasi:keyvalue@0.2.0-draft` and a draft2 guest share
+/// one bucket in one host: the draft guest reads what the draft2 counter wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn draft() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(&config(dir.path(), "[limits]\nlist_page_keys = 7\n")).unwrap();
+    let counter = run(
+        &runtime,
+        wasikv_artifacts::COUNTER,
+        "counter",
+        &["alice"],
+        &[],
+    )
+    .await;
+    assert_eq!(counter.exit_code, 0, "{}", counter.stdout);
+    let out = run(
+        &runtime,
+        wasikv_artifacts::DRAFT,
+        "draft",
+        &["default", "visits:alice", "1"],
+        &[],
+    )
+    .await;
+    assert!(
+        out.exit_code == 0 && out.stdout.trim_end().ends_with("5 passed, 0 failed"),
+        "draft guest failed (exit {}):\n{}{}",
+        out.exit_code,
+        out.stdout,
+        out.stderr
+    );
+    // And the other way round: draft2 sees what the draft guest wrote.
+    let read = run(
+        &runtime,
+        wasikv_artifacts::PROBE,
+        "probe",
+        &["get", "default", "draft:k"],
+        &[],
+    )
+    .await;
+    assert_eq!(read.stdout.trim(), "ok v");
 }
 
 const PROBE_CONFIG: &str = r#"
