@@ -194,3 +194,23 @@ fn docs_capability_matrix_is_current() {
         }
     }
 }
+
+/// Secrets in configuration never reach `wasikv check` output, valid or not.
+#[cfg(all(feature = "redis", feature = "etcd"))]
+#[test]
+fn check_never_prints_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = [
+        "[buckets.r]\nprovider = \"redis\"\nurl = \"redis://user:hunter2@127.0.0.1:1/0\"\nconnect_timeout_ms = 300\n\
+         [buckets.e]\nprovider = \"etcd\"\nendpoints = [\"http://127.0.0.1:1\"]\nusername = \"u\"\npassword = \"hunter2\"\nconnect_timeout_ms = 300\n",
+        "[buckets.bad]\nprovider = \"redis\"\nurl = \"redis://user:hunter2@[bad\"\n",
+        "[buckets.e]\nprovider = \"etcd\"\nendpoints = [\"http://127.0.0.1:1\"]\npassword = \"hunter2\"\n",
+    ];
+    for config in configs {
+        std::fs::write(dir.path().join("wasikv.toml"), config).unwrap();
+        let out = wasikv(dir.path(), &["check"], &[]);
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!out.status.success(), "{all}");
+        assert!(!all.contains("hunter2"), "a secret leaked:\n{all}");
+    }
+}
