@@ -148,7 +148,7 @@ pub(crate) fn classify(e: wasikv_core::Error) -> Result<ErrorKind, String> {
     }
 }
 
-/// [`classify`] as the `0.2.0-draft2` error.
+/// A wasikv error as the `0.2.0-draft2` WIT error (see `classify`).
 pub fn to_wit(e: wasikv_core::Error) -> store::Error {
     match classify(e) {
         Ok(ErrorKind::NoSuchStore) => store::Error::NoSuchStore,
