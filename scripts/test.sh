@@ -38,6 +38,9 @@ if [[ $status != 0 ]]; then
     exit "$status"
 fi
 
+step "benchmark smoke run (host overhead vs wasmtime-wasi-keyvalue, --quick)"
+cargo run --release --quiet -p wasikv-host --example overhead -- --quick
+
 if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
     step "clippy"
     cargo clippy --release --workspace --all-targets --all-features -- -D warnings

@@ -252,6 +252,30 @@ async fn draft() {
     assert_eq!(read.stdout.trim(), "ok v");
 }
 
+/// The benchmark guest's loops work through the host (the measurement
+/// itself is `examples/overhead.rs`).
+#[tokio::test(flavor = "multi_thread")]
+async fn bench() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime =
+        Runtime::new(&config(dir.path(), "[buckets.b]\nprovider = \"memory\"\n")).unwrap();
+    for op in ["get", "set", "set-distinct", "increment", "get-many-100"] {
+        let out = run(
+            &runtime,
+            wasikv_artifacts::BENCH,
+            "bench",
+            &["b", op, "200"],
+            &[],
+        )
+        .await;
+        assert!(
+            out.stdout.starts_with(&format!("ok {op} 200 calls ")),
+            "{op}: {}",
+            out.stdout
+        );
+    }
+}
+
 const PROBE_CONFIG: &str = r#"
 [limits]
 max_key_bytes = 100

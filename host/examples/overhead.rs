@@ -1,0 +1,148 @@
+//! Host call overhead on the memory provider: the same guest loop
+//! (`examples/guests/bench`, built for `wasi:keyvalue@0.2.0-draft`) on wasikv's
+//! host and on a host made from `wasmtime-wasi-keyvalue` 48 (the baseline),
+//! both with `Config::concurrency_support(false)`, in one run. Prints calls/s
+//! and the ratio per operation, and writes the figures as JSON.
+//!
+//! ```sh
+//! cargo run --release -p wasikv-host --example overhead -- [--quick] [--json FILE]
+//! ```
+//! `--quick` runs a few thousand calls (a smoke test for CI, not a measurement).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use wasikv_host::{Buckets, Config, RunOptions, Runtime, Stdio};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+const OPS: [(&str, u64); 5] = [
+    ("get", 2_000_000),
+    ("set", 2_000_000),
+    ("set-distinct", 1_000_000),
+    ("increment", 2_000_000),
+    ("get-many-100", 50_000),
+];
+
+/// Calls per second from a guest's `ok OP N calls NANOS ns` line.
+fn rate(stdout: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("ok "))
+        .unwrap_or_else(|| panic!("bench guest said: {stdout}"));
+    let parts: Vec<&str> = line.split(' ').collect();
+    let n: f64 = parts[2].parse().expect("call count");
+    let nanos: f64 = parts[4].parse().expect("nanoseconds");
+    n / (nanos / 1e9)
+}
+
+struct Baseline {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    kv: wasmtime_wasi_keyvalue::WasiKeyValueCtx,
+}
+
+impl WasiView for Baseline {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn engine() -> Engine {
+    let mut config = wasmtime::Config::new();
+    config.concurrency_support(false);
+    Engine::new(&config).expect("engine")
+}
+
+/// The guest on a wasmtime-wasi-keyvalue host (synchronous, its in-memory store).
+fn baseline(wasm: &Path, op: &str, n: u64) -> f64 {
+    let engine = engine();
+    let mut linker = Linker::<Baseline>::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
+    wasmtime_wasi_keyvalue::add_to_linker(&mut linker, |s: &mut Baseline| {
+        wasmtime_wasi_keyvalue::WasiKeyValue::new(&s.kv, &mut s.table)
+    })
+    .expect("keyvalue");
+    let component = Component::from_file(&engine, wasm).expect("component");
+    let out = MemoryOutputPipe::new(1 << 16);
+    let args = [
+        "bench".to_string(),
+        String::new(),
+        op.to_string(),
+        n.to_string(),
+    ];
+    let state = Baseline {
+        table: ResourceTable::new(),
+        wasi: WasiCtxBuilder::new()
+            .stdout(out.clone())
+            .args(&args)
+            .build(),
+        kv: wasmtime_wasi_keyvalue::WasiKeyValueCtxBuilder::new().build(),
+    };
+    let mut store = Store::new(&engine, state);
+    let command =
+        wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker)
+            .expect("instantiate");
+    let _ = command.wasi_cli_run().call_run(&mut store).expect("run");
+    rate(&String::from_utf8_lossy(&out.contents()))
+}
+
+fn main() -> wasmtime::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut quick = false;
+    let mut json = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--json" => json = args.next(),
+            other => panic!("unknown argument {other:?}"),
+        }
+    }
+    let wasm = Path::new(wasikv_artifacts::BENCH);
+    let config =
+        Config::from_toml("[buckets.bench]\nprovider = \"memory\"\n[runtime]\ncache = false\n")?;
+    let runtime = Runtime::with_buckets(
+        Arc::new(Buckets::from_config(&config)?),
+        config.runtime.clone(),
+    )?;
+    let component = runtime.load(wasm)?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+
+    println!("| operation | wasikv calls/s | wasmtime-wasi-keyvalue calls/s | ratio |");
+    println!("|---|---|---|---|");
+    let mut rows = Vec::new();
+    for (op, full) in OPS {
+        let n = if quick { (full / 1000).max(100) } else { full };
+        let options = RunOptions {
+            name: "bench".into(),
+            args: vec!["bench".into(), op.into(), n.to_string()],
+            env: vec![],
+            stdio: Stdio::Capture,
+        };
+        let outcome = tokio.block_on(runtime.run(&component, options))?;
+        let ours = rate(&outcome.stdout);
+        let theirs = baseline(wasm, op, n);
+        println!("| {op} | {ours:.0} | {theirs:.0} | {:.2}x |", ours / theirs);
+        rows.push(format!(
+            "{{\"operation\":\"{op}\",\"calls\":{n},\"wasikv_calls_per_s\":{ours:.0},\"baseline_calls_per_s\":{theirs:.0},\"ratio\":{:.3}}}",
+            ours / theirs
+        ));
+    }
+    if let Some(path) = json {
+        std::fs::write(
+            &path,
+            format!(
+                "{{\"benchmark\":\"host-overhead-memory\",\"quick\":{quick},\"results\":[{}]}}\n",
+                rows.join(",")
+            ),
+        )?;
+    }
+    Ok(())
+}
