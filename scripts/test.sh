@@ -39,7 +39,7 @@ if [[ $status != 0 ]]; then
 fi
 
 step "benchmark smoke run (host overhead vs wasmtime-wasi-keyvalue, --quick)"
-cargo run --release --quiet -p wasikv-host --example overhead -- --quick
+cargo run --release --quiet --all-features -p wasikv-host --example overhead -- --quick
 
 if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
     step "clippy"
