@@ -8,6 +8,9 @@
 //! cargo run --release -p wasikv-host --example overhead -- [--quick] [--json FILE]
 //! ```
 //! `--quick` runs a few thousand calls (a smoke test for CI, not a measurement).
+//! `OVERHEAD_CONFIG` may hold a whole wasikv TOML configuration (it must
+//! define the memory bucket `bench`), e.g. to measure with
+//! `limits.operation_timeout_ms = 0`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -104,8 +107,9 @@ fn main() -> wasmtime::Result<()> {
         }
     }
     let wasm = Path::new(wasikv_artifacts::BENCH);
-    let config =
-        Config::from_toml("[buckets.bench]\nprovider = \"memory\"\n[runtime]\ncache = false\n")?;
+    let config = Config::from_toml(&std::env::var("OVERHEAD_CONFIG").unwrap_or_else(|_| {
+        "[buckets.bench]\nprovider = \"memory\"\n[runtime]\ncache = false\n".into()
+    }))?;
     let runtime = Runtime::with_buckets(
         Arc::new(Buckets::from_config(&config)?),
         config.runtime.clone(),
