@@ -1,7 +1,7 @@
 //! The `wasi:keyvalue@0.2.0-draft2` host: [`WasiKeyValueCtx`] (owned, one per
 //! store), the borrowed view [`WasiKeyValue`], and [`add_to_linker`].
 //!
-//! WIT errors are produced in exactly one place, [`to_wit`].
+//! WIT errors are produced in exactly one place, `WitError::from`.
 
 use std::sync::Arc;
 
@@ -99,6 +99,22 @@ impl<'a> WasiKeyValue<'a> {
     ) -> wasmtime::Result<Arc<OpenBucket>> {
         Ok(self.table.get(handle)?.bucket.clone())
     }
+
+    /// `store.open` for either WIT version: the bucket as a new resource.
+    pub(crate) async fn open_resource(
+        &mut self,
+        identifier: &str,
+    ) -> wasmtime::Result<wasikv_core::Result<Resource<BucketResource>>> {
+        let opened = self
+            .ctx
+            .buckets
+            .open(self.ctx.component.as_deref(), identifier)
+            .await;
+        Ok(match opened {
+            Ok(bucket) => Ok(self.table.push(BucketResource { bucket })?),
+            Err(e) => Err(e),
+        })
+    }
 }
 
 /// Adds `wasi:keyvalue/{store,atomics,batch}` to `linker`, both
@@ -137,23 +153,32 @@ impl HasData for HasWasiKeyValue {
     type Data<'a> = WasiKeyValue<'a>;
 }
 
-/// The one conversion from wasikv errors to the WIT error (both WIT
-/// versions have the same three cases): `no-such-store` and `access-denied`
-/// map to their cases, everything else to `other` with the full message
-/// (bucket, provider, kind, limit).
-pub(crate) fn classify(e: wasikv_core::Error) -> Result<ErrorKind, String> {
-    match e.kind() {
-        kind @ (ErrorKind::NoSuchStore | ErrorKind::AccessDenied) => Ok(kind),
-        _ => Err(e.to_string()),
+/// The one conversion from wasikv errors to the WIT error, shared by both
+/// WIT versions (they have the same three cases): `no-such-store` and
+/// `access-denied` map to their cases, everything else to `other` with the
+/// full message (bucket, provider, kind, limit).
+pub(crate) enum WitError {
+    NoSuchStore,
+    AccessDenied,
+    Other(String),
+}
+
+impl From<wasikv_core::Error> for WitError {
+    fn from(e: wasikv_core::Error) -> Self {
+        match e.kind() {
+            ErrorKind::NoSuchStore => WitError::NoSuchStore,
+            ErrorKind::AccessDenied => WitError::AccessDenied,
+            _ => WitError::Other(e.to_string()),
+        }
     }
 }
 
-/// A wasikv error as the `0.2.0-draft2` WIT error (see `classify`).
+/// A wasikv error as the `0.2.0-draft2` WIT error (see `WitError`).
 pub fn to_wit(e: wasikv_core::Error) -> store::Error {
-    match classify(e) {
-        Ok(ErrorKind::NoSuchStore) => store::Error::NoSuchStore,
-        Ok(_) => store::Error::AccessDenied,
-        Err(message) => store::Error::Other(message),
+    match WitError::from(e) {
+        WitError::NoSuchStore => store::Error::NoSuchStore,
+        WitError::AccessDenied => store::Error::AccessDenied,
+        WitError::Other(message) => store::Error::Other(message),
     }
 }
 
@@ -165,15 +190,7 @@ fn wit<T>(result: wasikv_core::Result<T>) -> WitResult<T> {
 
 impl store::Host for WasiKeyValue<'_> {
     async fn open(&mut self, identifier: String) -> WitResult<Resource<BucketResource>> {
-        let opened = self
-            .ctx
-            .buckets
-            .open(self.ctx.component.as_deref(), &identifier)
-            .await;
-        match opened {
-            Ok(bucket) => Ok(Ok(self.table.push(BucketResource { bucket })?)),
-            Err(e) => wit(Err(e)),
-        }
+        wit(self.open_resource(&identifier).await?)
     }
 }
 

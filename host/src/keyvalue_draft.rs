@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use wasikv_core::{Error, ErrorKind};
 use wasmtime::component::{Linker, Resource};
 
-use crate::keyvalue::{BucketResource, HasWasiKeyValue, WasiKeyValue, classify};
+use crate::keyvalue::{BucketResource, HasWasiKeyValue, WasiKeyValue, WitError};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -68,10 +68,10 @@ impl DraftCursors {
 type WitResult<T> = wasmtime::Result<Result<T, store::Error>>;
 
 fn wit<T>(result: wasikv_core::Result<T>) -> WitResult<T> {
-    Ok(result.map_err(|e| match classify(e) {
-        Ok(ErrorKind::NoSuchStore) => store::Error::NoSuchStore,
-        Ok(_) => store::Error::AccessDenied,
-        Err(message) => store::Error::Other(message),
+    Ok(result.map_err(|e| match WitError::from(e) {
+        WitError::NoSuchStore => store::Error::NoSuchStore,
+        WitError::AccessDenied => store::Error::AccessDenied,
+        WitError::Other(message) => store::Error::Other(message),
     }))
 }
 
@@ -88,15 +88,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
 
 impl store::Host for WasiKeyValue<'_> {
     async fn open(&mut self, identifier: String) -> WitResult<Resource<BucketResource>> {
-        let opened = self
-            .ctx
-            .buckets
-            .open(self.ctx.component.as_deref(), &identifier)
-            .await;
-        match opened {
-            Ok(bucket) => Ok(Ok(self.table.push(BucketResource { bucket })?)),
-            Err(e) => wit(Err(e)),
-        }
+        wit(self.open_resource(&identifier).await?)
     }
 }
 
