@@ -22,6 +22,9 @@ use crate::registry;
 /// byte limit is checked as the result grows.
 const GET_MANY_STEP: usize = 100;
 
+/// A store connected on first use, shared by the buckets on its connection.
+type StoreCell = Arc<OnceCell<Arc<dyn Store>>>;
+
 struct Entry {
     plan: BucketPlan,
     provider: Arc<dyn Provider>,
@@ -36,7 +39,9 @@ pub struct Buckets {
     allow: HashMap<String, HashSet<String>>,
     limits: Limits,
     policy: EmulationPolicy,
-    stores: Mutex<HashMap<(String, String), Arc<dyn Store>>>,
+    /// One store per `(provider, connection)`, each connected once; the map
+    /// lock is held only to find the cell, never across a connect.
+    stores: Mutex<HashMap<(String, String), StoreCell>>,
     cursor_secret: [u8; 32],
 }
 
@@ -137,24 +142,21 @@ impl Buckets {
     async fn connect(&self, entry: &Entry) -> Result<Arc<OpenBucket>> {
         let plan = &entry.plan;
         let ctx = |e: Error| e.in_bucket(&plan.bucket, plan.provider);
-        let store = {
+        let cell = {
             let key = (plan.provider.to_string(), plan.connection.clone());
-            let mut stores = self.stores.lock().await;
-            match stores.get(&key) {
-                Some(store) => store.clone(),
-                None => {
-                    let store = timed(
-                        self.limits.operation_timeout_ms,
-                        "connect",
-                        entry.provider.connect(plan),
-                    )
-                    .await
-                    .map_err(ctx)?;
-                    stores.insert(key, store.clone());
-                    store
-                }
-            }
+            self.stores.lock().await.entry(key).or_default().clone()
         };
+        let store = cell
+            .get_or_try_init(|| {
+                timed(
+                    self.limits.operation_timeout_ms,
+                    "connect",
+                    entry.provider.connect(plan),
+                )
+            })
+            .await
+            .map_err(ctx)?
+            .clone();
         let bucket = timed(
             self.limits.operation_timeout_ms,
             "open",
