@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::try_join_all;
-use futures::{StreamExt, TryStreamExt, stream};
 use wasikv_core::{
     Bucket, Capabilities, EmulationScope, Error, ErrorKind, ListPage, Result, Support, Versioned,
     WriteCondition, WriteOutcome, counter,
@@ -168,6 +167,15 @@ pub fn dedup_last_wins(items: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> 
         .collect()
 }
 
+/// `items` in owned chunks of at most `size` (no copies of the values).
+fn owned_chunks<T>(items: Vec<T>, size: usize) -> impl Iterator<Item = Vec<T>> {
+    let mut items = items.into_iter().peekable();
+    std::iter::from_fn(move || {
+        items.peek()?;
+        Some(items.by_ref().take(size.max(1)).collect())
+    })
+}
+
 /// Distinct keys, first occurrence order.
 pub fn dedup_keys(keys: &[String]) -> Vec<String> {
     let mut seen = std::collections::HashSet::with_capacity(keys.len());
@@ -249,23 +257,18 @@ impl Bucket for EmulatedBucket {
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
         let items = dedup_last_wins(items);
         if self.native().set_many.is_native() {
-            let size = self.chunk_size();
-            let mut items = items.into_iter().peekable();
-            while items.peek().is_some() {
-                let chunk: Vec<_> = items.by_ref().take(size).collect();
+            for chunk in owned_chunks(items, self.chunk_size()) {
                 self.inner.set_many(chunk).await?;
             }
             return Ok(());
         }
-        stream::iter(items.into_iter().map(|(key, value)| async move {
-            self.inner
-                .set(&key, value, WriteCondition::Always)
-                .await
-                .map(|_| ())
-        }))
-        .buffer_unordered(self.concurrency())
-        .try_collect::<()>()
-        .await
+        for wave in owned_chunks(items, self.concurrency()) {
+            try_join_all(wave.into_iter().map(|(key, value)| async move {
+                self.inner.set(&key, value, WriteCondition::Always).await
+            }))
+            .await?;
+        }
+        Ok(())
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
