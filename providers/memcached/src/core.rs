@@ -252,26 +252,21 @@ impl MemcachedStore {
             }
             write_all(c, &out).await?;
             let mut replies = Vec::with_capacity(commands.len());
-            let mut refused = false;
             for _ in commands {
                 let reply = read_line(c).await?;
                 replies.push(match reply.as_str() {
                     "STORED" => Ok(Stored::Stored),
                     "NOT_STORED" | "EXISTS" | "NOT_FOUND" => Ok(Stored::NotStored),
-                    other => {
-                        refused = true;
-                        Err(map_error_line(other))
-                    }
+                    other => Err(map_error_line(other)),
                 });
             }
-            if refused
-                && replies
-                    .iter()
-                    .any(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Other))
-            {
-                // An unexpected reply: the stream may be out of sync; drop the connection.
-                let first = replies.into_iter().find_map(|r| r.err()).expect("an error");
-                return Err(first);
+            // An unexpected reply (not a refusal of one item) may leave the
+            // stream out of sync: fail the call so the connection is dropped.
+            let unexpected = replies
+                .iter()
+                .position(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Other));
+            if let Some(i) = unexpected {
+                return Err(replies.swap_remove(i).expect_err("an error reply"));
             }
             Ok(replies)
         })

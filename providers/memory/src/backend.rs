@@ -70,11 +70,7 @@ impl Store for MemoryStore {
     async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
         let config: MemoryConfig = plan.options.parse(&plan.bucket, NAME)?;
         let map_name = config.map.clone().unwrap_or_else(|| plan.bucket.clone());
-        Ok(Arc::new(MemoryBucket {
-            map: self.map(&map_name),
-            writes: self.write_counter(),
-            capabilities: capabilities(&config),
-        }))
+        Ok(Arc::new(MemoryBucket::new(self, &map_name, &config)))
     }
 }
 

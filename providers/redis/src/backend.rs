@@ -1,6 +1,6 @@
 //! [`RedisProvider`] and [`RedisBucket`].
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -55,14 +55,7 @@ impl Provider for RedisProvider {
 
     fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
         let config: RedisConfig = options.parse(bucket, NAME)?;
-        redis::Client::open(config.url.as_str()).map_err(|e| {
-            // The URL may hold a password: say what is wrong without echoing it.
-            Error::new(
-                ErrorKind::InvalidConfig,
-                format!("bad redis url: {}", e.kind_name()),
-            )
-            .in_bucket(bucket, NAME)
-        })?;
+        redis::Client::open(config.url.as_str()).map_err(|e| bad_url(e).in_bucket(bucket, NAME))?;
         if config.ca_file.is_some() && !config.url.starts_with("rediss://") {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
@@ -85,25 +78,18 @@ impl Provider for RedisProvider {
     }
 }
 
-trait KindName {
-    fn kind_name(&self) -> String;
-}
-
-impl KindName for redis::RedisError {
-    fn kind_name(&self) -> String {
-        format!("{:?}", self.kind())
-    }
+/// A URL the client refuses. The URL may hold a password: the error says
+/// what is wrong without echoing it.
+fn bad_url(e: redis::RedisError) -> Error {
+    Error::new(
+        ErrorKind::InvalidConfig,
+        format!("bad redis url: {:?}", e.kind()),
+    )
 }
 
 impl RedisStore {
     /// Connects to `config.url`.
     pub async fn connect(config: &RedisConfig) -> Result<Self> {
-        let bad_url = |e: redis::RedisError| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                format!("bad redis url: {}", e.kind_name()),
-            )
-        };
         let client = if config.url.starts_with("rediss://") {
             crate::core::install_crypto_provider();
             let root_cert = match &config.ca_file {
@@ -145,8 +131,7 @@ impl Store for RedisStore {
     }
 }
 
-/// Scripts compiled once per bucket (their SHA-1 is computed here; EVALSHA
-/// falls back to EVAL when the server lost them).
+/// The server-side scripts of a bucket's operations.
 struct Scripts {
     set: Script,
     set_if_absent: Script,
@@ -159,13 +144,27 @@ struct Scripts {
     list: Script,
 }
 
+/// The scripts, compiled once per process (EVALSHA by their SHA-1, EVAL when
+/// the server lost them).
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    set: Script::new(core::SET),
+    set_if_absent: Script::new(core::SET_IF_ABSENT),
+    set_if_version: core::set_if_version_script(),
+    get_versioned: core::get_versioned_script(),
+    delete: Script::new(core::DELETE),
+    increment: Script::new(core::INCREMENT),
+    set_many: Script::new(core::SET_MANY),
+    delete_many: Script::new(core::DELETE_MANY),
+    list: Script::new(core::LIST),
+});
+
 /// A bucket: a key prefix on one Redis database.
 pub struct RedisBucket {
     conn: ConnectionManager,
     prefix: String,
     versions: Vec<u8>,
     index: Vec<u8>,
-    scripts: Arc<Scripts>,
+    scripts: &'static Scripts,
     capabilities: Capabilities,
 }
 
@@ -177,17 +176,7 @@ impl RedisBucket {
             prefix: prefix.to_string(),
             versions: versions_key(prefix),
             index: index_key(prefix),
-            scripts: Arc::new(Scripts {
-                set: Script::new(core::SET),
-                set_if_absent: Script::new(core::SET_IF_ABSENT),
-                set_if_version: core::set_if_version_script(),
-                get_versioned: core::get_versioned_script(),
-                delete: Script::new(core::DELETE),
-                increment: Script::new(core::INCREMENT),
-                set_many: Script::new(core::SET_MANY),
-                delete_many: Script::new(core::DELETE_MANY),
-                list: Script::new(core::LIST),
-            }),
+            scripts: &SCRIPTS,
             capabilities: capabilities(),
         }
     }
