@@ -138,8 +138,7 @@ async fn conformance_networked() {
     let run_id = format!("{:08x}", rand::random::<u32>());
     #[cfg(feature = "redis")]
     {
-        let url = std::env::var("WASIKV_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+        let url = wasikv_redis::testing::test_url();
         buckets.push_str(&format!(
             "[buckets.redis]\nprovider = \"redis\"\nurl = {url:?}\nprefix = \"wasikv-test:guest-{run_id}:\"\n"
         ));
@@ -147,8 +146,7 @@ async fn conformance_networked() {
     }
     #[cfg(feature = "etcd")]
     {
-        let endpoint = std::env::var("WASIKV_TEST_ETCD_ENDPOINT")
-            .unwrap_or_else(|_| "http://127.0.0.1:12379".into());
+        let endpoint = wasikv_etcd::testing::test_endpoint();
         buckets.push_str(&format!(
             "[buckets.etcd]\nprovider = \"etcd\"\nendpoints = [{endpoint:?}]\nprefix = \"wasikv-test/guest-{run_id}/\"\n"
         ));
@@ -156,8 +154,7 @@ async fn conformance_networked() {
     }
     #[cfg(feature = "memcached")]
     {
-        let address = std::env::var("WASIKV_TEST_MEMCACHED_ADDRESS")
-            .unwrap_or_else(|_| "127.0.0.1:12211".into());
+        let address = wasikv_memcached::testing::test_address();
         buckets.push_str(&format!(
             "[buckets.memcached]\nprovider = \"memcached\"\naddress = {address:?}\nprefix = \"wasikv-test:guest-{run_id}:\"\n"
         ));

@@ -9,13 +9,9 @@ use wasikv_core::{Bucket, WriteCondition, WriteOutcome};
 use wasikv_redis::core::RedisStore;
 use wasikv_redis::{RedisBucket, RedisConfig};
 
-fn url() -> String {
-    std::env::var("WASIKV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
-}
-
 async fn bucket() -> (Arc<RedisBucket>, redis::aio::ConnectionManager, String) {
     let config = RedisConfig {
-        url: url(),
+        url: wasikv_redis::testing::test_url(),
         prefix: None,
         ca_file: None,
         connect_timeout_ms: 5_000,
