@@ -82,3 +82,26 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/$MEMCACHED_PORT) 2>/dev/null; then
     memcached -d -l 127.0.0.1 -p $MEMCACHED_PORT -U 0 -m 64 -u "$(id -un)" -P "$STATE/memcached.pid"
 fi
 wait_for "memcached at 127.0.0.1:$MEMCACHED_PORT" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$MEMCACHED_PORT"
+
+# --- DynamoDB (dynamodb provider): moto server from a project-local virtualenv.
+MOTO_PORT=14566
+MOTO_VENV="$STATE/moto-venv"
+if [[ ! -x "$MOTO_VENV/bin/moto_server" ]]; then
+    python3 -m venv "$MOTO_VENV"
+    "$MOTO_VENV/bin/pip" install -q 'moto[dynamodb,server]' flask flask-cors
+fi
+moto_ready() {
+    # moto answers DynamoDB only to a signed-looking request; dummy credentials suffice.
+    curl -fsS -o /dev/null -X POST "http://127.0.0.1:$MOTO_PORT/" \
+        -H 'Content-Type: application/x-amz-json-1.0' \
+        -H 'X-Amz-Target: DynamoDB_20120810.ListTables' \
+        -H "X-Amz-Date: $(date -u +%Y%m%dT%H%M%SZ)" \
+        -H 'Authorization: AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0' \
+        -d '{}'
+}
+if ! moto_ready 2>/dev/null; then
+    mkdir -p "$STATE/moto"
+    nohup "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p $MOTO_PORT >"$STATE/moto/moto.log" 2>&1 &
+    echo $! >"$STATE/moto.pid"
+fi
+wait_for "moto (DynamoDB) at 127.0.0.1:$MOTO_PORT" 30 moto_ready

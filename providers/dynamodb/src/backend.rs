@@ -1,0 +1,698 @@
+//! [`DynamoProvider`] and [`DynamoBucket`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
+};
+use wasikv_core::{
+    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, KeyCodec, ListPage, Namespace,
+    Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
+    counter,
+};
+
+use crate::config::DynamoConfig;
+use crate::core::{
+    COUNTER, DynamoStore, MAX_BATCH_GET, MAX_BATCH_WRITE, MAX_ITEM_BYTES, MAX_PARTITION_KEY_BYTES,
+    ORIGINAL_KEY, RESERVED_ATTRIBUTES, VALUE, VERSION, is_code, item_bytes, map_err,
+    new_version_token,
+};
+
+/// The provider name in configuration.
+pub const NAME: &str = "dynamodb";
+
+/// Room an item keeps beside its value for the key, the version and names.
+pub const ITEM_OVERHEAD: usize = 4096;
+
+/// Longest bucket prefix, so that escaped keys keep room in the partition key.
+pub const MAX_PREFIX_BYTES: usize = 1024;
+
+/// Attempts of a batch call while DynamoDB leaves items unprocessed (throttling).
+const BATCH_ATTEMPTS: u32 = 8;
+
+/// Attempts of an increment whose native `ADD` cannot apply (the value was
+/// written by `set`, so it is converted once) and keeps racing other writers.
+const INCREMENT_ATTEMPTS: u32 = 16;
+
+/// Builds DynamoDB stores.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DynamoProvider;
+
+/// The capabilities of a DynamoDB bucket whose items may hold `max_item_bytes`.
+pub fn capabilities(max_item_bytes: usize) -> Capabilities {
+    Capabilities {
+        increment: Support::Native,
+        get_many: Support::Native,
+        set_many: Support::Native,
+        delete_many: Support::Native,
+        max_key_bytes: Some(MAX_PARTITION_KEY_BYTES),
+        max_value_bytes: Some(max_item_bytes.saturating_sub(ITEM_OVERHEAD)),
+        max_batch_items: Some(MAX_BATCH_GET),
+        consistency: Consistency::Strong,
+        durable: true,
+        versioning: "random version token attribute",
+        ..Capabilities::required()
+    }
+}
+
+#[async_trait]
+impl Provider for DynamoProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities(MAX_ITEM_BYTES)
+    }
+
+    fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
+        let config: DynamoConfig = options.parse(bucket, NAME)?;
+        let invalid = |message: String| {
+            Err(Error::new(ErrorKind::InvalidConfig, message).in_bucket(bucket, NAME))
+        };
+        // DynamoDB's table name rule: 3-255 of [a-zA-Z0-9_.-].
+        let table_ok = (3..=255).contains(&config.table.len())
+            && config
+                .table
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !table_ok {
+            return invalid(format!(
+                "table {:?} is not a DynamoDB table name (3-255 of a-z, A-Z, 0-9, _ . -)",
+                config.table
+            ));
+        }
+        if config.prefix.len() > MAX_PREFIX_BYTES || config.prefix.chars().any(char::is_control) {
+            return invalid(format!(
+                "prefix must be at most {MAX_PREFIX_BYTES} bytes without control characters"
+            ));
+        }
+        if config.key_attribute.is_empty()
+            || RESERVED_ATTRIBUTES.contains(&config.key_attribute.as_str())
+        {
+            return invalid(format!(
+                "key_attribute {:?} is empty or one of wasikv's attributes {RESERVED_ATTRIBUTES:?}",
+                config.key_attribute
+            ));
+        }
+        if !(ITEM_OVERHEAD * 2..=MAX_ITEM_BYTES).contains(&config.max_item_bytes) {
+            return invalid(format!(
+                "max_item_bytes must be between {} and DynamoDB's {MAX_ITEM_BYTES}",
+                ITEM_OVERHEAD * 2
+            ));
+        }
+        if config.access_key_id.is_some() != config.secret_access_key.is_some() {
+            return invalid("access_key_id and secret_access_key go together".into());
+        }
+        if config.session_token.is_some() && config.access_key_id.is_none() {
+            return invalid("session_token needs access_key_id and secret_access_key".into());
+        }
+        Ok(BucketPlan {
+            bucket: bucket.to_string(),
+            provider: NAME,
+            connection: config.connection_identity(),
+            // Table names cannot hold '/', so "table/prefix" only prefixes
+            // another bucket's on the same table.
+            namespace: Namespace::Prefix(format!("{}/{}", config.table, config.prefix)),
+            options: options.clone(),
+        })
+    }
+
+    async fn connect(&self, plan: &BucketPlan) -> Result<Arc<dyn Store>> {
+        let config: DynamoConfig = plan.options.parse(&plan.bucket, NAME)?;
+        Ok(Arc::new(DynamoStore::connect(&config).await?))
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
+        let config: DynamoConfig = plan.options.parse(&plan.bucket, NAME)?;
+        self.ensure_table(&config.table, &config.key_attribute, config.create_table)
+            .await?;
+        Ok(Arc::new(DynamoBucket::new(
+            self.client.clone(),
+            &config.table,
+            &config.key_attribute,
+            &config.prefix,
+            config.max_item_bytes,
+        )))
+    }
+}
+
+/// A bucket: a table, or the keys under a prefix in a shared table.
+///
+/// Item layout: the partition key holds `prefix + id` (the key through the key
+/// codec); `v` the value (`B`) or `n` a counter (`N`); `ver` a random version
+/// token renewed by every write; `key` the original key when the id is a hash.
+pub struct DynamoBucket {
+    client: Client,
+    table: String,
+    key_attribute: String,
+    prefix: String,
+    max_item_bytes: usize,
+    codec: KeyCodec,
+    capabilities: Capabilities,
+}
+
+/// The partition key of a key, and the original key when the id is a hash.
+struct ItemKey {
+    id: String,
+    original: Option<String>,
+}
+
+impl DynamoBucket {
+    /// The bucket under `prefix` in `table`, whose partition key is
+    /// `key_attribute` and whose items may hold `max_item_bytes`.
+    pub fn new(
+        client: Client,
+        table: &str,
+        key_attribute: &str,
+        prefix: &str,
+        max_item_bytes: usize,
+    ) -> Self {
+        DynamoBucket {
+            client,
+            table: table.to_string(),
+            key_attribute: key_attribute.to_string(),
+            prefix: prefix.to_string(),
+            max_item_bytes,
+            codec: KeyCodec {
+                forbidden: &[],
+                escape_space: false,
+                max_id_bytes: MAX_PARTITION_KEY_BYTES - prefix.len(),
+                reserve_dunder: false,
+            },
+            capabilities: capabilities(max_item_bytes),
+        }
+    }
+
+    fn item_key(&self, key: &str) -> ItemKey {
+        let encoded = self.codec.encode(key);
+        ItemKey {
+            id: format!("{}{}", self.prefix, encoded.id),
+            original: encoded.hashed.then(|| key.to_string()),
+        }
+    }
+
+    fn key_map(&self, id: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([(
+            self.key_attribute.clone(),
+            AttributeValue::S(id.to_string()),
+        )])
+    }
+
+    /// The full item `set` writes, size-checked against DynamoDB's limits.
+    fn item(&self, key: &str, value: Vec<u8>) -> Result<HashMap<String, AttributeValue>> {
+        self.capabilities.check_value(value.len())?;
+        let ItemKey { id, original } = self.item_key(key);
+        let mut item = self.key_map(&id);
+        item.insert(VALUE.into(), AttributeValue::B(Blob::new(value)));
+        item.insert(VERSION.into(), AttributeValue::S(new_version_token()));
+        if let Some(original) = original {
+            item.insert(ORIGINAL_KEY.into(), AttributeValue::S(original));
+        }
+        let size = item_bytes(&item);
+        if size > self.max_item_bytes {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "the item for this key and value is {size} bytes, over the item limit of {} bytes (max_item_bytes)",
+                    self.max_item_bytes
+                ),
+            ));
+        }
+        Ok(item)
+    }
+
+    /// The original key of a listed item.
+    fn listed_key(&self, item: &HashMap<String, AttributeValue>) -> Result<String> {
+        let id = item
+            .get(&self.key_attribute)
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Other,
+                    "a listed item has no string partition key",
+                )
+            })?;
+        let encoded = id.strip_prefix(&self.prefix).unwrap_or(id);
+        if let Some(key) = self.codec.decode(encoded) {
+            return Ok(key);
+        }
+        item.get(ORIGINAL_KEY)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Other,
+                    format!("item {id:?} in table {:?} was not written by wasikv (its id does not decode)", self.table),
+                )
+            })
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key_map(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(out.item)
+    }
+
+    /// Replaces a value written by `set` with the counter `new`, if the item is
+    /// still at `version`. Returns whether it was written.
+    async fn convert_to_counter(&self, key: &ItemKey, version: &str, new: i64) -> Result<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key_map(&key.id)))
+            .update_expression("SET #n = :new, #ver = :token REMOVE #v")
+            .condition_expression("#ver = :seen")
+            .expression_attribute_names("#n", COUNTER)
+            .expression_attribute_names("#v", VALUE)
+            .expression_attribute_names("#ver", VERSION)
+            .expression_attribute_values(":new", AttributeValue::N(new.to_string()))
+            .expression_attribute_values(":token", AttributeValue::S(new_version_token()))
+            .expression_attribute_values(":seen", AttributeValue::S(version.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_code(&e, "ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// One native `ADD`, applied only where the result stays within `i64`.
+    /// `None`: the condition failed (the value is not a counter, or would overflow).
+    async fn add(&self, key: &ItemKey, delta: i64) -> Result<Option<i64>> {
+        // The counter before the add must lie in [lo, hi] for the sum to fit.
+        let (lo, hi) = if delta >= 0 {
+            (i64::MIN, i64::MAX - delta)
+        } else {
+            (i64::MIN - delta, i64::MAX)
+        };
+        let mut update = "ADD #n :delta SET #ver = :token".to_string();
+        let mut request = self.client.update_item();
+        if let Some(original) = &key.original {
+            update.push_str(", #key = :key");
+            request = request
+                .expression_attribute_names("#key", ORIGINAL_KEY)
+                .expression_attribute_values(":key", AttributeValue::S(original.clone()));
+        }
+        let result = request
+            .table_name(&self.table)
+            .set_key(Some(self.key_map(&key.id)))
+            .update_expression(update)
+            .condition_expression(
+                "attribute_not_exists(#pk) OR (attribute_exists(#n) AND #n BETWEEN :lo AND :hi)",
+            )
+            .expression_attribute_names("#pk", &self.key_attribute)
+            .expression_attribute_names("#n", COUNTER)
+            .expression_attribute_names("#ver", VERSION)
+            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+            .expression_attribute_values(":token", AttributeValue::S(new_version_token()))
+            .expression_attribute_values(":lo", AttributeValue::N(lo.to_string()))
+            .expression_attribute_values(":hi", AttributeValue::N(hi.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .customize()
+            // A retried ADD whose first reply was lost would count twice.
+            .config_override(
+                aws_sdk_dynamodb::Config::builder().retry_config(RetryConfig::disabled()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let attributes = out.attributes.unwrap_or_default();
+                let n = attributes
+                    .get(COUNTER)
+                    .and_then(|v| v.as_n().ok())
+                    .ok_or_else(|| {
+                        Error::new(ErrorKind::Other, "DynamoDB returned no counter after ADD")
+                    })?;
+                let value = n.parse::<i64>().map_err(|_| {
+                    Error::new(
+                        ErrorKind::Other,
+                        format!("DynamoDB returned counter {n:?} after ADD"),
+                    )
+                })?;
+                Ok(Some(value))
+            }
+            Err(e) if is_code(&e, "ConditionalCheckFailedException") => Ok(None),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// Runs one `BatchWriteItem` per chunk, resending unprocessed requests.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
+        let mut requests = requests.into_iter().peekable();
+        while requests.peek().is_some() {
+            let mut pending: Vec<WriteRequest> = requests.by_ref().take(MAX_BATCH_WRITE).collect();
+            for attempt in 0.. {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(map_err)?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt + 1 >= BATCH_ATTEMPTS {
+                    return Err(unprocessed(pending.len()));
+                }
+                backoff(attempt).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unprocessed(n: usize) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "DynamoDB left {n} batch items unprocessed after {BATCH_ATTEMPTS} attempts (throttled)"
+        ),
+    )
+    .set_retryable(true)
+}
+
+/// Full-jitter exponential backoff: up to 25 ms * 2^attempt, at most 1 s.
+async fn backoff(attempt: u32) {
+    let cap = (25u64 << attempt.min(6)).min(1_000);
+    tokio::time::sleep(Duration::from_millis(rand::random_range(0..=cap))).await;
+}
+
+/// The value of an item as `get` returns it: the bytes, or a counter as decimal text.
+fn item_value(item: &HashMap<String, AttributeValue>) -> Result<Vec<u8>> {
+    if let Some(n) = item.get(COUNTER) {
+        let n = n
+            .as_n()
+            .map_err(|_| Error::new(ErrorKind::Other, "counter attribute is not a number"))?;
+        let value = n.parse::<i64>().map_err(|_| {
+            Error::new(
+                ErrorKind::Other,
+                format!("stored counter {n:?} is not an i64"),
+            )
+        })?;
+        return Ok(counter::format(value));
+    }
+    match item.get(VALUE) {
+        Some(AttributeValue::B(blob)) => Ok(blob.clone().into_inner()),
+        _ => Err(Error::new(
+            ErrorKind::Other,
+            "item has neither a binary value nor a counter (not written by wasikv)",
+        )),
+    }
+}
+
+fn item_version(item: &HashMap<String, AttributeValue>) -> Version {
+    match item.get(VERSION).and_then(|v| v.as_s().ok()) {
+        Some(token) => Version(token.as_bytes().to_vec()),
+        // Written by another client: a version that no swap can match.
+        None => Version(Vec::new()),
+    }
+}
+
+#[async_trait]
+impl Bucket for DynamoBucket {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let Some(item) = self.read(&self.item_key(key).id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Versioned {
+            value: item_value(&item)?,
+            version: item_version(&item),
+        }))
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: WriteCondition,
+    ) -> Result<WriteOutcome> {
+        let item = self.item(key, value)?;
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        match &condition {
+            WriteCondition::Always => {}
+            WriteCondition::IfAbsent => {
+                request = request
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", &self.key_attribute);
+            }
+            WriteCondition::IfVersion(version) => {
+                let Ok(token) = std::str::from_utf8(&version.0) else {
+                    return Ok(WriteOutcome::ConditionFailed); // not a version this bucket issued
+                };
+                if token.is_empty() {
+                    return Ok(WriteOutcome::ConditionFailed);
+                }
+                request = request
+                    .condition_expression("#ver = :seen")
+                    .expression_attribute_names("#ver", VERSION)
+                    .expression_attribute_values(":seen", AttributeValue::S(token.to_string()));
+            }
+        }
+        match request.send().await {
+            Ok(_) => Ok(WriteOutcome::Written),
+            Err(e) if is_code(&e, "ConditionalCheckFailedException") => {
+                Ok(WriteOutcome::ConditionFailed)
+            }
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key_map(&self.item_key(key).id)))
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key_map(&self.item_key(key).id)))
+            .consistent_read(true)
+            .projection_expression("#pk")
+            .expression_attribute_names("#pk", &self.key_attribute)
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(out.item.is_some())
+    }
+
+    async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
+        let mut start = match cursor {
+            None => None,
+            Some(token) => {
+                let id = std::str::from_utf8(token)
+                    .ok()
+                    .filter(|id| !id.is_empty() && id.len() <= MAX_PARTITION_KEY_BYTES)
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidCursor, "malformed list cursor"))?;
+                Some(id.to_string())
+            }
+        };
+        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        loop {
+            let mut request = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .limit(limit)
+                .projection_expression("#pk, #key")
+                .expression_attribute_names("#pk", &self.key_attribute)
+                .expression_attribute_names("#key", ORIGINAL_KEY);
+            if !self.prefix.is_empty() {
+                request = request
+                    .filter_expression("begins_with(#pk, :prefix)")
+                    .expression_attribute_values(":prefix", AttributeValue::S(self.prefix.clone()));
+            }
+            if let Some(id) = start.take() {
+                request = request.exclusive_start_key(&self.key_attribute, AttributeValue::S(id));
+            }
+            let out = request.send().await.map_err(|e| {
+                if cursor.is_some() && is_code(&e, "ValidationException") {
+                    Error::new(ErrorKind::InvalidCursor, "DynamoDB refused the list cursor")
+                } else {
+                    map_err(e)
+                }
+            })?;
+            let keys = out
+                .items()
+                .iter()
+                .map(|item| self.listed_key(item))
+                .collect::<Result<Vec<_>>>()?;
+            let next = out
+                .last_evaluated_key
+                .and_then(|mut k| k.remove(&self.key_attribute))
+                .and_then(|v| v.as_s().ok().cloned());
+            // A filtered scan page may hold none of this bucket's keys: go on
+            // until one does, so a page is empty only at the end.
+            if !keys.is_empty() || next.is_none() {
+                return Ok(ListPage {
+                    keys,
+                    next: next.map(String::into_bytes),
+                });
+            }
+            start = next;
+        }
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        let key = self.item_key(key);
+        for _ in 0..INCREMENT_ATTEMPTS {
+            if let Some(value) = self.add(&key, delta).await? {
+                return Ok(value);
+            }
+            // The condition failed: the item holds bytes written by `set`, or
+            // the counter would overflow, or it changed meanwhile. Look.
+            let Some(item) = self.read(&key.id).await? else {
+                continue; // deleted meanwhile: the next ADD creates it
+            };
+            let current = item_value(&item)?;
+            let new = counter::apply(Some(&current), delta)?; // not a number, or overflow
+            if item.contains_key(COUNTER) {
+                continue; // a counter that fits: it changed between the ADD and the read
+            }
+            // A decimal value written by `set`: convert it to a counter once.
+            let version = item
+                .get(VERSION)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            if self.convert_to_counter(&key, &version, new).await? {
+                return Ok(new);
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "increment lost {INCREMENT_ATTEMPTS} races with writers changing the value's type"
+            ),
+        )
+        .set_retryable(true))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.capabilities.check_batch(keys.len())?;
+        let ids: Vec<String> = keys.iter().map(|k| self.item_key(k).id).collect();
+        // BatchGetItem refuses repeated keys: ask for each id once.
+        let mut distinct: Vec<&String> = ids.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        let mut found: HashMap<String, Vec<u8>> = HashMap::with_capacity(distinct.len());
+        for chunk in distinct.chunks(MAX_BATCH_GET) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(|id| self.key_map(id)).collect();
+            for attempt in 0.. {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| Error::new(ErrorKind::Other, e.to_string()))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(map_err)?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let id = item
+                        .get(&self.key_attribute)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .ok_or_else(|| {
+                            Error::new(ErrorKind::Other, "a returned item has no partition key")
+                        })?;
+                    found.insert(id, item_value(&item)?);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt + 1 >= BATCH_ATTEMPTS {
+                    return Err(unprocessed(pending.len()));
+                }
+                backoff(attempt).await;
+            }
+        }
+        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+    }
+
+    async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        self.capabilities.check_batch(items.len())?;
+        // Check every item before writing any, so a bad one writes nothing.
+        let requests = items
+            .into_iter()
+            .map(|(key, value)| {
+                let item = self.item(&key, value)?;
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| Error::new(ErrorKind::Other, e.to_string()))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.capabilities.check_batch(keys.len())?;
+        let requests = keys
+            .iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(self.key_map(&self.item_key(key).id)))
+                    .build()
+                    .map_err(|e| Error::new(ErrorKind::Other, e.to_string()))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.batch_write(requests).await
+    }
+}

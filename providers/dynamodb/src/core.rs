@@ -1,0 +1,260 @@
+//! The client, the item layout, table checks and the one mapper from SDK
+//! errors to wasikv errors.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TableStatus,
+};
+use aws_smithy_http_client::tls::{Provider as TlsProvider, rustls_provider::CryptoMode};
+use wasikv_core::{Error, ErrorKind, Result};
+
+use crate::config::DynamoConfig;
+
+/// DynamoDB's item size limit (names and values of every attribute).
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// DynamoDB's limit on a partition key value.
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+
+/// Most keys in one `BatchGetItem`.
+pub const MAX_BATCH_GET: usize = 100;
+
+/// Most requests in one `BatchWriteItem`.
+pub const MAX_BATCH_WRITE: usize = 25;
+
+/// Attribute holding the value written by `set` (type `B`).
+pub const VALUE: &str = "v";
+/// Attribute holding a counter written by `increment` (type `N`), instead of [`VALUE`].
+pub const COUNTER: &str = "n";
+/// Attribute holding the version token, fresh and random on every write (type `S`).
+pub const VERSION: &str = "ver";
+/// Attribute holding the original key when the id is a hash of it (type `S`).
+pub const ORIGINAL_KEY: &str = "key";
+
+/// Attribute names of the item layout, which the partition key must not take.
+pub const RESERVED_ATTRIBUTES: [&str; 4] = [VALUE, COUNTER, VERSION, ORIGINAL_KEY];
+
+/// One DynamoDB client (region, endpoint, credentials), shared by its buckets.
+#[derive(Clone)]
+pub struct DynamoStore {
+    /// The SDK client.
+    pub client: Client,
+}
+
+impl DynamoStore {
+    /// Builds the client of `config`: one hyper client with rustls + ring,
+    /// credentials from the config or the SDK's standard chain. Makes no request.
+    pub async fn connect(config: &DynamoConfig) -> Result<Self> {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(TlsProvider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts.max(1)))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+                    .build(),
+            );
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let Some(profile) = &config.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+            loader = loader.credentials_provider(Credentials::new(
+                id,
+                secret,
+                config.session_token.clone(),
+                None,
+                "wasikv-config",
+            ));
+        }
+        let sdk = loader.load().await;
+        if sdk.region().is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "no AWS region: set `region` or AWS_REGION",
+            ));
+        }
+        Ok(DynamoStore {
+            client: Client::new(&sdk),
+        })
+    }
+
+    /// Checks that `table` exists with a string partition key named
+    /// `key_attribute` and no sort key, creating it (on-demand billing) when
+    /// missing and `create` is set.
+    pub async fn ensure_table(&self, table: &str, key_attribute: &str, create: bool) -> Result<()> {
+        let described = self.client.describe_table().table_name(table).send().await;
+        let description = match described {
+            Ok(out) => out.table,
+            Err(e) if is_code(&e, "ResourceNotFoundException") => {
+                if !create {
+                    return Err(Error::new(
+                        ErrorKind::NoSuchStore,
+                        format!(
+                            "DynamoDB table {table:?} does not exist (set create_table = true to create it)"
+                        ),
+                    ));
+                }
+                self.create_table(table, key_attribute).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(map_err(e)),
+        };
+        let Some(description) = description else {
+            return Err(Error::new(
+                ErrorKind::Other,
+                format!("DynamoDB described table {table:?} without a description"),
+            ));
+        };
+        let schema = description.key_schema();
+        let hash = schema.iter().find(|k| k.key_type() == &KeyType::Hash);
+        let typed_string = description.attribute_definitions().iter().any(|d| {
+            d.attribute_name() == key_attribute && d.attribute_type() == &ScalarAttributeType::S
+        });
+        if schema.len() != 1
+            || hash.map(|k| k.attribute_name()) != Some(key_attribute)
+            || !typed_string
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "DynamoDB table {table:?} must have exactly one key, a partition key {key_attribute:?} of type S (key_attribute)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn create_table(&self, table: &str, key_attribute: &str) -> Result<()> {
+        let key = KeySchemaElement::builder()
+            .attribute_name(key_attribute)
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))?;
+        let definition = AttributeDefinition::builder()
+            .attribute_name(key_attribute)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))?;
+        let created = self
+            .client
+            .create_table()
+            .table_name(table)
+            .key_schema(key)
+            .attribute_definitions(definition)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            // Another host created it meanwhile.
+            Err(e) if is_code(&e, "ResourceInUseException") => {}
+            Err(e) => return Err(map_err(e)),
+        }
+        // A new table is CREATING for a while on AWS; wait until it is ACTIVE.
+        for _ in 0..120 {
+            let out = self
+                .client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(map_err)?;
+            if out.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("DynamoDB table {table:?} was created but did not become ACTIVE within 60 s"),
+        ))
+    }
+}
+
+/// Bytes an item counts against [`MAX_ITEM_BYTES`] (attribute names plus
+/// values; a number counts at most 21 bytes).
+pub fn item_bytes(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) => s.len(),
+                    AttributeValue::B(b) => b.as_ref().len(),
+                    AttributeValue::N(n) => n.len().min(21),
+                    _ => 1,
+                }
+        })
+        .sum()
+}
+
+/// A fresh random version token: every write gets a new one, so a key deleted
+/// and written again never shows an old version (no ABA).
+pub fn new_version_token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Whether `e` is a service error with this error code.
+pub fn is_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, code: &str) -> bool {
+    e.as_service_error().and_then(ProvideErrorMetadata::code) == Some(code)
+}
+
+/// The one mapper from SDK errors to wasikv errors.
+pub fn map_err<E, R>(e: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let detail = DisplayErrorContext(&e).to_string();
+    match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => Error::new(
+            ErrorKind::Unavailable,
+            format!("DynamoDB is unreachable: {detail}"),
+        )
+        .set_retryable(true),
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            let code = err.code().unwrap_or("Unknown");
+            let message = err.message().unwrap_or_default();
+            let kind = match code {
+                "ResourceNotFoundException" => ErrorKind::NoSuchStore,
+                "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "MissingAuthenticationTokenException"
+                | "ExpiredTokenException" => ErrorKind::AccessDenied,
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TransactionConflictException" => ErrorKind::Unavailable,
+                "ItemCollectionSizeLimitExceededException" => ErrorKind::TooLarge,
+                "ValidationException" if message.contains("size") => ErrorKind::TooLarge,
+                _ => ErrorKind::Other,
+            };
+            Error::new(kind, format!("DynamoDB {code}: {message}"))
+                .set_retryable(kind == ErrorKind::Unavailable)
+        }
+        _ => Error::new(
+            ErrorKind::Other,
+            format!("DynamoDB request failed: {detail}"),
+        ),
+    }
+}

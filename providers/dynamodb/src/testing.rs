@@ -1,0 +1,69 @@
+//! Test support (not part of the stable API): buckets on the test server for
+//! the behavior suite, each on the namespace the suite names.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+use wasikv_core::provider::OpenFuture;
+use wasikv_core::{Bucket, Result};
+
+use crate::DynamoConfig;
+use crate::core::DynamoStore;
+
+/// The test server: `WASIKV_TEST_DYNAMODB_ENDPOINT`, default the moto server
+/// `scripts/services.sh` starts.
+pub fn test_endpoint() -> String {
+    std::env::var("WASIKV_TEST_DYNAMODB_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:14566".into())
+}
+
+/// The table the suites share (created when missing).
+pub const TEST_TABLE: &str = "wasikv-test";
+
+/// moto's item limit for our items: it counts binary values base64-encoded
+/// against 405 000 bytes, so raw values fit up to about 300 000 bytes.
+pub const MOTO_MAX_ITEM_BYTES: usize = 300_000;
+
+/// Options of a bucket on the test server (dummy static credentials).
+pub fn test_config(table: &str, prefix: &str) -> DynamoConfig {
+    serde_json::from_value(serde_json::json!({
+        "table": table,
+        "prefix": prefix,
+        "create_table": true,
+        "region": "us-east-1",
+        "endpoint": test_endpoint(),
+        "access_key_id": "test",
+        "secret_access_key": "test",
+        "max_item_bytes": MOTO_MAX_ITEM_BYTES,
+    }))
+    .expect("valid test config")
+}
+
+/// A client of the test server.
+pub async fn test_store() -> Result<DynamoStore> {
+    DynamoStore::connect(&test_config(TEST_TABLE, "")).await
+}
+
+/// Opens a bucket with prefix `<namespace>/` in the shared test table.
+pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+    let store: Arc<OnceCell<DynamoStore>> = Arc::new(OnceCell::new());
+    move |ns| {
+        let store = store.clone();
+        Box::pin(async move {
+            let store = store
+                .get_or_try_init(|| async {
+                    let store = test_store().await?;
+                    store.ensure_table(TEST_TABLE, "pk", true).await?;
+                    Ok::<_, wasikv_core::Error>(store)
+                })
+                .await?;
+            Ok(Arc::new(crate::DynamoBucket::new(
+                store.client.clone(),
+                TEST_TABLE,
+                "pk",
+                &format!("{ns}/"),
+                MOTO_MAX_ITEM_BYTES,
+            )) as Arc<dyn Bucket>)
+        })
+    }
+}
