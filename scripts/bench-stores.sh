@@ -12,7 +12,7 @@ TARGET=${CARGO_TARGET_DIR:-target}
 scripts/services.sh >/dev/null
 rustup target add wasm32-wasip2 >/dev/null 2>&1
 cargo build --release --quiet -p wasikv-host --all-features
-cargo build --release --quiet -p wasikv-redis -p wasikv-etcd -p wasikv-memcached --examples
+cargo build --release --quiet -p wasikv-redis -p wasikv-etcd -p wasikv-memcached -p wasikv-dynamodb --examples
 cargo build --release --quiet --manifest-path examples/guests/Cargo.toml --target wasm32-wasip2 \
     --target-dir examples/guests/target -p probe
 PROBE=examples/guests/target/wasm32-wasip2/release/probe.wasm
@@ -36,19 +36,30 @@ prefix = "wasikv-bench/"
 provider = "memcached"
 address = "127.0.0.1:12211"
 prefix = "wasikv-bench:"
+[buckets.dynamodb]
+provider = "dynamodb"
+table = "wasikv-test"
+prefix = "wasikv-bench/"
+create_table = true
+region = "us-east-1"
+endpoint = "http://127.0.0.1:14566"
+access_key_id = "test"
+secret_access_key = "test"
+max_item_bytes = 300000
 TOML
 guest() { "$TARGET/release/wasikv" run --config "$WORK/wasikv.toml" "$PROBE" -- loop "$2" "$1" "$3" | sed 's/^ok /guest /'; }
 rate() { sed -E 's/.* ([0-9]+) calls\/s$/\1/'; }
 for op in get set; do
     echo "== $op"
     g=$(guest memory $op $((N * 20))); echo "memory    $g"
-    for store in redis memcached etcd; do
-        n=$N; [[ $store == etcd ]] && n=$((N / 4))
+    for store in redis memcached etcd dynamodb; do
+        n=$N; [[ $store == etcd ]] && n=$((N / 4)); [[ $store == dynamodb ]] && n=$((N / 20))
         g=$(guest $store $op $n)
         case $store in
             redis) native=$(cargo run --release --quiet -p wasikv-redis --example native_loop -- redis://127.0.0.1:6379/0 $n $op) ;;
             etcd) native=$(cargo run --release --quiet -p wasikv-etcd --example native_loop -- http://127.0.0.1:12379 $n $op) ;;
             memcached) native=$(cargo run --release --quiet -p wasikv-memcached --example native_loop -- 127.0.0.1:12211 $n $op) ;;
+            dynamodb) native=$(cargo run --release --quiet -p wasikv-dynamodb --example native_loop -- http://127.0.0.1:14566 $n $op) ;;
         esac
         ratio=$(awk -v a="$(echo "$g" | rate)" -v b="$(echo "$native" | rate)" 'BEGIN { printf "%.2f", a / b }')
         echo "$store  $g"

@@ -13,6 +13,7 @@ pub const KNOWN: &[(&str, Option<&str>)] = &[
     ("redis", Some("redis")),
     ("etcd", Some("etcd")),
     ("memcached", Some("memcached")),
+    ("dynamodb", Some("dynamodb")),
 ];
 
 /// The providers compiled in.
@@ -26,6 +27,8 @@ pub fn compiled() -> Vec<Arc<dyn Provider>> {
         Arc::new(wasikv_etcd::EtcdProvider),
         #[cfg(feature = "memcached")]
         Arc::new(wasikv_memcached::MemcachedProvider),
+        #[cfg(feature = "dynamodb")]
+        Arc::new(wasikv_dynamodb::DynamoProvider),
     ]
 }
 

@@ -57,6 +57,11 @@ fn main() -> ExitCode {
         trials.extend(etcd()?);
         #[cfg(feature = "memcached")]
         trials.extend(memcached()?);
+        #[cfg(feature = "dynamodb")]
+        trials.extend(networked(
+            "host-dynamodb",
+            wasikv_dynamodb::testing::opener(),
+        )?);
         Ok(trials)
     })();
     let code = suite::run_trials(all);
@@ -65,7 +70,12 @@ fn main() -> ExitCode {
 }
 
 /// A networked provider's test buckets behind the emulation layer.
-#[cfg(any(feature = "redis", feature = "etcd", feature = "memcached"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "etcd",
+    feature = "memcached",
+    feature = "dynamodb"
+))]
 fn networked<F, Fut>(name: &str, open: F) -> Result<Vec<suite::Trial>, String>
 where
     F: Fn(String) -> Fut + Send + Sync + 'static,

@@ -175,7 +175,12 @@ fn providers_prints_the_documented_matrix() {
 /// docs/capabilities.md holds the generated matrix of a build with every
 /// provider (`--all-features`, as CI runs) between markers;
 /// `WASIKV_BLESS=1 cargo test --release --all-features -p wasikv-host --test cli` rewrites it.
-#[cfg(all(feature = "redis", feature = "etcd", feature = "memcached"))]
+#[cfg(all(
+    feature = "redis",
+    feature = "etcd",
+    feature = "memcached",
+    feature = "dynamodb"
+))]
 #[test]
 fn docs_capability_matrix_is_current() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/capabilities.md");

@@ -129,7 +129,12 @@ async fn conformance() {
 /// each on a fresh namespace of the test server (`WASIKV_TEST_<PROVIDER>_URL`).
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(
-    not(any(feature = "redis", feature = "etcd", feature = "memcached")),
+    not(any(
+        feature = "redis",
+        feature = "etcd",
+        feature = "memcached",
+        feature = "dynamodb"
+    )),
     allow(unused_mut)
 )]
 async fn conformance_networked() {
@@ -159,6 +164,17 @@ async fn conformance_networked() {
             "[buckets.memcached]\nprovider = \"memcached\"\naddress = {address:?}\nprefix = \"wasikv-test:guest-{run_id}:\"\n"
         ));
         names.push("memcached");
+    }
+    #[cfg(feature = "dynamodb")]
+    {
+        use wasikv_dynamodb::testing::{MOTO_MAX_ITEM_BYTES, TEST_TABLE, test_endpoint};
+        buckets.push_str(&format!(
+            "[buckets.dynamodb]\nprovider = \"dynamodb\"\ntable = {TEST_TABLE:?}\nprefix = \"guest-{run_id}/\"\n\
+             create_table = true\nregion = \"us-east-1\"\nendpoint = {:?}\n\
+             access_key_id = \"test\"\nsecret_access_key = \"test\"\nmax_item_bytes = {MOTO_MAX_ITEM_BYTES}\n",
+            test_endpoint()
+        ));
+        names.push("dynamodb");
     }
     let _ = &run_id;
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,208 @@
+//! Table handling and the item layout, against the moto server of
+//! `scripts/services.sh`: a missing table is `no-such-store` unless
+//! `create_table` is set, a table with another key schema is refused, and
+//! counters are DynamoDB numbers that other clients can read.
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use wasikv_core::{BucketPlan, ErrorKind, Options, Provider, WriteCondition};
+use wasikv_dynamodb::DynamoProvider;
+use wasikv_dynamodb::testing::{MOTO_MAX_ITEM_BYTES, test_endpoint, test_store};
+
+fn table_name(what: &str) -> String {
+    format!("wasikv-{what}-{:08x}", rand::random::<u32>())
+}
+
+fn plan(table: &str, create: bool) -> BucketPlan {
+    let options = Options::from_json(serde_json::json!({
+        "table": table,
+        "create_table": create,
+        "region": "us-east-1",
+        "endpoint": test_endpoint(),
+        "access_key_id": "test",
+        "secret_access_key": "test",
+        "max_item_bytes": MOTO_MAX_ITEM_BYTES,
+    }))
+    .unwrap();
+    DynamoProvider.plan("things", &options).expect("valid plan")
+}
+
+async fn open(plan: &BucketPlan) -> wasikv_core::Result<Arc<dyn wasikv_core::Bucket>> {
+    DynamoProvider.connect(plan).await?.open_bucket(plan).await
+}
+
+#[tokio::test]
+async fn missing_table_is_no_such_store_naming_it() {
+    let table = table_name("missing");
+    let err = open(&plan(&table, false)).await.err().expect("no table");
+    assert_eq!(err.kind(), ErrorKind::NoSuchStore, "{err}");
+    assert!(err.to_string().contains(&table), "{err}");
+    assert!(err.to_string().contains("create_table"), "{err}");
+}
+
+#[tokio::test]
+async fn create_table_makes_a_table_the_bucket_owns() {
+    let table = table_name("created");
+    let bucket = open(&plan(&table, true)).await.expect("created");
+    bucket
+        .set("k", b"v".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    // Opening again finds the table (and its data) instead of creating it.
+    let again = open(&plan(&table, false)).await.expect("exists now");
+    assert_eq!(again.get("k").await.unwrap(), Some(b"v".to_vec()));
+    let page = again.list(None, 10).await.unwrap();
+    assert_eq!(page.keys, vec!["k".to_string()]);
+    let store = test_store().await.unwrap();
+    store
+        .client
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_table_with_another_key_schema_is_refused() {
+    let table = table_name("schema");
+    let store = test_store().await.unwrap();
+    store
+        .client
+        .create_table()
+        .table_name(&table)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let err = open(&plan(&table, true)).await.err().expect("wrong schema");
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(err.to_string().contains("key_attribute"), "{err}");
+    store
+        .client
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn counters_are_dynamodb_numbers() {
+    let table = table_name("counter");
+    let bucket = open(&plan(&table, true)).await.unwrap();
+    // A decimal value written by set is converted to a number once...
+    bucket
+        .set("c", b"40".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    assert_eq!(bucket.increment("c", 2).await.unwrap(), 42);
+    // ...then ADD applies natively.
+    assert_eq!(bucket.increment("c", -50).await.unwrap(), -8);
+    assert_eq!(bucket.get("c").await.unwrap(), Some(b"-8".to_vec()));
+    let store = test_store().await.unwrap();
+    let item = store
+        .client
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("c".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("item");
+    assert_eq!(item.get("n"), Some(&AttributeValue::N("-8".into())));
+    assert!(
+        item.get("v").is_none(),
+        "the binary value is gone: {item:?}"
+    );
+    store
+        .client
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[test]
+fn plans_refuse_bad_options_naming_the_bucket() {
+    let bad = [
+        (
+            serde_json::json!({"table": "a"}),
+            "not a DynamoDB table name",
+        ),
+        (
+            serde_json::json!({"table": "tbl", "key_attribute": "v"}),
+            "wasikv's attributes",
+        ),
+        (
+            serde_json::json!({"table": "tbl", "access_key_id": "x"}),
+            "go together",
+        ),
+        (
+            serde_json::json!({"table": "tbl", "max_item_bytes": 500000}),
+            "max_item_bytes",
+        ),
+        (serde_json::json!({"table": "tbl", "tabel": "x"}), "tabel"),
+    ];
+    for (options, needle) in bad {
+        let err = DynamoProvider
+            .plan("things", &Options::from_json(options.clone()).unwrap())
+            .err()
+            .unwrap_or_else(|| panic!("{options} accepted"));
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        let text = err.to_string();
+        assert!(text.contains(needle), "{options}: {text}");
+        assert!(text.contains("\"things\" (dynamodb)"), "{text}");
+    }
+}
+
+#[test]
+fn buckets_sharing_a_table_overlap_only_by_prefix() {
+    let plan = |table: &str, prefix: &str| {
+        DynamoProvider
+            .plan(
+                "b",
+                &Options::from_json(serde_json::json!({"table": table, "prefix": prefix})).unwrap(),
+            )
+            .unwrap()
+            .namespace
+    };
+    assert!(plan("tbl", "").overlaps(&plan("tbl", "x/")));
+    assert!(!plan("tbl", "a/").overlaps(&plan("tbl", "b/")));
+    assert!(!plan("tbl", "").overlaps(&plan("tbl2", "")));
+}
+
+#[test]
+fn secrets_stay_out_of_debug_output() {
+    let config: wasikv_dynamodb::DynamoConfig = serde_json::from_value(serde_json::json!({
+        "table": "tbl", "access_key_id": "AKIDEXAMPLE",
+        "secret_access_key": "wJalrXUtnFEMI", "session_token": "FwoGZXIvYXdz",
+    }))
+    .unwrap();
+    let shown = format!("{config:?}");
+    assert!(
+        !shown.contains("wJalrXUtnFEMI") && !shown.contains("FwoGZXIvYXdz"),
+        "{shown}"
+    );
+}
