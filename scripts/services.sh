@@ -105,3 +105,26 @@ if ! moto_ready 2>/dev/null; then
     echo $! >"$STATE/moto.pid"
 fi
 wait_for "moto (DynamoDB) at 127.0.0.1:$MOTO_PORT" 30 moto_ready
+
+# --- Firestore (firestore provider): Google's Cloud Firestore emulator. It
+# comes from Debian's google-cloud-cli-firestore-emulator (with Java 17), whose
+# apt source is not reachable from here: find it, or fail saying so.
+FIRESTORE_PORT=18686
+firestore_ready() { curl -fsS "http://127.0.0.1:$FIRESTORE_PORT/" >/dev/null; }
+if ! firestore_ready 2>/dev/null; then
+    FIRESTORE_LAUNCHER=$(dpkg -L google-cloud-cli-firestore-emulator 2>/dev/null | grep 'cloud_firestore_emulator$' | head -1 || true)
+    if [[ -z $FIRESTORE_LAUNCHER || ! -x $FIRESTORE_LAUNCHER ]] || ! command -v java >/dev/null; then
+        echo "services: the Cloud Firestore emulator is not installed (Debian package google-cloud-cli-firestore-emulator and Java 17)" >&2
+        exit 1
+    fi
+    mkdir -p "$STATE/firestore"
+    # The launcher is a bash script that starts java: record both PIDs so that
+    # `stop` ends the java child too.
+    nohup "$FIRESTORE_LAUNCHER" start --host=127.0.0.1 --port=$FIRESTORE_PORT >"$STATE/firestore/firestore.log" 2>&1 &
+    echo $! >"$STATE/firestore-launcher.pid"
+fi
+wait_for "Firestore emulator at 127.0.0.1:$FIRESTORE_PORT" 60 firestore_ready
+if [[ -e "$STATE/firestore-launcher.pid" && ! -e "$STATE/firestore-java.pid" ]]; then
+    java_pid=$(pgrep -P "$(cat "$STATE/firestore-launcher.pid")" java || true)
+    [[ -n $java_pid ]] && echo "$java_pid" >"$STATE/firestore-java.pid"
+fi

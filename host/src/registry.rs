@@ -14,6 +14,7 @@ pub const KNOWN: &[(&str, Option<&str>)] = &[
     ("etcd", Some("etcd")),
     ("memcached", Some("memcached")),
     ("dynamodb", Some("dynamodb")),
+    ("firestore", Some("firestore")),
 ];
 
 /// The providers compiled in.
@@ -29,6 +30,8 @@ pub fn compiled() -> Vec<Arc<dyn Provider>> {
         Arc::new(wasikv_memcached::MemcachedProvider),
         #[cfg(feature = "dynamodb")]
         Arc::new(wasikv_dynamodb::DynamoProvider),
+        #[cfg(feature = "firestore")]
+        Arc::new(wasikv_firestore::FirestoreProvider),
     ]
 }
 

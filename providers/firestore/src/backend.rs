@@ -1,0 +1,495 @@
+//! [`FirestoreProvider`] and [`FirestoreBucket`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use firestore::gcloud_sdk::google::firestore::v1::Write;
+use firestore::gcloud_sdk::google::firestore::v1::{
+    BatchGetDocumentsRequest, CommitRequest, Document, DocumentMask, GetDocumentRequest,
+    ListDocumentsRequest, Precondition, Value, batch_get_documents_response, precondition,
+    value::ValueType, write,
+};
+use firestore::gcloud_sdk::prost_types::Timestamp;
+use firestore::gcloud_sdk::tonic::Code;
+use wasikv_core::{
+    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, KeyCodec, ListPage, Namespace,
+    Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
+};
+
+use crate::config::FirestoreConfig;
+use crate::core::{
+    Client, FirestoreStore, MAX_COMMIT_BYTES, MAX_COMMIT_WRITES, MAX_DOCUMENT_BYTES, MAX_ID_BYTES,
+    ORIGINAL_KEY, VALUE, WRITE_TOKEN, bytes_value, integer_value, map_status, string_value,
+};
+
+/// The provider name in configuration.
+pub const NAME: &str = "firestore";
+
+/// Room a document keeps beside its value for its name, fields and overhead.
+pub const DOCUMENT_OVERHEAD: usize = 8192;
+
+/// Largest value.
+pub const MAX_VALUE_BYTES: usize = MAX_DOCUMENT_BYTES - DOCUMENT_OVERHEAD;
+
+/// Builds Firestore stores.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FirestoreProvider;
+
+/// The capabilities of a Firestore bucket.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        // The `increment` field transform turns a non-number into the delta
+        // and caps at the i64 bounds: it would break the counter contract, so
+        // the host's CAS loop over update_time does it.
+        increment: Support::Unsupported,
+        get_many: Support::Native,
+        set_many: Support::Native,
+        delete_many: Support::Native,
+        max_key_bytes: Some(MAX_ID_BYTES),
+        max_value_bytes: Some(MAX_VALUE_BYTES),
+        max_batch_items: Some(MAX_COMMIT_WRITES),
+        consistency: Consistency::Strong,
+        durable: true,
+        versioning: "update_time",
+        ..Capabilities::required()
+    }
+}
+
+/// Whether `s` is a valid collection id or document id segment.
+fn valid_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_ID_BYTES
+        && !s.contains('/')
+        && s != "."
+        && s != ".."
+        && !(s.len() >= 4 && s.starts_with("__") && s.ends_with("__"))
+}
+
+#[async_trait]
+impl Provider for FirestoreProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities()
+    }
+
+    fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
+        let config: FirestoreConfig = options.parse(bucket, NAME)?;
+        let invalid = |message: String| {
+            Err(Error::new(ErrorKind::InvalidConfig, message).in_bucket(bucket, NAME))
+        };
+        if config.project_id.is_empty() {
+            return invalid("project_id is empty".into());
+        }
+        let collection = config.collection(bucket);
+        if !valid_segment(&collection) {
+            return invalid(format!(
+                "collection {collection:?} is not a Firestore collection id (no '/', not . or .., not __*__, at most {MAX_ID_BYTES} bytes)"
+            ));
+        }
+        if let Some(parent) = &config.parent {
+            let segments: Vec<&str> = parent.split('/').collect();
+            if segments.len() % 2 != 0 || !segments.iter().all(|s| valid_segment(s)) {
+                return invalid(format!(
+                    "parent {parent:?} is not a document path (collection/document[/collection/document...])"
+                ));
+            }
+        }
+        Ok(BucketPlan {
+            bucket: bucket.to_string(),
+            provider: NAME,
+            connection: config.connection_identity(),
+            namespace: Namespace::Exclusive(format!(
+                "{}/{collection}",
+                config.parent.as_deref().unwrap_or("")
+            )),
+            options: options.clone(),
+        })
+    }
+
+    async fn connect(&self, plan: &BucketPlan) -> Result<Arc<dyn Store>> {
+        let config: FirestoreConfig = plan.options.parse(&plan.bucket, NAME)?;
+        Ok(Arc::new(FirestoreStore::connect(&config).await?))
+    }
+}
+
+#[async_trait]
+impl Store for FirestoreStore {
+    async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
+        let config: FirestoreConfig = plan.options.parse(&plan.bucket, NAME)?;
+        Ok(Arc::new(FirestoreBucket::new(
+            self,
+            config.parent.as_deref(),
+            &config.collection(&plan.bucket),
+        )))
+    }
+}
+
+/// A bucket: one collection. Documents are named by the key through the key
+/// codec and hold the value in the bytes field `v`, a random write token in
+/// `w` and the original key in `k` when the id is a hash of it.
+pub struct FirestoreBucket {
+    client: Client,
+    database: String,
+    /// `projects/../databases/../documents[/parent]`.
+    parent: String,
+    collection: String,
+    codec: KeyCodec,
+    capabilities: Capabilities,
+}
+
+fn version(time: Option<&Timestamp>) -> Version {
+    match time {
+        Some(t) => Version([t.seconds.to_be_bytes().as_slice(), &t.nanos.to_be_bytes()].concat()),
+        None => Version(Vec::new()),
+    }
+}
+
+fn timestamp(version: &Version) -> Option<Timestamp> {
+    let bytes: &[u8; 12] = version.0.as_slice().try_into().ok()?;
+    Some(Timestamp {
+        seconds: i64::from_be_bytes(bytes[..8].try_into().ok()?),
+        nanos: i32::from_be_bytes(bytes[8..].try_into().ok()?),
+    })
+}
+
+fn document_value(document: &Document) -> Result<Vec<u8>> {
+    match document
+        .fields
+        .get(VALUE)
+        .and_then(|v| v.value_type.as_ref())
+    {
+        Some(ValueType::BytesValue(bytes)) => Ok(bytes.clone()),
+        Some(ValueType::StringValue(text)) => Ok(text.clone().into_bytes()),
+        _ => Err(Error::new(
+            ErrorKind::Other,
+            format!(
+                "document {} has no bytes field {VALUE:?} (not written by wasikv)",
+                document.name
+            ),
+        )),
+    }
+}
+
+impl FirestoreBucket {
+    /// The bucket on `store` in `collection` (under the document `parent`).
+    pub fn new(store: &FirestoreStore, parent: Option<&str>, collection: &str) -> Self {
+        let mut root = format!("{}/documents", store.database);
+        if let Some(parent) = parent {
+            root.push('/');
+            root.push_str(parent);
+        }
+        FirestoreBucket {
+            client: store.client.clone(),
+            database: store.database.clone(),
+            parent: root,
+            collection: collection.to_string(),
+            codec: KeyCodec {
+                // '.' too, since "." and ".." are not ids; '/' separates paths.
+                forbidden: &['/', '.'],
+                escape_space: false,
+                max_id_bytes: MAX_ID_BYTES,
+                reserve_dunder: true,
+            },
+            capabilities: capabilities(),
+        }
+    }
+
+    /// The document name of `key`, and the original key when the id is a hash.
+    fn name(&self, key: &str) -> (String, Option<String>) {
+        let encoded = self.codec.encode(key);
+        (
+            format!("{}/{}/{}", self.parent, self.collection, encoded.id),
+            encoded.hashed.then(|| key.to_string()),
+        )
+    }
+
+    /// The write of `set`, size-checked.
+    fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        precondition: Option<Precondition>,
+    ) -> Result<Write> {
+        self.capabilities.check_value(value.len())?;
+        let (name, original) = self.name(key);
+        // Firestore's document size: name + 16, each field name + 1 and value, + 32.
+        let size = name.len()
+            + 16
+            + 2
+            + value.len()
+            + 10
+            + original.as_ref().map_or(0, |k| 2 + k.len())
+            + 32;
+        if size > MAX_DOCUMENT_BYTES {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "the document for this key and value is {size} bytes, over Firestore's limit of {MAX_DOCUMENT_BYTES} bytes"
+                ),
+            ));
+        }
+        let mut fields: HashMap<String, Value> = HashMap::from([
+            (VALUE.to_string(), bytes_value(value)),
+            (WRITE_TOKEN.to_string(), integer_value(rand::random())),
+        ]);
+        if let Some(original) = original {
+            fields.insert(ORIGINAL_KEY.to_string(), string_value(original));
+        }
+        Ok(Write {
+            operation: Some(write::Operation::Update(Document {
+                name,
+                fields,
+                ..Default::default()
+            })),
+            current_document: precondition,
+            ..Default::default()
+        })
+    }
+
+    fn delete_write(&self, key: &str) -> Write {
+        Write {
+            operation: Some(write::Operation::Delete(self.name(key).0)),
+            ..Default::default()
+        }
+    }
+
+    async fn commit(
+        &self,
+        writes: Vec<Write>,
+    ) -> std::result::Result<(), firestore::gcloud_sdk::tonic::Status> {
+        let mut client = self.client.clone();
+        client
+            .commit(CommitRequest {
+                database: self.database.clone(),
+                writes,
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Commits `writes` in chunks of at most 500 writes and 9 MiB.
+    async fn commit_chunked(&self, writes: Vec<(Write, usize)>) -> Result<()> {
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        for (write, size) in writes {
+            if !chunk.is_empty()
+                && (chunk.len() == MAX_COMMIT_WRITES || bytes + size > MAX_COMMIT_BYTES)
+            {
+                self.commit(std::mem::take(&mut chunk))
+                    .await
+                    .map_err(map_status)?;
+                bytes = 0;
+            }
+            bytes += size;
+            chunk.push(write);
+        }
+        if !chunk.is_empty() {
+            self.commit(chunk).await.map_err(map_status)?;
+        }
+        Ok(())
+    }
+
+    async fn read(&self, key: &str, mask: Option<DocumentMask>) -> Result<Option<Document>> {
+        let mut client = self.client.clone();
+        let request = GetDocumentRequest {
+            name: self.name(key).0,
+            mask,
+            ..Default::default()
+        };
+        match client.get_document(request).await {
+            Ok(response) => Ok(Some(response.into_inner())),
+            Err(status) if status.code() == Code::NotFound => Ok(None),
+            Err(status) => Err(map_status(status)),
+        }
+    }
+}
+
+#[async_trait]
+impl Bucket for FirestoreBucket {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let Some(document) = self.read(key, None).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Versioned {
+            value: document_value(&document)?,
+            version: version(document.update_time.as_ref()),
+        }))
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: WriteCondition,
+    ) -> Result<WriteOutcome> {
+        let precondition = match &condition {
+            WriteCondition::Always => None,
+            WriteCondition::IfAbsent => Some(precondition::ConditionType::Exists(false)),
+            WriteCondition::IfVersion(v) => match timestamp(v) {
+                Some(t) => Some(precondition::ConditionType::UpdateTime(t)),
+                None => return Ok(WriteOutcome::ConditionFailed), // not a version this bucket issued
+            },
+        };
+        let conditional = precondition.is_some();
+        let write = self.update(
+            key,
+            value,
+            precondition.map(|c| Precondition {
+                condition_type: Some(c),
+            }),
+        )?;
+        match self.commit(vec![write]).await {
+            Ok(()) => Ok(WriteOutcome::Written),
+            Err(status)
+                if conditional
+                    && matches!(
+                        status.code(),
+                        Code::FailedPrecondition | Code::AlreadyExists | Code::NotFound
+                    ) =>
+            {
+                Ok(WriteOutcome::ConditionFailed)
+            }
+            Err(status) => Err(map_status(status)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.commit(vec![self.delete_write(key)])
+            .await
+            .map_err(map_status)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let mask = DocumentMask {
+            field_paths: vec![ORIGINAL_KEY.to_string()],
+        };
+        Ok(self.read(key, Some(mask)).await?.is_some())
+    }
+
+    async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
+        let page_token = match cursor {
+            None => String::new(),
+            Some(token) => std::str::from_utf8(token)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| Error::new(ErrorKind::InvalidCursor, "malformed list cursor"))?
+                .to_string(),
+        };
+        let mut client = self.client.clone();
+        let request = ListDocumentsRequest {
+            parent: self.parent.clone(),
+            collection_id: self.collection.clone(),
+            page_size: i32::try_from(limit.max(1)).unwrap_or(i32::MAX),
+            page_token,
+            mask: Some(DocumentMask {
+                field_paths: vec![ORIGINAL_KEY.to_string()],
+            }),
+            ..Default::default()
+        };
+        let response = client
+            .list_documents(request)
+            .await
+            .map_err(|status| {
+                // The emulator answers a bad page token with `Unknown`, Firestore
+                // with `InvalidArgument`.
+                let refused = status.code() == Code::InvalidArgument
+                    || (status.code() == Code::Unknown && !status.message().contains("transport"));
+                if cursor.is_some() && refused {
+                    Error::new(
+                        ErrorKind::InvalidCursor,
+                        "Firestore refused the list cursor",
+                    )
+                } else {
+                    map_status(status)
+                }
+            })?
+            .into_inner();
+        let keys = response
+            .documents
+            .iter()
+            .map(|document| {
+                let id = document.name.rsplit('/').next().unwrap_or_default();
+                if let Some(key) = self.codec.decode(id) {
+                    return Ok(key);
+                }
+                match document
+                    .fields
+                    .get(ORIGINAL_KEY)
+                    .and_then(|v| v.value_type.as_ref())
+                {
+                    Some(ValueType::StringValue(key)) => Ok(key.clone()),
+                    _ => Err(Error::new(
+                        ErrorKind::Other,
+                        format!(
+                            "document {} was not written by wasikv (its id does not decode)",
+                            document.name
+                        ),
+                    )),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let next =
+            (!response.next_page_token.is_empty()).then(|| response.next_page_token.into_bytes());
+        Ok(ListPage { keys, next })
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.capabilities.check_batch(keys.len())?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = keys.iter().map(|k| self.name(k).0).collect();
+        let mut distinct = names.clone();
+        distinct.sort();
+        distinct.dedup();
+        let mut client = self.client.clone();
+        let mut stream = client
+            .batch_get_documents(BatchGetDocumentsRequest {
+                database: self.database.clone(),
+                documents: distinct,
+                ..Default::default()
+            })
+            .await
+            .map_err(map_status)?
+            .into_inner();
+        let mut found: HashMap<String, Vec<u8>> = HashMap::new();
+        while let Some(message) = stream.message().await.map_err(map_status)? {
+            if let Some(batch_get_documents_response::Result::Found(document)) = message.result {
+                let value = document_value(&document)?;
+                found.insert(document.name, value);
+            }
+        }
+        Ok(names.iter().map(|n| found.get(n).cloned()).collect())
+    }
+
+    async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        self.capabilities.check_batch(items.len())?;
+        // Check every item before committing any, so a bad one writes nothing.
+        let writes = items
+            .into_iter()
+            .map(|(key, value)| {
+                let size = key.len() + value.len() + 256;
+                Ok((self.update(&key, value, None)?, size))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.commit_chunked(writes).await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.capabilities.check_batch(keys.len())?;
+        let writes = keys
+            .iter()
+            .map(|key| (self.delete_write(key), key.len() + 256))
+            .collect();
+        self.commit_chunked(writes).await
+    }
+}
