@@ -62,6 +62,11 @@ fn main() -> ExitCode {
             "host-dynamodb",
             wasikv_dynamodb::testing::opener(),
         )?);
+        #[cfg(feature = "firestore")]
+        trials.extend(networked(
+            "host-firestore",
+            wasikv_firestore::testing::opener(),
+        )?);
         Ok(trials)
     })();
     let code = suite::run_trials(all);
@@ -74,7 +79,8 @@ fn main() -> ExitCode {
     feature = "redis",
     feature = "etcd",
     feature = "memcached",
-    feature = "dynamodb"
+    feature = "dynamodb",
+    feature = "firestore"
 ))]
 fn networked<F, Fut>(name: &str, open: F) -> Result<Vec<suite::Trial>, String>
 where

@@ -179,7 +179,8 @@ fn providers_prints_the_documented_matrix() {
     feature = "redis",
     feature = "etcd",
     feature = "memcached",
-    feature = "dynamodb"
+    feature = "dynamodb",
+    feature = "firestore"
 ))]
 #[test]
 fn docs_capability_matrix_is_current() {

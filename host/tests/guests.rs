@@ -133,7 +133,8 @@ async fn conformance() {
         feature = "redis",
         feature = "etcd",
         feature = "memcached",
-        feature = "dynamodb"
+        feature = "dynamodb",
+        feature = "firestore"
     )),
     allow(unused_mut)
 )]
@@ -175,6 +176,16 @@ async fn conformance_networked() {
             test_endpoint()
         ));
         names.push("dynamodb");
+    }
+    #[cfg(feature = "firestore")]
+    {
+        use wasikv_firestore::testing::{TEST_PROJECT, test_emulator_host};
+        buckets.push_str(&format!(
+            "[buckets.firestore]\nprovider = \"firestore\"\nproject_id = {TEST_PROJECT:?}\n\
+             collection = \"guest-{run_id}\"\nemulator_host = {:?}\n",
+            test_emulator_host()
+        ));
+        names.push("firestore");
     }
     let _ = &run_id;
     let dir = tempfile::tempdir().unwrap();
