@@ -56,10 +56,10 @@ for op in get set; do
         n=$N; [[ $store == etcd ]] && n=$((N / 4)); [[ $store == dynamodb ]] && n=$((N / 20))
         g=$(guest $store $op $n)
         case $store in
-            redis) native=$(cargo run --release --quiet -p wasikv-redis --example native_loop -- redis://127.0.0.1:6379/0 $n $op) ;;
-            etcd) native=$(cargo run --release --quiet -p wasikv-etcd --example native_loop -- http://127.0.0.1:12379 $n $op) ;;
-            memcached) native=$(cargo run --release --quiet -p wasikv-memcached --example native_loop -- 127.0.0.1:12211 $n $op) ;;
-            dynamodb) native=$(cargo run --release --quiet -p wasikv-dynamodb --example native_loop -- http://127.0.0.1:14566 $n $op) ;;
+            redis) native=$(cargo run --release --quiet -p wasikv-redis --example redis_native_loop -- redis://127.0.0.1:6379/0 $n $op) ;;
+            etcd) native=$(cargo run --release --quiet -p wasikv-etcd --example etcd_native_loop -- http://127.0.0.1:12379 $n $op) ;;
+            memcached) native=$(cargo run --release --quiet -p wasikv-memcached --example memcached_native_loop -- 127.0.0.1:12211 $n $op) ;;
+            dynamodb) native=$(cargo run --release --quiet -p wasikv-dynamodb --example dynamodb_native_loop -- http://127.0.0.1:14566 $n $op) ;;
         esac
         ratio=$(awk -v a="$(echo "$g" | rate)" -v b="$(echo "$native" | rate)" 'BEGIN { printf "%.2f", a / b }')
         echo "$store  $g"

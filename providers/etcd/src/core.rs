@@ -88,7 +88,10 @@ pub fn map_err(e: etcd_client::Error) -> Error {
             let code = format!("{:?}", status.code());
             let message = status.message();
             let kind = match code.as_str() {
-                "Unavailable" | "DeadlineExceeded" | "Aborted" => ErrorKind::Unavailable,
+                // A call on a connection that drops mid-flight ends `Cancelled`.
+                "Unavailable" | "DeadlineExceeded" | "Aborted" | "Cancelled" => {
+                    ErrorKind::Unavailable
+                }
                 // tonic reports a dead connection as `Unknown: transport error`.
                 _ if message.contains("transport error") => ErrorKind::Unavailable,
                 "PermissionDenied" | "Unauthenticated" => ErrorKind::AccessDenied,

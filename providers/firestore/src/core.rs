@@ -138,9 +138,11 @@ pub fn string_value(s: String) -> Value {
 pub fn map_status(status: Status) -> Error {
     let message = status.message().to_string();
     let kind = match status.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::ResourceExhausted => {
-            ErrorKind::Unavailable
-        }
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::Cancelled
+        | Code::ResourceExhausted => ErrorKind::Unavailable,
         Code::PermissionDenied | Code::Unauthenticated => ErrorKind::AccessDenied,
         Code::InvalidArgument if message.contains("exceeds") || message.contains("too large") => {
             ErrorKind::TooLarge

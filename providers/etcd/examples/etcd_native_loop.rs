@@ -1,7 +1,7 @@
 //! A baseline for the host's overhead: sequential GETs (or PUTs) with the
 //! same `etcd-client` the provider uses, against the same server.
 //!
-//! `cargo run --release -p wasikv-etcd --example native_loop -- [ENDPOINT] [N] [get|set]`
+//! `cargo run --release -p wasikv-etcd --example etcd_native_loop -- [ENDPOINT] [N] [get|set]`
 
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! A baseline for the host's overhead: sequential GETs (or SETs) with the
 //! same `redis` client the provider uses, against the same server.
 //!
-//! `cargo run --release -p wasikv-redis --example native_loop -- [URL] [N] [get|set]`
+//! `cargo run --release -p wasikv-redis --example redis_native_loop -- [URL] [N] [get|set]`
 
 use std::time::Instant;
 

@@ -2,7 +2,7 @@
 //! `PutItem`s with the same SDK client the provider builds, against the same
 //! server (default: the moto server of `scripts/services.sh`).
 //!
-//! `cargo run --release -p wasikv-dynamodb --example native_loop -- [ENDPOINT] [N] [get|set]`
+//! `cargo run --release -p wasikv-dynamodb --example dynamodb_native_loop -- [ENDPOINT] [N] [get|set]`
 
 use std::time::Instant;
 

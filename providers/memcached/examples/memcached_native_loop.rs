@@ -1,7 +1,7 @@
 //! A baseline for the host's overhead: sequential gets (or sets) with the
 //! provider's own memcached client, against the same server.
 //!
-//! `cargo run --release -p wasikv-memcached --example native_loop -- [ADDRESS] [N] [get|set]`
+//! `cargo run --release -p wasikv-memcached --example memcached_native_loop -- [ADDRESS] [N] [get|set]`
 
 use std::time::{Duration, Instant};
 
