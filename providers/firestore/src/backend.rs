@@ -92,7 +92,7 @@ impl Provider for FirestoreProvider {
         }
         if let Some(parent) = &config.parent {
             let segments: Vec<&str> = parent.split('/').collect();
-            if segments.len() % 2 != 0 || !segments.iter().all(|s| valid_segment(s)) {
+            if !segments.len().is_multiple_of(2) || !segments.iter().all(|s| valid_segment(s)) {
                 return invalid(format!(
                     "parent {parent:?} is not a document path (collection/document[/collection/document...])"
                 ));
