@@ -361,7 +361,8 @@ impl DynamoBucket {
         let mut requests = requests.into_iter().peekable();
         while requests.peek().is_some() {
             let mut pending: Vec<WriteRequest> = requests.by_ref().take(MAX_BATCH_WRITE).collect();
-            for attempt in 0.. {
+            let mut resend = Resend::default();
+            loop {
                 let out = self
                     .client
                     .batch_write_item()
@@ -373,33 +374,45 @@ impl DynamoBucket {
                     .unprocessed_items
                     .and_then(|mut m| m.remove(&self.table))
                     .unwrap_or_default();
-                if pending.is_empty() {
+                if resend.done(pending.len()).await? {
                     break;
                 }
-                if attempt + 1 >= BATCH_ATTEMPTS {
-                    return Err(unprocessed(pending.len()));
-                }
-                backoff(attempt).await;
             }
         }
         Ok(())
     }
 }
 
-fn unprocessed(n: usize) -> Error {
-    Error::new(
-        ErrorKind::Unavailable,
-        format!(
-            "DynamoDB left {n} batch items unprocessed after {BATCH_ATTEMPTS} attempts (throttled)"
-        ),
-    )
-    .set_retryable(true)
+/// The resend policy for what a batch call leaves unprocessed (throttling):
+/// full-jitter exponential backoff between calls, at most [`BATCH_ATTEMPTS`]
+/// calls, then a retryable `unavailable` error.
+#[derive(Default)]
+struct Resend {
+    attempts: u32,
 }
 
-/// Full-jitter exponential backoff: up to 25 ms * 2^attempt, at most 1 s.
-async fn backoff(attempt: u32) {
-    let cap = (25u64 << attempt.min(6)).min(1_000);
-    tokio::time::sleep(Duration::from_millis(rand::random_range(0..=cap))).await;
+impl Resend {
+    /// After a call that left `unprocessed` items: `true` when none are left;
+    /// otherwise waits out the backoff and returns `false` to call again.
+    async fn done(&mut self, unprocessed: usize) -> Result<bool> {
+        if unprocessed == 0 {
+            return Ok(true);
+        }
+        self.attempts += 1;
+        if self.attempts >= BATCH_ATTEMPTS {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "DynamoDB left {unprocessed} batch items unprocessed after {BATCH_ATTEMPTS} attempts (throttled)"
+                ),
+            )
+            .set_retryable(true));
+        }
+        // Up to 25 ms * 2^attempt, at most 1 s.
+        let cap = (25u64 << (self.attempts - 1).min(6)).min(1_000);
+        tokio::time::sleep(Duration::from_millis(rand::random_range(0..=cap))).await;
+        Ok(false)
+    }
 }
 
 /// The value of an item as `get` returns it: the bytes, or a counter as decimal text.
@@ -620,7 +633,8 @@ impl Bucket for DynamoBucket {
         for chunk in distinct.chunks(MAX_BATCH_GET) {
             let mut pending: Vec<HashMap<String, AttributeValue>> =
                 chunk.iter().map(|id| self.key_map(id)).collect();
-            for attempt in 0.. {
+            let mut resend = Resend::default();
+            loop {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(pending))
                     .consistent_read(true)
@@ -652,13 +666,9 @@ impl Bucket for DynamoBucket {
                     .and_then(|mut m| m.remove(&self.table))
                     .map(|k| k.keys)
                     .unwrap_or_default();
-                if pending.is_empty() {
+                if resend.done(pending.len()).await? {
                     break;
                 }
-                if attempt + 1 >= BATCH_ATTEMPTS {
-                    return Err(unprocessed(pending.len()));
-                }
-                backoff(attempt).await;
             }
         }
         Ok(ids.iter().map(|id| found.get(id).cloned()).collect())

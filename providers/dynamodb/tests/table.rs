@@ -31,6 +31,17 @@ fn plan(table: &str, create: bool) -> BucketPlan {
     DynamoProvider.plan("things", &options).expect("valid plan")
 }
 
+async fn drop_table(table: &str) {
+    let store = test_store().await.unwrap();
+    store
+        .client
+        .delete_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+}
+
 async fn open(plan: &BucketPlan) -> wasikv_core::Result<Arc<dyn wasikv_core::Bucket>> {
     DynamoProvider.connect(plan).await?.open_bucket(plan).await
 }
@@ -57,14 +68,7 @@ async fn create_table_makes_a_table_the_bucket_owns() {
     assert_eq!(again.get("k").await.unwrap(), Some(b"v".to_vec()));
     let page = again.list(None, 10).await.unwrap();
     assert_eq!(page.keys, vec!["k".to_string()]);
-    let store = test_store().await.unwrap();
-    store
-        .client
-        .delete_table()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
+    drop_table(&table).await;
 }
 
 #[tokio::test]
@@ -96,13 +100,7 @@ async fn a_table_with_another_key_schema_is_refused() {
     let err = open(&plan(&table, true)).await.err().expect("wrong schema");
     assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
     assert!(err.to_string().contains("key_attribute"), "{err}");
-    store
-        .client
-        .delete_table()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
+    drop_table(&table).await;
 }
 
 #[tokio::test]
@@ -135,13 +133,7 @@ async fn counters_are_dynamodb_numbers() {
         !item.contains_key("v"),
         "the binary value is gone: {item:?}"
     );
-    store
-        .client
-        .delete_table()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
+    drop_table(&table).await;
 }
 
 #[test]
