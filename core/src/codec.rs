@@ -101,8 +101,10 @@ impl KeyCodec {
     }
 }
 
-fn is_dunder(key: &str) -> bool {
-    key.len() >= 4 && key.starts_with("__") && key.ends_with("__")
+/// Whether `id` matches `__.*__`, the ids Firestore reserves (at least four
+/// bytes, so `__` and `___` are not).
+pub fn is_dunder(id: &str) -> bool {
+    id.len() >= 4 && id.starts_with("__") && id.ends_with("__")
 }
 
 /// Keys every provider must store and list back unchanged (the behavior suite's corpus).

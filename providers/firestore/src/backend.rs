@@ -10,6 +10,7 @@ use firestore::gcloud_sdk::google::firestore::v1::{
     ListDocumentsRequest, Precondition, Value, batch_get_documents_response, precondition,
     value::ValueType, write,
 };
+use firestore::gcloud_sdk::prost::Message;
 use firestore::gcloud_sdk::prost_types::Timestamp;
 use firestore::gcloud_sdk::tonic::Code;
 use wasikv_core::{
@@ -63,7 +64,7 @@ fn valid_segment(s: &str) -> bool {
         && !s.contains('/')
         && s != "."
         && s != ".."
-        && !(s.len() >= 4 && s.starts_with("__") && s.ends_with("__"))
+        && !wasikv_core::codec::is_dunder(s)
 }
 
 #[async_trait]
@@ -272,11 +273,13 @@ impl FirestoreBucket {
         Ok(())
     }
 
-    /// Commits `writes` in chunks of at most 500 writes and 9 MiB.
-    async fn commit_chunked(&self, writes: Vec<(Write, usize)>) -> Result<()> {
+    /// Commits `writes` in chunks of at most 500 writes and 9 MiB (each
+    /// write measured by its encoded size).
+    async fn commit_chunked(&self, writes: Vec<Write>) -> Result<()> {
         let mut chunk = Vec::new();
         let mut bytes = 0;
-        for (write, size) in writes {
+        for write in writes {
+            let size = write.encoded_len();
             if !chunk.is_empty()
                 && (chunk.len() == MAX_COMMIT_WRITES || bytes + size > MAX_COMMIT_BYTES)
             {
@@ -476,20 +479,14 @@ impl Bucket for FirestoreBucket {
         // Check every item before committing any, so a bad one writes nothing.
         let writes = items
             .into_iter()
-            .map(|(key, value)| {
-                let size = key.len() + value.len() + 256;
-                Ok((self.update(&key, value, None)?, size))
-            })
+            .map(|(key, value)| self.update(&key, value, None))
             .collect::<Result<Vec<_>>>()?;
         self.commit_chunked(writes).await
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
         self.capabilities.check_batch(keys.len())?;
-        let writes = keys
-            .iter()
-            .map(|key| (self.delete_write(key), key.len() + 256))
-            .collect();
+        let writes = keys.iter().map(|key| self.delete_write(key)).collect();
         self.commit_chunked(writes).await
     }
 }

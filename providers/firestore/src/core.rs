@@ -26,8 +26,9 @@ pub const MAX_ID_BYTES: usize = 1500;
 /// Most writes in one commit.
 pub const MAX_COMMIT_WRITES: usize = 500;
 
-/// Commits are kept under this many bytes (Firestore refuses requests over 10 MiB).
-pub const MAX_COMMIT_BYTES: usize = 9 << 20;
+/// Commits are kept under this many encoded bytes: Firestore takes requests
+/// up to 10 MiB, the emulator's gRPC server only up to 4 MiB.
+pub const MAX_COMMIT_BYTES: usize = (4 << 20) - (64 << 10);
 
 /// Field holding the value (bytes).
 pub const VALUE: &str = "v";
@@ -138,6 +139,7 @@ pub fn string_value(s: String) -> Value {
 pub fn map_status(status: Status) -> Error {
     let message = status.message().to_string();
     let kind = match status.code() {
+        Code::ResourceExhausted if message.contains("exceeds maximum size") => ErrorKind::TooLarge,
         Code::Unavailable
         | Code::DeadlineExceeded
         | Code::Aborted
