@@ -2,8 +2,6 @@
 //! `scripts/services.sh`: set-many splits its writes by encoded size, and
 //! every value comes back.
 
-use wasikv_core::Bucket;
-
 #[tokio::test(flavor = "multi_thread")]
 async fn set_many_over_one_commit_request_is_split_by_size() {
     let open = wasikv_firestore::testing::opener();
