@@ -47,3 +47,18 @@ where
         }
     }
 }
+
+/// Stops `server` and asserts that a read of `bucket` then fails with
+/// `unavailable` within `limit` (never hangs, never another kind).
+pub async fn expect_unavailable_when_stopped(
+    server: TestServer,
+    bucket: &dyn crate::Bucket,
+    limit: Duration,
+) {
+    drop(server);
+    let err = tokio::time::timeout(limit, bucket.get("k"))
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {limit:?} while the server is down"))
+        .expect_err("the server is down");
+    assert_eq!(err.kind(), crate::ErrorKind::Unavailable, "{err}");
+}

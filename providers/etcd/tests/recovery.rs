@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use wasikv_core::suite::process::{TestServer, eventually};
-use wasikv_core::{Bucket, ErrorKind, WriteCondition};
+use wasikv_core::suite::process::{TestServer, eventually, expect_unavailable_when_stopped};
+use wasikv_core::{Bucket, WriteCondition};
 use wasikv_etcd::core::EtcdStore;
 use wasikv_etcd::{EtcdBucket, EtcdConfig};
 
@@ -59,12 +59,7 @@ async fn survives_a_server_restart() {
     })
     .await;
 
-    drop(server);
-    let err = tokio::time::timeout(Duration::from_secs(40), bucket.get("k"))
-        .await
-        .expect("an answer while the server is down")
-        .expect_err("the server is down");
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    expect_unavailable_when_stopped(server, &bucket, Duration::from_secs(40)).await;
 
     let _server = start(&data);
     let value = eventually("get after restart", limit, || bucket.get("k")).await;

@@ -5,8 +5,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use wasikv_core::suite::process::{TestServer, eventually};
-use wasikv_core::{Bucket, ErrorKind, WriteCondition};
+use wasikv_core::suite::process::{TestServer, eventually, expect_unavailable_when_stopped};
+use wasikv_core::{Bucket, WriteCondition};
 use wasikv_redis::core::RedisStore;
 use wasikv_redis::{RedisBucket, RedisConfig};
 
@@ -45,12 +45,7 @@ async fn survives_a_server_restart() {
         .await
         .unwrap();
 
-    drop(server);
-    let err = tokio::time::timeout(Duration::from_secs(15), bucket.get("k"))
-        .await
-        .expect("an answer within 15 s while the server is down")
-        .expect_err("the server is down");
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    expect_unavailable_when_stopped(server, &bucket, Duration::from_secs(15)).await;
 
     let _server = start();
     eventually("set after restart", Duration::from_secs(20), || {
