@@ -257,17 +257,24 @@ impl DynamoBucket {
             })
     }
 
-    async fn read(&self, id: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
-        let out = self
+    /// A consistent read of the item `id`: all of it, or only its key.
+    async fn read(
+        &self,
+        id: &str,
+        key_only: bool,
+    ) -> Result<Option<HashMap<String, AttributeValue>>> {
+        let mut request = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(self.key_map(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(map_err)?;
-        Ok(out.item)
+            .consistent_read(true);
+        if key_only {
+            request = request
+                .projection_expression("#pk")
+                .expression_attribute_names("#pk", &self.key_attribute);
+        }
+        Ok(request.send().await.map_err(map_err)?.item)
     }
 
     /// Replaces a value written by `set` with the counter `new`, if the item is
@@ -453,7 +460,7 @@ impl Bucket for DynamoBucket {
     }
 
     async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
-        let Some(item) = self.read(&self.item_key(key).id).await? else {
+        let Some(item) = self.read(&self.item_key(key).id, false).await? else {
             return Ok(None);
         };
         Ok(Some(Versioned {
@@ -515,18 +522,7 @@ impl Bucket for DynamoBucket {
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key_map(&self.item_key(key).id)))
-            .consistent_read(true)
-            .projection_expression("#pk")
-            .expression_attribute_names("#pk", &self.key_attribute)
-            .send()
-            .await
-            .map_err(map_err)?;
-        Ok(out.item.is_some())
+        Ok(self.read(&self.item_key(key).id, true).await?.is_some())
     }
 
     async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
@@ -595,7 +591,7 @@ impl Bucket for DynamoBucket {
             }
             // The condition failed: the item holds bytes written by `set`, or
             // the counter would overflow, or it changed meanwhile. Look.
-            let Some(item) = self.read(&key.id).await? else {
+            let Some(item) = self.read(&key.id, false).await? else {
                 continue; // deleted meanwhile: the next ADD creates it
             };
             let current = item_value(&item)?;
