@@ -40,3 +40,25 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
         })
     }
 }
+
+/// The command of a private single-node etcd for a test: `name`, data under
+/// `data`, clients at `client_url` (http:// or https://, then add the
+/// certificate flags), peers on 127.0.0.1:`peer_port`.
+pub fn server_command(
+    name: &str,
+    data: &std::path::Path,
+    client_url: &str,
+    peer_port: u16,
+) -> std::process::Command {
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let mut command = std::process::Command::new("etcd");
+    command
+        .args(["--name", name, "--data-dir"])
+        .arg(data)
+        .args(["--listen-client-urls", client_url])
+        .args(["--advertise-client-urls", client_url])
+        .args(["--listen-peer-urls", &peer])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .args(["--initial-cluster", &format!("{name}={peer}")]);
+    command
+}

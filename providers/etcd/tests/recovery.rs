@@ -3,37 +3,25 @@
 //! never a panic, and work again once it is back, with the data it had.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use wasikv_core::suite::process::{TestServer, eventually, expect_unavailable_when_stopped};
 use wasikv_core::{Bucket, WriteCondition};
 use wasikv_etcd::core::EtcdStore;
+use wasikv_etcd::testing::server_command;
 use wasikv_etcd::{EtcdBucket, EtcdConfig};
 
 const CLIENT_PORT: u16 = 16393;
 const PEER_PORT: u16 = 16394;
 
 fn start(data: &Path) -> TestServer {
-    let client = format!("http://127.0.0.1:{CLIENT_PORT}");
-    let peer = format!("http://127.0.0.1:{PEER_PORT}");
     TestServer::spawn(
-        Command::new("etcd")
-            .args(["--name", "recovery", "--data-dir"])
-            .arg(data)
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("recovery={peer}")]),
+        &mut server_command(
+            "recovery",
+            data,
+            &format!("http://127.0.0.1:{CLIENT_PORT}"),
+            PEER_PORT,
+        ),
         "etcd (scripts/services.sh installs etcd-server)",
     )
 }

@@ -2,12 +2,12 @@
 //! certificate. A bucket trusting that CA works; one trusting only the system
 //! roots is refused (the certificate really is verified).
 
-use std::process::Command;
 use std::time::Duration;
 
 use wasikv_core::suite::process::{TestServer, eventually};
 use wasikv_core::{Bucket, ErrorKind, WriteCondition};
 use wasikv_etcd::core::EtcdStore;
+use wasikv_etcd::testing::server_command;
 use wasikv_etcd::{EtcdBucket, EtcdConfig};
 
 const CLIENT_PORT: u16 = 16397;
@@ -18,24 +18,8 @@ async fn https_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     let certs = wasikv_core::suite::tls::server_certificates(dir.path());
     let client = format!("https://127.0.0.1:{CLIENT_PORT}");
-    let peer = format!("http://127.0.0.1:{PEER_PORT}");
     let _server = TestServer::spawn(
-        Command::new("etcd")
-            .args(["--name", "tls", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("tls={peer}")])
+        server_command("tls", &dir.path().join("data"), &client, PEER_PORT)
             .arg("--cert-file")
             .arg(&certs.cert)
             .arg("--key-file")
