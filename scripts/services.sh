@@ -128,3 +128,42 @@ if [[ -e "$STATE/firestore-launcher.pid" && ! -e "$STATE/firestore-java.pid" ]];
     java_pid=$(pgrep -P "$(cat "$STATE/firestore-launcher.pid")" java || true)
     [[ -n $java_pid ]] && echo "$java_pid" >"$STATE/firestore-java.pid"
 fi
+
+# --- Azure Cosmos DB (cosmos provider): the npm fixture @vercel/cosmosdb-server
+# (Microsoft's emulator is Docker-only), installed under .services/ and patched.
+# It serves HTTPS with its own (expired) self-signed certificate; the provider
+# relaxes certificate checks for loopback endpoints only.
+COSMOS_PORT=18081
+COSMOS_PREFIX="$STATE/cosmos-npm"
+COSMOS_LIB="$COSMOS_PREFIX/node_modules/@vercel/cosmosdb-server/lib"
+apt_install node nodejs
+apt_install npm npm
+if [[ ! -e "$COSMOS_LIB/cli.js" ]]; then
+    mkdir -p "$COSMOS_PREFIX"
+    npm install --prefix "$COSMOS_PREFIX" --no-audit --no-fund --silent @vercel/cosmosdb-server@1.0.1 >/dev/null
+fi
+cosmos_patch() {
+    # cosmos_patch FILE OLD NEW: a one-line fix of the fixture, applied once.
+    local file="$COSMOS_LIB/$1"
+    grep -qF -- "$3" "$file" && return 0
+    grep -qF -- "$2" "$file" || { echo "services: cannot patch $file (fixture changed?)" >&2; exit 1; }
+    OLD="$2" NEW="$3" perl -0pi -e 's/\Q$ENV{OLD}\E/$ENV{NEW}/' "$file"
+}
+# 1. Partition-key-range ids are strings in Cosmos; the SDK's routing fails
+#    (ClientTopologyResolutionFailed) on the fixture's number 0.
+cosmos_patch account/collection.js 'id: 0,' 'id: "0",'
+# 2. Reading a missing item dereferenced undefined: a 500 instead of a 404.
+cosmos_patch handler/read-document.js 'if (data[path] !== clientKeys[i])' 'if (!data || data[path] !== clientKeys[i])'
+# 3. Transactional batches: the SDK sends the partition key once, in the
+#    x-ms-documentdb-partitionkey header, not in each operation (else 500).
+cosmos_patch handler/batch-documents.js 'const input = body[i];' 'const input = body[i]; if (input && input.partitionKey === undefined) input.partitionKey = req.headers["x-ms-documentdb-partitionkey"];'
+# 4. Cross-partition queries: the SDK addresses each partition-key range with
+#    x-ms-documentdb-partitionkeyrangeid instead of the enable-cross-partition header.
+cosmos_patch handler/query-documents.js 'if (!(0, true_header_1.default)(req, "x-ms-documentdb-query-enablecrosspartition")) {' 'if (!(0, true_header_1.default)(req, "x-ms-documentdb-query-enablecrosspartition") && !req.headers["x-ms-documentdb-partitionkeyrangeid"]) {'
+cosmos_ready() { curl -ksS -o /dev/null "https://127.0.0.1:$COSMOS_PORT/"; }
+if ! cosmos_ready 2>/dev/null; then
+    mkdir -p "$STATE/cosmos"
+    nohup node "$COSMOS_LIB/cli.js" -p $COSMOS_PORT --host 127.0.0.1 >"$STATE/cosmos/cosmos.log" 2>&1 &
+    echo $! >"$STATE/cosmos.pid"
+fi
+wait_for "Cosmos DB fixture at 127.0.0.1:$COSMOS_PORT" 30 cosmos_ready

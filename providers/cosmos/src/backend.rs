@@ -1,0 +1,692 @@
+//! [`CosmosProvider`] and [`CosmosBucket`].
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_data_cosmos::clients::ContainerClient;
+use azure_data_cosmos::models::{
+    ContainerProperties, CosmosNumber, PartitionKey, PatchInstructions, PatchOperation,
+};
+use azure_data_cosmos::options::{
+    ContentResponseOnWrite, ItemWriteOptions, MaxItemCountHint, OperationOptions, PatchItemOptions,
+    PatchStrategy, Precondition, QueryOptions,
+};
+use azure_data_cosmos::{CosmosError, FeedScope, Query, TransactionalBatch};
+use futures::TryStreamExt;
+use serde::Deserialize;
+use wasikv_core::{
+    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, KeyCodec, ListPage, Namespace,
+    Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
+    counter,
+};
+
+use crate::config::CosmosConfig;
+use crate::core::{
+    CosmosStore, Item, MAX_BATCH_BYTES, MAX_BATCH_OPERATIONS, MAX_ID_BYTES, MAX_ITEM_BYTES,
+    MAX_PATCH_DELTA, MAX_VALUE_BYTES, NUMERIC_COUNTER_LIMIT, PARTITION_KEY_PATH, StoredValue,
+    map_error, status_code,
+};
+
+/// The provider name in configuration.
+pub const NAME: &str = "cosmos";
+
+/// Attempts of an increment whose item changes under it while it converts a
+/// value between text and number (each a conditional write).
+const CONVERSION_ATTEMPTS: u32 = 16;
+
+/// Builds Cosmos DB stores.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CosmosProvider;
+
+/// The capabilities of a bucket: one item per partition (`partitioned =
+/// false`) or every item in one logical partition (`partitioned = true`),
+/// where `get-many` is one query and `set-many` transactional batches.
+pub fn capabilities(partitioned: bool) -> Capabilities {
+    let in_partition = |yes: bool| {
+        if yes {
+            Support::Native
+        } else {
+            Support::Unsupported
+        }
+    };
+    Capabilities {
+        increment: Support::Native,
+        get_many: in_partition(partitioned),
+        set_many: in_partition(partitioned),
+        // A transactional batch fails as a whole on a missing item, but
+        // delete-many must ignore missing keys: the host's concurrent deletes.
+        delete_many: Support::Unsupported,
+        max_key_bytes: Some(MAX_ID_BYTES),
+        max_value_bytes: Some(MAX_VALUE_BYTES),
+        max_batch_items: Some(MAX_BATCH_OPERATIONS),
+        consistency: Consistency::Strong,
+        durable: true,
+        versioning: "ETag",
+        ..Capabilities::required()
+    }
+}
+
+/// Whether `s` is a valid database or container id.
+fn valid_resource_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && !s.ends_with(' ') && !s.contains(['/', '\\', '?', '#'])
+}
+
+#[async_trait]
+impl Provider for CosmosProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities(false)
+    }
+
+    fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
+        let config: CosmosConfig = options.parse(bucket, NAME)?;
+        let invalid = |message: String| {
+            Err(Error::new(ErrorKind::InvalidConfig, message).in_bucket(bucket, NAME))
+        };
+        if !(config.endpoint.starts_with("https://") || config.endpoint.starts_with("http://")) {
+            return invalid(format!(
+                "endpoint {:?} is not an https:// account URL",
+                config.endpoint
+            ));
+        }
+        if config.key.is_empty() {
+            return invalid("key is empty".into());
+        }
+        let container = config.container(bucket);
+        for (what, id) in [("database", &config.database), ("container", &container)] {
+            if !valid_resource_id(id) {
+                return invalid(format!(
+                    "{what} {id:?} is not a Cosmos DB id (1-255 characters, no '/', '\\', '?', '#', no trailing space)"
+                ));
+            }
+        }
+        if let Some(partition) = &config.partition
+            && (partition.is_empty() || partition.len() > 2048)
+        {
+            return invalid(format!("partition {partition:?} must be 1 to 2048 bytes"));
+        }
+        // A whole-container bucket overlaps every partition of its container;
+        // partitions overlap only themselves (the value is JSON-quoted, so
+        // one never prefixes another).
+        let mut namespace = format!("{}\n{container}\n", config.database);
+        if let Some(partition) = &config.partition {
+            namespace.push_str(&serde_json::to_string(partition).unwrap_or_default());
+        }
+        Ok(BucketPlan {
+            bucket: bucket.to_string(),
+            provider: NAME,
+            connection: config.connection_identity(),
+            namespace: Namespace::Prefix(namespace),
+            options: options.clone(),
+        })
+    }
+
+    async fn connect(&self, plan: &BucketPlan) -> Result<Arc<dyn Store>> {
+        let config: CosmosConfig = plan.options.parse(&plan.bucket, NAME)?;
+        Ok(Arc::new(CosmosStore::connect(&config).await?))
+    }
+}
+
+#[async_trait]
+impl Store for CosmosStore {
+    async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
+        let config: CosmosConfig = plan.options.parse(&plan.bucket, NAME)?;
+        let container = config.container(&plan.bucket);
+        let client = self
+            .container(&config.database, &container, config.create)
+            .await?;
+        Ok(Arc::new(CosmosBucket::new(client, config.partition)))
+    }
+}
+
+impl CosmosStore {
+    /// The client of `database`/`container`, created first when `create`;
+    /// a missing one is `no-such-store`, one with another partition key
+    /// path `invalid-config`.
+    pub async fn container(
+        &self,
+        database: &str,
+        container: &str,
+        create: bool,
+    ) -> Result<ContainerClient> {
+        let db = self.client.database_client(database);
+        if create {
+            match self.client.create_database(database, None).await {
+                Ok(_) => {}
+                Err(e) if e.status().is_conflict() => {}
+                Err(e) => return Err(map_error(e)),
+            }
+            let properties =
+                ContainerProperties::new(container.to_string(), PARTITION_KEY_PATH.into());
+            match db.create_container(properties, None).await {
+                Ok(_) => {}
+                Err(e) if e.status().is_conflict() => {}
+                Err(e) => return Err(map_error(e)),
+            }
+        }
+        let missing = |e: CosmosError| {
+            if e.status().is_not_found() {
+                Error::new(
+                    ErrorKind::NoSuchStore,
+                    format!(
+                        "container {container:?} of database {database:?} does not exist (set create = true to create it)"
+                    ),
+                )
+            } else {
+                map_error(e)
+            }
+        };
+        let client = db
+            .container_client(container, None)
+            .await
+            .map_err(missing)?;
+        let properties: ContainerProperties = client
+            .read(None)
+            .await
+            .map_err(missing)?
+            .into_model()
+            .map_err(map_error)?;
+        let paths = properties.partition_key.paths();
+        if paths.len() != 1 || paths[0] != PARTITION_KEY_PATH {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "container {container:?} has partition key {paths:?}; wasikv needs [\"{PARTITION_KEY_PATH}\"]"
+                ),
+            ));
+        }
+        Ok(client)
+    }
+}
+
+/// A bucket: a container, or one logical partition of it. Items hold the key
+/// through the key codec as `id`, the partition key in `pk`, the value in
+/// `v` and the original key in `k` when the id is a hash of it.
+pub struct CosmosBucket {
+    container: ContainerClient,
+    /// The partition of every item; `None`: each item's id.
+    partition: Option<String>,
+    codec: KeyCodec,
+    capabilities: Capabilities,
+}
+
+/// A row of the listing query.
+#[derive(Deserialize)]
+struct ListedId {
+    id: String,
+    #[serde(default)]
+    k: Option<String>,
+}
+
+fn with_content() -> OperationOptions {
+    let mut operation = OperationOptions::default();
+    operation.content_response_on_write = Some(ContentResponseOnWrite::Enabled);
+    operation
+}
+
+fn if_match(version: &Version) -> Option<Precondition> {
+    let etag = std::str::from_utf8(&version.0).ok()?;
+    Some(Precondition::if_match(etag.to_string()))
+}
+
+impl CosmosBucket {
+    /// The bucket on `container`, in logical partition `partition` or, with
+    /// `None`, one partition per item.
+    pub fn new(container: ContainerClient, partition: Option<String>) -> Self {
+        let partitioned = partition.is_some();
+        CosmosBucket {
+            container,
+            partition,
+            codec: KeyCodec {
+                // '.' too: the ids "." and ".." would be path segments in item URLs.
+                forbidden: &['/', '\\', '?', '#', '.'],
+                escape_space: false,
+                max_id_bytes: MAX_ID_BYTES,
+                reserve_dunder: false,
+            },
+            capabilities: capabilities(partitioned),
+        }
+    }
+
+    /// The id of `key`, and the original key when the id is a hash.
+    fn id(&self, key: &str) -> (String, Option<String>) {
+        let encoded = self.codec.encode(key);
+        let original = encoded.hashed.then(|| key.to_string());
+        (encoded.id, original)
+    }
+
+    fn partition_of(&self, id: &str) -> String {
+        self.partition.clone().unwrap_or_else(|| id.to_string())
+    }
+
+    fn pk(&self, id: &str) -> PartitionKey {
+        PartitionKey::from(self.partition_of(id))
+    }
+
+    /// The item for `key` holding `value`, size-checked.
+    fn item(&self, key: &str, value: StoredValue) -> Result<(Item, usize)> {
+        let (id, k) = self.id(key);
+        let item = Item {
+            pk: self.partition_of(&id),
+            id,
+            v: value,
+            k,
+        };
+        let size = serde_json::to_vec(&item).map_or(usize::MAX, |json| json.len());
+        if size > MAX_ITEM_BYTES - 512 {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "the item for this key and value is {size} bytes of JSON, over Cosmos DB's item limit of {MAX_ITEM_BYTES} bytes less 512 for system properties"
+                ),
+            ));
+        }
+        Ok((item, size))
+    }
+
+    /// The item of `key` and its ETag, `None` when missing.
+    async fn read(&self, key: &str) -> Result<Option<(Item, Version)>> {
+        let (id, _) = self.id(key);
+        match self.container.read_item(self.pk(&id), &id, None).await {
+            Ok(response) => {
+                let etag = response.headers().etag().map(|e| e.to_string());
+                let item: Item = response.into_model().map_err(map_error)?;
+                let etag = etag.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Other,
+                        "Cosmos DB returned an item without an ETag",
+                    )
+                })?;
+                Ok(Some((item, Version(etag.into_bytes()))))
+            }
+            Err(e) if e.status().is_not_found() => Ok(None),
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    /// Writes `item` under `condition`.
+    async fn write(&self, item: Item, condition: &WriteCondition) -> Result<WriteOutcome> {
+        let pk = PartitionKey::from(item.pk.clone());
+        let id = item.id.clone();
+        let result = match condition {
+            WriteCondition::Always => self.container.upsert_item(pk, &id, &item, None).await,
+            WriteCondition::IfAbsent => self.container.create_item(pk, &id, &item, None).await,
+            WriteCondition::IfVersion(version) => {
+                let Some(precondition) = if_match(version) else {
+                    return Ok(WriteOutcome::ConditionFailed); // not a version this bucket issued
+                };
+                let options = ItemWriteOptions::default().with_precondition(precondition);
+                self.container
+                    .replace_item(pk, &id, &item, Some(options))
+                    .await
+            }
+        };
+        match result {
+            Ok(_) => Ok(WriteOutcome::Written),
+            Err(e)
+                if !matches!(condition, WriteCondition::Always)
+                    && (e.status().is_precondition_failed()
+                        || e.status().is_conflict()
+                        || e.status().is_not_found()) =>
+            {
+                Ok(WriteOutcome::ConditionFailed)
+            }
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    /// The server-side `incr` patch; `None` when the item is missing, a
+    /// `Bytes` value when it holds text (Cosmos refuses to increment it).
+    async fn patch_increment(&self, id: &str, delta: i64) -> Result<Option<StoredValue>> {
+        let patch = PatchInstructions::new()
+            .with_operation(PatchOperation::increment("/v", CosmosNumber::from(delta)));
+        let options = PatchItemOptions::default()
+            // One request: never the SDK's client-side read-modify-write.
+            .with_strategy(PatchStrategy::ServerSide)
+            .with_operation_options(with_content());
+        match self
+            .container
+            .patch_item(self.pk(id), id, patch, Some(options))
+            .await
+        {
+            Ok(response) => {
+                let item: Item = response.into_model().map_err(map_error)?;
+                Ok(Some(item.v))
+            }
+            Err(e) if e.status().is_not_found() => Ok(None),
+            // "Cannot increment non-numeric value": the item holds bytes.
+            Err(e) if status_code(&e) == 400 => Ok(Some(StoredValue::Bytes(String::new()))),
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    /// Applies `delta` to the item of `key` by one conditional write (its
+    /// ETag, or create when missing): the first increment of a value written
+    /// by `set`, and counters beyond the numeric limit. `None` when the item
+    /// changed meanwhile.
+    async fn increment_by_replace(&self, key: &str, delta: i64) -> Result<Option<i64>> {
+        let current = self.read(key).await?;
+        let (new, condition) = match &current {
+            Some((item, version)) => (
+                counter::apply(Some(&item.v.to_bytes()?), delta)?,
+                WriteCondition::IfVersion(version.clone()),
+            ),
+            None => (counter::apply(None, delta)?, WriteCondition::IfAbsent),
+        };
+        let (item, _) = self.item(key, StoredValue::counter(new))?;
+        Ok(match self.write(item, &condition).await? {
+            WriteOutcome::Written => Some(new),
+            WriteOutcome::ConditionFailed => None,
+        })
+    }
+
+    /// Moves a counter that a racing `incr` took past the numeric limit to
+    /// text, where every later increment is a conditional replace with exact
+    /// 64-bit arithmetic.
+    async fn move_counter_to_text(&self, key: &str) -> Result<()> {
+        for _ in 0..CONVERSION_ATTEMPTS {
+            let Some((item, version)) = self.read(key).await? else {
+                return Ok(());
+            };
+            let StoredValue::Counter(n) = item.v else {
+                return Ok(());
+            };
+            if (-NUMERIC_COUNTER_LIMIT..=NUMERIC_COUNTER_LIMIT).contains(&n) {
+                return Ok(());
+            }
+            let (text, _) = self.item(key, StoredValue::counter(n))?;
+            if self
+                .write(text, &WriteCondition::IfVersion(version))
+                .await?
+                == WriteOutcome::Written
+            {
+                return Ok(());
+            }
+        }
+        Ok(()) // Another writer keeps changing it; the next increment retries.
+    }
+
+    /// Writes `items` in one partition by transactional batches of at most
+    /// 100 operations and [`MAX_BATCH_BYTES`].
+    async fn upsert_batches(&self, partition: &str, items: Vec<(Item, usize)>) -> Result<()> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for (item, size) in items {
+            if !batch.is_empty()
+                && (batch.len() == MAX_BATCH_OPERATIONS || bytes + size > MAX_BATCH_BYTES)
+            {
+                self.upsert_batch(partition, std::mem::take(&mut batch))
+                    .await?;
+                bytes = 0;
+            }
+            bytes += size;
+            batch.push(item);
+        }
+        if !batch.is_empty() {
+            self.upsert_batch(partition, batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert_batch(&self, partition: &str, items: Vec<Item>) -> Result<()> {
+        if let [item] = items.as_slice() {
+            // A single item may be larger than a batch request may be.
+            return self
+                .write(item.clone(), &WriteCondition::Always)
+                .await
+                .map(|_| ());
+        }
+        let mut batch = TransactionalBatch::new(partition.to_string());
+        for item in items {
+            batch = batch.upsert_item(item, None).map_err(map_error)?;
+        }
+        let response = self
+            .container
+            .execute_transactional_batch(batch, None)
+            .await
+            .map_err(map_error)?
+            .into_model()
+            .map_err(map_error)?;
+        if let Some(failed) = response
+            .results()
+            .iter()
+            .find(|r| !r.is_success() && r.status_code() != 424)
+        {
+            let code = failed.status_code();
+            let kind = match code {
+                413 => ErrorKind::TooLarge,
+                408 | 429 | 449 | 503 => ErrorKind::Unavailable,
+                _ => ErrorKind::Other,
+            };
+            return Err(Error::new(
+                kind,
+                format!("Cosmos DB transactional batch failed: an upsert answered {code}"),
+            )
+            .set_retryable(kind == ErrorKind::Unavailable));
+        }
+        Ok(())
+    }
+
+    fn scope(&self) -> FeedScope {
+        match &self.partition {
+            Some(partition) => FeedScope::partition(partition.clone()),
+            None => FeedScope::full_container(),
+        }
+    }
+
+    fn decode(&self, row: ListedId) -> Result<String> {
+        if let Some(key) = row.k {
+            return Ok(key);
+        }
+        self.codec.decode(&row.id).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Other,
+                format!(
+                    "item {:?} was not written by wasikv (its id does not decode)",
+                    row.id
+                ),
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl Bucket for CosmosBucket {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let Some((item, version)) = self.read(key).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Versioned {
+            value: item.v.to_bytes()?,
+            version,
+        }))
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: WriteCondition,
+    ) -> Result<WriteOutcome> {
+        self.capabilities.check_value(value.len())?;
+        let (item, _) = self.item(key, StoredValue::bytes(&value))?;
+        self.write(item, &condition).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let (id, _) = self.id(key);
+        match self.container.delete_item(self.pk(&id), &id, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.status().is_not_found() => Ok(()),
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.read(key).await?.is_some())
+    }
+
+    async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
+        let mut text = String::from("SELECT c.id, c.k FROM c");
+        let mut query_params = Vec::new();
+        if let Some(partition) = &self.partition {
+            text.push_str(" WHERE c.pk = @pk");
+            query_params.push(partition.clone());
+        }
+        let mut query = Query::from(text);
+        for p in query_params {
+            query = query.with_parameter("@pk", p).map_err(map_error)?;
+        }
+        let limit =
+            NonZeroU32::new(u32::try_from(limit).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+        let mut options =
+            QueryOptions::default().with_max_item_count(MaxItemCountHint::Limit(limit));
+        if let Some(token) = cursor {
+            // SDK tokens are printable ASCII (they travel in a header).
+            let token = std::str::from_utf8(token)
+                .ok()
+                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+                .ok_or_else(|| Error::new(ErrorKind::InvalidCursor, "malformed list cursor"))?;
+            options = options.with_continuation_token(
+                azure_data_cosmos::feed::ContinuationToken::from_string(token.to_string()),
+            );
+        }
+        let refused = |e: CosmosError| {
+            if cursor.is_some() && status_code(&e) == 400 {
+                Error::new(
+                    ErrorKind::InvalidCursor,
+                    format!("Cosmos DB refused the list cursor: {e}"),
+                )
+            } else {
+                map_error(e)
+            }
+        };
+        let mut pages = self
+            .container
+            .query_items::<ListedId>(query, self.scope(), Some(options))
+            .await
+            .map_err(refused)?
+            .into_pages();
+        // Skip empty pages (e.g. of empty partition ranges): a page is empty
+        // only at the end.
+        loop {
+            let Some(page) = pages.try_next().await.map_err(refused)? else {
+                return Ok(ListPage::default());
+            };
+            let done = self.partition.is_some() && page.headers().continuation().is_none();
+            let keys = page
+                .into_items()
+                .into_iter()
+                .map(|row| self.decode(row))
+                .collect::<Result<Vec<_>>>()?;
+            if keys.is_empty() && !done {
+                continue;
+            }
+            let next = if done {
+                None
+            } else {
+                Some(
+                    pages
+                        .to_continuation_token()
+                        .map_err(map_error)?
+                        .as_str()
+                        .as_bytes()
+                        .to_vec(),
+                )
+            };
+            return Ok(ListPage { keys, next });
+        }
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        let (id, _) = self.id(key);
+        for attempt in 0..CONVERSION_ATTEMPTS {
+            if delta.abs() <= MAX_PATCH_DELTA {
+                match self.patch_increment(&id, delta).await? {
+                    Some(StoredValue::Counter(n)) => {
+                        if !(-NUMERIC_COUNTER_LIMIT..=NUMERIC_COUNTER_LIMIT).contains(&n) {
+                            self.move_counter_to_text(key).await?;
+                        }
+                        return Ok(n);
+                    }
+                    None => {
+                        // Missing: create it holding `delta`; a racing create
+                        // wins and the patch runs again.
+                        let (item, _) = self.item(key, StoredValue::counter(delta))?;
+                        if self.write(item, &WriteCondition::IfAbsent).await?
+                            == WriteOutcome::Written
+                        {
+                            return Ok(delta);
+                        }
+                        continue;
+                    }
+                    Some(StoredValue::Bytes(_)) => {} // text: below
+                }
+            }
+            if let Some(n) = self.increment_by_replace(key, delta).await? {
+                return Ok(n);
+            }
+            tokio::time::sleep(Duration::from_millis(1 << attempt.min(6))).await;
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "increment of {key:?} gave up after {CONVERSION_ATTEMPTS} attempts: other writers kept changing it"
+            ),
+        ))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.capabilities.check_batch(keys.len())?;
+        let Some(partition) = &self.partition else {
+            return Err(Error::unsupported("get-many"));
+        };
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = keys.iter().map(|k| self.id(k).0).collect();
+        let mut distinct = ids.clone();
+        distinct.sort();
+        distinct.dedup();
+        let query = Query::from("SELECT * FROM c WHERE c.pk = @pk AND ARRAY_CONTAINS(@ids, c.id)")
+            .with_parameter("@pk", partition.clone())
+            .and_then(|q| q.with_parameter("@ids", &distinct))
+            .map_err(map_error)?;
+        let mut rows = self
+            .container
+            .query_items::<Item>(query, FeedScope::partition(partition.clone()), None)
+            .await
+            .map_err(map_error)?;
+        let mut found: HashMap<String, Vec<u8>> = HashMap::new();
+        while let Some(item) = rows.try_next().await.map_err(map_error)? {
+            found.insert(item.id, item.v.to_bytes()?);
+        }
+        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+    }
+
+    async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        self.capabilities.check_batch(items.len())?;
+        let Some(partition) = &self.partition else {
+            return Err(Error::unsupported("set-many"));
+        };
+        // Check every item before writing any, so a bad one writes nothing.
+        let items = items
+            .into_iter()
+            .map(|(key, value)| {
+                self.capabilities.check_value(value.len())?;
+                self.item(&key, StoredValue::bytes(&value))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.upsert_batches(partition, items).await
+    }
+}

@@ -1,0 +1,23 @@
+//! The Azure Cosmos DB (NoSQL API) provider: `provider = "cosmos"`, on
+//! Microsoft's `azure_data_cosmos` SDK.
+//!
+//! A bucket is a container, or one logical partition of a container
+//! (`partition`). Item ids are keys through the key codec (`/`, `\`, `?`, `#`
+//! escaped; ids over 1023 bytes hashed with the original key kept in the
+//! item); the value is base64 text in `v`, or a JSON number for a counter.
+//! CAS versions are ETags (`If-Match`; create for create-if-absent).
+//! `increment` is a server-side `incr` patch; listing is a query with the
+//! SDK's continuation tokens; in a partition-scoped bucket, `get-many` is one
+//! query and `set-many` transactional batches.
+//!
+//! Layout: [`config`], [`core`] (client, item shape, error mapper),
+//! [`backend`] (the `Bucket` implementation and its capabilities).
+
+pub mod backend;
+pub mod config;
+pub mod core;
+#[doc(hidden)]
+pub mod testing;
+
+pub use backend::{CosmosBucket, CosmosProvider};
+pub use config::CosmosConfig;

@@ -1,0 +1,230 @@
+//! Cosmos-specific behaviour against the fixture (`scripts/services.sh`):
+//! containers that are missing or shaped differently, how counters are
+//! stored, batches over the request limit; and plans (no server needed).
+
+use std::sync::Arc;
+
+use azure_data_cosmos::models::ContainerProperties;
+use wasikv_core::{Bucket, ErrorKind, Options, Provider, WriteCondition};
+use wasikv_cosmos::core::{MAX_VALUE_BYTES, NUMERIC_COUNTER_LIMIT};
+use wasikv_cosmos::testing::{TEST_DATABASE, test_config, test_store};
+use wasikv_cosmos::{CosmosBucket, CosmosProvider};
+
+fn unique(what: &str) -> String {
+    format!("{what}-{:08x}", rand::random::<u32>())
+}
+
+async fn bucket(
+    container: &str,
+    partition: Option<&str>,
+) -> (Arc<dyn Bucket>, azure_data_cosmos::clients::ContainerClient) {
+    let store = test_store().await.expect("fixture reachable");
+    let client = store
+        .container(TEST_DATABASE, container, true)
+        .await
+        .expect("container");
+    (
+        Arc::new(CosmosBucket::new(
+            client.clone(),
+            partition.map(str::to_string),
+        )),
+        client,
+    )
+}
+
+/// The stored `v` of `key` (an id the codec leaves as is), as JSON.
+async fn raw_value(
+    client: &azure_data_cosmos::clients::ContainerClient,
+    key: &str,
+) -> serde_json::Value {
+    let item: serde_json::Value = client
+        .read_item(key.to_string(), key, None)
+        .await
+        .expect("read raw item")
+        .into_model()
+        .expect("json");
+    item["v"].clone()
+}
+
+#[tokio::test]
+async fn missing_container_is_no_such_store_naming_it() {
+    let store = test_store().await.expect("fixture reachable");
+    let name = unique("missing");
+    let err = store
+        .container(TEST_DATABASE, &name, false)
+        .await
+        .err()
+        .expect("a missing container must not open");
+    assert_eq!(err.kind(), ErrorKind::NoSuchStore, "{err}");
+    assert!(err.to_string().contains(&name), "{err}");
+}
+
+#[tokio::test]
+async fn a_container_with_another_partition_key_is_refused() {
+    let store = test_store().await.expect("fixture reachable");
+    let name = unique("by-id");
+    store
+        .client
+        .database_client(TEST_DATABASE)
+        .create_container(ContainerProperties::new(name.clone(), "/id".into()), None)
+        .await
+        .expect("create container partitioned by /id");
+    let err = store
+        .container(TEST_DATABASE, &name, false)
+        .await
+        .err()
+        .expect("a container partitioned by /id must be refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(err.to_string().contains("/pk"), "{err}");
+}
+
+#[tokio::test]
+async fn counters_are_json_numbers_and_set_values_convert_once() {
+    let (b, client) = bucket(&unique("counters"), None).await;
+    assert_eq!(b.increment("hits", 5).await.unwrap(), 5);
+    assert_eq!(raw_value(&client, "hits").await, serde_json::json!(5));
+    assert_eq!(b.get("hits").await.unwrap(), Some(b"5".to_vec()));
+    // A decimal written by `set` is base64 text until its first increment.
+    b.set("visits", b"41".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    assert!(raw_value(&client, "visits").await.is_string());
+    assert_eq!(b.increment("visits", 1).await.unwrap(), 42);
+    assert_eq!(raw_value(&client, "visits").await, serde_json::json!(42));
+    assert_eq!(b.increment("visits", -50).await.unwrap(), -8);
+    assert_eq!(b.get("visits").await.unwrap(), Some(b"-8".to_vec()));
+}
+
+#[tokio::test]
+async fn counters_past_the_numeric_limit_stay_exact_as_text() {
+    let (b, client) = bucket(&unique("big"), None).await;
+    let start = NUMERIC_COUNTER_LIMIT - 2;
+    b.set("n", start.to_string().into_bytes(), WriteCondition::Always)
+        .await
+        .unwrap();
+    assert_eq!(b.increment("n", 1).await.unwrap(), start + 1);
+    assert!(raw_value(&client, "n").await.is_number());
+    // The server-side incr takes it past the limit; it moves to text.
+    assert_eq!(b.increment("n", 10).await.unwrap(), start + 11);
+    assert!(
+        raw_value(&client, "n").await.is_string(),
+        "moved to text past 2^52"
+    );
+    assert_eq!(b.increment("n", 1).await.unwrap(), start + 12);
+    assert_eq!(
+        b.get("n").await.unwrap(),
+        Some((start + 12).to_string().into_bytes())
+    );
+    // A delta too large for a patch is one conditional replace, exact.
+    let big = 1i64 << 40;
+    assert_eq!(b.increment("m", 3).await.unwrap(), 3);
+    assert_eq!(b.increment("m", big).await.unwrap(), big + 3);
+    assert_eq!(
+        b.increment("m", i64::MAX - big - 3).await.unwrap(),
+        i64::MAX
+    );
+    let err = b.increment("m", 1).await.expect_err("overflow");
+    assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
+    assert_eq!(
+        b.get("m").await.unwrap(),
+        Some(i64::MAX.to_string().into_bytes())
+    );
+}
+
+#[tokio::test]
+async fn set_many_splits_transactional_batches_by_size() {
+    let partition = unique("batch");
+    let (b, _) = bucket(wasikv_cosmos::testing::SHARED_CONTAINER, Some(&partition)).await;
+    // 10 values of 400 KB (533 KB as base64) and one at the limit: several
+    // batch requests of up to 2 MB, and the largest item on its own.
+    let mut items: Vec<(String, Vec<u8>)> = (0..10u8)
+        .map(|i| (format!("big-{i}"), vec![i; 400_000]))
+        .collect();
+    items.push(("max".into(), vec![7; MAX_VALUE_BYTES]));
+    b.set_many(items.clone()).await.expect("set-many");
+    let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
+    let values = b.get_many(&keys).await.expect("get-many");
+    for ((key, value), got) in items.iter().zip(values) {
+        assert_eq!(got.as_deref(), Some(value.as_slice()), "{key}");
+    }
+    // An item over the limit fails the whole call before anything is written.
+    let err = b
+        .set_many(vec![
+            ("ok".into(), b"x".to_vec()),
+            ("huge".into(), vec![0; MAX_VALUE_BYTES + 1]),
+        ])
+        .await
+        .expect_err("too large");
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    assert_eq!(b.get("ok").await.unwrap(), None);
+}
+
+fn plan(bucket: &str, options: serde_json::Value) -> wasikv_core::Result<wasikv_core::BucketPlan> {
+    CosmosProvider.plan(bucket, &Options::from_json(options).unwrap())
+}
+
+fn account() -> serde_json::Value {
+    serde_json::json!({"endpoint": "https://acct.documents.azure.com:443/", "key": "a2V5"})
+}
+
+fn with(extra: serde_json::Value) -> serde_json::Value {
+    let mut options = account();
+    for (k, v) in extra.as_object().unwrap() {
+        options[k] = v.clone();
+    }
+    options
+}
+
+#[test]
+fn plans_refuse_bad_options_naming_the_bucket() {
+    let bad = [
+        (
+            with(serde_json::json!({"endpoint": "acct.documents.azure.com"})),
+            "endpoint",
+        ),
+        (with(serde_json::json!({"key": ""})), "key"),
+        (with(serde_json::json!({"container": "a/b"})), "container"),
+        (with(serde_json::json!({"container": "a#b"})), "container"),
+        (with(serde_json::json!({"database": ""})), "database"),
+        (with(serde_json::json!({"partition": ""})), "partition"),
+        (with(serde_json::json!({"partiton": "x"})), "partiton"),
+        (serde_json::json!({"endpoint": "https://x/"}), "key"),
+    ];
+    for (options, needle) in bad {
+        let err = plan("things", options.clone())
+            .err()
+            .unwrap_or_else(|| panic!("{options} accepted"));
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        let text = err.to_string();
+        assert!(text.contains(needle), "{options}: {text}");
+        assert!(text.contains("\"things\" (cosmos)"), "{text}");
+    }
+}
+
+#[test]
+fn a_whole_container_overlaps_its_partitions_and_partitions_only_themselves() {
+    let ns = |bucket: &str, extra: serde_json::Value| plan(bucket, with(extra)).unwrap().namespace;
+    let whole = ns("c", serde_json::json!({}));
+    let a = ns("x", serde_json::json!({"container": "c", "partition": "a"}));
+    let ab = ns(
+        "y",
+        serde_json::json!({"container": "c", "partition": "ab"}),
+    );
+    assert!(whole.overlaps(&a));
+    assert!(!a.overlaps(&ab));
+    assert!(a.overlaps(&ns(
+        "z",
+        serde_json::json!({"container": "c", "partition": "a"})
+    )));
+    assert!(!whole.overlaps(&ns("d", serde_json::json!({}))));
+    assert!(!whole.overlaps(&ns("c", serde_json::json!({"database": "other"}))));
+}
+
+#[test]
+fn the_key_stays_out_of_debug_output() {
+    let mut config = test_config("c", None);
+    config.key = "s3cr3t-account-key".into();
+    let text = format!("{config:?}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert!(text.contains("<redacted>"), "{text}");
+}
