@@ -160,6 +160,13 @@ pub trait Provider: Send + Sync + 'static {
     /// the capability matrix.
     fn capabilities(&self) -> Capabilities;
 
+    /// Bucket shapes, selected by an option, whose capabilities differ from
+    /// [`Provider::capabilities`]: `(label, capabilities)`, e.g. `("partition",
+    /// ..)`, shown as extra columns of the capability matrix.
+    fn capability_variants(&self) -> Vec<(&'static str, Capabilities)> {
+        Vec::new()
+    }
+
     /// Validates a bucket's options (no I/O) into a plan: which connection it
     /// uses and which namespace on it.
     fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan>;

@@ -10,11 +10,18 @@ use crate::registry;
 /// The matrix as markdown: one column per compiled-in provider.
 pub fn markdown() -> String {
     let providers = registry::compiled();
-    let caps: Vec<(&str, Capabilities)> = providers
+    let caps: Vec<(String, Capabilities)> = providers
         .iter()
-        .map(|p| (p.name(), emulated_capabilities(&p.capabilities())))
+        .flat_map(|p| {
+            let variants = p
+                .capability_variants()
+                .into_iter()
+                .map(|(label, caps)| (format!("{} ({label})", p.name()), caps));
+            std::iter::once((p.name().to_string(), p.capabilities())).chain(variants)
+        })
+        .map(|(name, caps)| (name, emulated_capabilities(&caps)))
         .collect();
-    let columns: Vec<(&str, &Capabilities)> = caps.iter().map(|(n, c)| (*n, c)).collect();
+    let columns: Vec<(&str, &Capabilities)> = caps.iter().map(|(n, c)| (n.as_str(), c)).collect();
     let mut out = Capabilities::markdown_table(&columns);
     let missing: Vec<String> = registry::KNOWN
         .iter()

@@ -15,6 +15,7 @@ pub const KNOWN: &[(&str, Option<&str>)] = &[
     ("memcached", Some("memcached")),
     ("dynamodb", Some("dynamodb")),
     ("firestore", Some("firestore")),
+    ("cosmos", Some("cosmos")),
 ];
 
 /// The providers compiled in.
@@ -32,6 +33,8 @@ pub fn compiled() -> Vec<Arc<dyn Provider>> {
         Arc::new(wasikv_dynamodb::DynamoProvider),
         #[cfg(feature = "firestore")]
         Arc::new(wasikv_firestore::FirestoreProvider),
+        #[cfg(feature = "cosmos")]
+        Arc::new(wasikv_cosmos::CosmosProvider),
     ]
 }
 

@@ -67,6 +67,16 @@ fn main() -> ExitCode {
             "host-firestore",
             wasikv_firestore::testing::opener(),
         )?);
+        #[cfg(feature = "cosmos")]
+        trials.extend(networked(
+            "host-cosmos",
+            wasikv_cosmos::testing::opener(false),
+        )?);
+        #[cfg(feature = "cosmos")]
+        trials.extend(networked(
+            "host-cosmos-partition",
+            wasikv_cosmos::testing::opener(true),
+        )?);
         Ok(trials)
     })();
     let code = suite::run_trials(all);
@@ -80,7 +90,8 @@ fn main() -> ExitCode {
     feature = "etcd",
     feature = "memcached",
     feature = "dynamodb",
-    feature = "firestore"
+    feature = "firestore",
+    feature = "cosmos"
 ))]
 fn networked<F, Fut>(name: &str, open: F) -> Result<Vec<suite::Trial>, String>
 where

@@ -180,7 +180,8 @@ fn providers_prints_the_documented_matrix() {
     feature = "etcd",
     feature = "memcached",
     feature = "dynamodb",
-    feature = "firestore"
+    feature = "firestore",
+    feature = "cosmos"
 ))]
 #[test]
 fn docs_capability_matrix_is_current() {

@@ -134,7 +134,8 @@ async fn conformance() {
         feature = "etcd",
         feature = "memcached",
         feature = "dynamodb",
-        feature = "firestore"
+        feature = "firestore",
+        feature = "cosmos"
     )),
     allow(unused_mut)
 )]
@@ -186,6 +187,20 @@ async fn conformance_networked() {
             test_emulator_host()
         ));
         names.push("firestore");
+    }
+    #[cfg(feature = "cosmos")]
+    {
+        use wasikv_cosmos::testing::{SHARED_CONTAINER, TEST_DATABASE, TEST_KEY, test_endpoint};
+        let account = format!(
+            "provider = \"cosmos\"\nendpoint = {:?}\nkey = {TEST_KEY:?}\ndatabase = {TEST_DATABASE:?}\ncreate = true\n",
+            test_endpoint()
+        );
+        buckets.push_str(&format!(
+            "[buckets.cosmos]\n{account}container = \"guest-{run_id}\"\n\
+             [buckets.cosmos-partition]\n{account}container = {SHARED_CONTAINER:?}\npartition = \"guest-{run_id}\"\n"
+        ));
+        names.push("cosmos");
+        names.push("cosmos-partition");
     }
     let _ = &run_id;
     let dir = tempfile::tempdir().unwrap();

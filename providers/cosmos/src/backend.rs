@@ -84,6 +84,10 @@ impl Provider for CosmosProvider {
         capabilities(false)
     }
 
+    fn capability_variants(&self) -> Vec<(&'static str, Capabilities)> {
+        vec![("partition", capabilities(true))]
+    }
+
     fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
         let config: CosmosConfig = options.parse(bucket, NAME)?;
         let invalid = |message: String| {
