@@ -19,7 +19,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000);
     let op = args.next().unwrap_or_else(|| "get".into());
     let store = CosmosStore::connect(&config).await?;
-    let container = store.container(TEST_DATABASE, SHARED_CONTAINER, true).await?;
+    let container = store
+        .container(TEST_DATABASE, SHARED_CONTAINER, true)
+        .await?;
     let id = "wasikv-native-loop";
     let item = Item {
         id: id.into(),
@@ -27,12 +29,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         v: StoredValue::bytes(b"value"),
         k: None,
     };
-    container.upsert_item(id.to_string(), id, &item, None).await?;
+    container
+        .upsert_item(id.to_string(), id, &item, None)
+        .await?;
     let started = Instant::now();
     for _ in 0..n {
         match op.as_str() {
             "set" => {
-                container.upsert_item(id.to_string(), id, &item, None).await?;
+                container
+                    .upsert_item(id.to_string(), id, &item, None)
+                    .await?;
             }
             _ => {
                 let _: Item = container

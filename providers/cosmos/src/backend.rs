@@ -615,7 +615,7 @@ impl Bucket for CosmosBucket {
     async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
         let (id, _) = self.id(key);
         for attempt in 0..CONVERSION_ATTEMPTS {
-            if delta.abs() <= MAX_PATCH_DELTA {
+            if delta.unsigned_abs() <= MAX_PATCH_DELTA.unsigned_abs() {
                 match self.patch_increment(&id, delta).await? {
                     Some(StoredValue::Counter(n)) => {
                         if !(-NUMERIC_COUNTER_LIMIT..=NUMERIC_COUNTER_LIMIT).contains(&n) {

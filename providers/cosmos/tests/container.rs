@@ -129,6 +129,16 @@ async fn counters_past_the_numeric_limit_stay_exact_as_text() {
         b.get("m").await.unwrap(),
         Some(i64::MAX.to_string().into_bytes())
     );
+    // i64::MIN as a delta (whose absolute value does not fit) is exact too.
+    assert_eq!(b.increment("low", -5).await.unwrap(), -5);
+    let err = b.increment("low", i64::MIN).await.expect_err("underflow");
+    assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
+    assert_eq!(b.increment("low", 5).await.unwrap(), 0);
+    assert_eq!(b.increment("low", i64::MIN).await.unwrap(), i64::MIN);
+    assert_eq!(
+        b.get("low").await.unwrap(),
+        Some(i64::MIN.to_string().into_bytes())
+    );
 }
 
 #[tokio::test]
