@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, OnceCell};
+use tracing::Instrument;
 use wasikv_core::{
     Bucket, BucketPlan, Capabilities, Error, ErrorKind, Options, Provider, Result, Store,
     Versioned, WriteCondition, WriteOutcome,
@@ -279,10 +280,36 @@ impl OpenBucket {
         &self.bucket
     }
 
-    async fn run<T>(&self, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
-        timed(self.limits.operation_timeout_ms, what, fut)
+    /// Runs one host call: the timeout, error context, and a `kv` span at
+    /// debug level (target `wasikv_host::call`) recording bucket, provider,
+    /// operation, outcome (`ok` or the error kind) and latency in
+    /// microseconds. With the span disabled (the default) nothing is timed.
+    async fn run<T>(&self, what: &'static str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let span = tracing::debug_span!(
+            target: "wasikv_host::call",
+            "kv",
+            bucket = %self.name,
+            provider = self.provider,
+            op = what,
+            outcome = tracing::field::Empty,
+            latency_us = tracing::field::Empty,
+        );
+        let call = timed(self.limits.operation_timeout_ms, what, fut);
+        if span.is_disabled() {
+            return call.await.map_err(|e| self.fail(e));
+        }
+        let started = std::time::Instant::now();
+        let result = call
+            .instrument(span.clone())
             .await
-            .map_err(|e| e.in_bucket(&self.name, self.provider))
+            .map_err(|e| self.fail(e));
+        span.record(
+            "outcome",
+            result.as_ref().map_or_else(|e| e.kind().as_str(), |_| "ok"),
+        );
+        span.record("latency_us", started.elapsed().as_micros() as u64);
+        span.in_scope(|| tracing::debug!(target: "wasikv_host::call", "done"));
+        result
     }
 
     fn fail(&self, e: Error) -> Error {

@@ -50,10 +50,15 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
+            // WASIKV_LOG, else RUST_LOG, e.g. `wasikv_host::call=debug` for a
+            // line per host call (bucket, provider, op, outcome, latency).
             tracing_subscriber::EnvFilter::try_from_env("WASIKV_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal, plain text in files and pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     // One component per process: a current-thread runtime keeps the guest, its

@@ -221,3 +221,43 @@ fn check_never_prints_secrets() {
         assert!(!all.contains("hunter2"), "a secret leaked:\n{all}");
     }
 }
+
+/// `RUST_LOG=wasikv_host::call=debug` (or `WASIKV_LOG`) logs one line per
+/// host call with bucket, provider, operation, outcome and latency; by
+/// default nothing is logged for calls.
+#[test]
+fn host_calls_are_traced_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        wasikv_artifacts::PROBE,
+        "--",
+        "get",
+        "default",
+        "nothing-here",
+    ];
+    let quiet = wasikv(dir.path(), &args, &[]);
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    assert!(
+        !text(&quiet.stderr).contains("kv{"),
+        "{}",
+        text(&quiet.stderr)
+    );
+    for var in ["RUST_LOG", "WASIKV_LOG"] {
+        let out = wasikv(dir.path(), &args, &[(var, "wasikv_host::call=debug")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let log = text(&out.stderr);
+        let line = log
+            .lines()
+            .find(|l| l.contains("kv{") && l.contains("op=\"get\""))
+            .unwrap_or_else(|| panic!("{var}: no span line for the get:\n{log}"));
+        for field in [
+            "bucket=default",
+            "provider=\"embedded\"",
+            "outcome=\"ok\"",
+            "latency_us=",
+        ] {
+            assert!(line.contains(field), "{var}: {field} missing in {line}");
+        }
+    }
+}

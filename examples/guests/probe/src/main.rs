@@ -9,7 +9,11 @@
 //! * `probe get BUCKET KEY`: print the value as UTF-8;
 //! * `probe loop OP BUCKET N`: N calls of OP (`get`, `set`, `set-distinct`,
 //!   `increment`) and the calls per second the guest saw (a rough figure; the
-//!   benchmark suite measures properly).
+//!   benchmark suite measures properly);
+//! * `probe increments BUCKET KEY N`: N increments of KEY by 1 (stops at the
+//!   first error);
+//! * `probe appends BUCKET KEY TOKEN N`: N read-modify-write CAS loops, each
+//!   appending `,TOKEN-i` to KEY's value; prints the swaps that lost a race.
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -105,6 +109,55 @@ fn main() {
                 secs * 1e3,
                 n as f64 / secs
             );
+        }
+        "increments" => {
+            let bucket = open(&arg(2));
+            let key = arg(3);
+            let mut last = 0;
+            for _ in 0..num(4) {
+                match wasi::keyvalue::atomics::increment(&bucket, &key, 1) {
+                    Ok(n) => last = n,
+                    Err(e) => {
+                        println!("error {}", show(&e));
+                        std::process::exit(1);
+                    }
+                }
+            }
+            println!("ok last {last}");
+        }
+        "appends" => {
+            use wasi::keyvalue::atomics::{Cas, CasError, swap};
+            let bucket = open(&arg(2));
+            let (key, token) = (arg(3), arg(4));
+            let mut lost = 0;
+            for i in 0..num(5) {
+                let mut cas = Cas::new(&bucket, &key).unwrap_or_else(|e| {
+                    println!("error {}", show(&e));
+                    std::process::exit(1)
+                });
+                loop {
+                    let mut value = match cas.current() {
+                        Ok(v) => v.unwrap_or_default(),
+                        Err(e) => {
+                            println!("error {}", show(&e));
+                            std::process::exit(1);
+                        }
+                    };
+                    value.extend_from_slice(format!(",{token}-{i}").as_bytes());
+                    match swap(cas, &value) {
+                        Ok(()) => break,
+                        Err(CasError::CasFailed(refreshed)) => {
+                            lost += 1;
+                            cas = refreshed;
+                        }
+                        Err(CasError::StoreError(e)) => {
+                            println!("error {}", show(&e));
+                            std::process::exit(1);
+                        }
+                    }
+                }
+            }
+            println!("ok lost {lost}");
         }
         "spin" => {
             let mut n: u64 = 0;
