@@ -312,6 +312,35 @@ impl OpenBucket {
         result
     }
 
+    /// Runs an idempotent read like [`OpenBucket::run`], retrying an
+    /// `unavailable` failure up to `limits.read_retries` times with
+    /// full-jitter exponential backoff.
+    async fn read<T, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match self.run(what, call()).await {
+                Err(e)
+                    if e.kind() == ErrorKind::Unavailable
+                        && e.is_retryable()
+                        && attempt < self.limits.read_retries =>
+                {
+                    let cap = self
+                        .limits
+                        .read_retry_backoff_ms
+                        .saturating_mul(1 << attempt.min(20))
+                        .min(1000);
+                    tokio::time::sleep(Duration::from_millis(rand::random_range(0..=cap))).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn fail(&self, e: Error) -> Error {
         e.in_bucket(&self.name, self.provider)
     }
@@ -351,7 +380,7 @@ impl OpenBucket {
     /// `store.bucket.get`.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.check_key(key)?;
-        self.run("get", self.bucket.get(key)).await
+        self.read("get", || self.bucket.get(key)).await
     }
 
     /// `store.bucket.set`.
@@ -372,7 +401,7 @@ impl OpenBucket {
     /// `store.bucket.exists`.
     pub async fn exists(&self, key: &str) -> Result<bool> {
         self.check_key(key)?;
-        self.run("exists", self.bucket.exists(key)).await
+        self.read("exists", || self.bucket.exists(key)).await
     }
 
     /// `store.bucket.list-keys`: one page and the sealed cursor of the next.
@@ -382,11 +411,10 @@ impl OpenBucket {
             None => None,
         };
         let page = self
-            .run(
-                "list-keys",
+            .read("list-keys", || {
                 self.bucket
-                    .list(token.as_deref(), self.limits.list_page_keys),
-            )
+                    .list(token.as_deref(), self.limits.list_page_keys)
+            })
             .await?;
         Ok((page.keys, page.next.map(|t| self.cursors.seal(&t))))
     }
@@ -401,7 +429,7 @@ impl OpenBucket {
     /// Reads a key with its version for a CAS handle.
     pub async fn read_versioned(&self, key: &str) -> Result<Option<Versioned>> {
         self.check_key(key)?;
-        self.run("cas", self.bucket.get_versioned(key)).await
+        self.read("cas", || self.bucket.get_versioned(key)).await
     }
 
     /// Writes if the key is still at the version a CAS handle read (`None`: absent).
@@ -437,7 +465,9 @@ impl OpenBucket {
             if step.is_empty() {
                 return Ok(out);
             }
-            let values = self.run("get-many", self.bucket.get_many(&step)).await?;
+            let values = self
+                .read("get-many", || self.bucket.get_many(&step))
+                .await?;
             for (key, value) in step.into_iter().zip(values) {
                 if let Some(v) = &value {
                     total += v.len() + key.len();

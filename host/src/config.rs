@@ -71,6 +71,14 @@ pub struct Limits {
     pub increment_attempts: u32,
     /// Timeout of one store operation, in milliseconds (0: none).
     pub operation_timeout_ms: u64,
+    /// Retries of a read (get, exists, a CAS handle's read, get-many,
+    /// list-keys) that failed with a retryable `unavailable` error (store
+    /// unreachable or timed out), with full-jitter backoff from
+    /// `read_retry_backoff_ms` doubling up to 1 s; each attempt has its own
+    /// `operation_timeout_ms`. Writes are never retried by the host.
+    pub read_retries: u32,
+    /// First backoff of a read retry, in milliseconds.
+    pub read_retry_backoff_ms: u64,
 }
 
 impl Default for Limits {
@@ -84,6 +92,8 @@ impl Default for Limits {
             batch_concurrency: 16,
             increment_attempts: 100,
             operation_timeout_ms: 30_000,
+            read_retries: 2,
+            read_retry_backoff_ms: 50,
         }
     }
 }

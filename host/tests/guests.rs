@@ -5,7 +5,10 @@
 
 use std::path::Path;
 
-use wasikv_host::{Config, RunOptions, RunOutcome, Runtime, Stdio};
+mod support;
+
+use support::{config, run};
+use wasikv_host::{RunOptions, RunOutcome, Runtime, Stdio};
 
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
@@ -14,46 +17,6 @@ macro_rules! assert_guest_has_test {
     };
 }
 wasikv_artifacts::foreach_guest!(assert_guest_has_test);
-
-/// A config over a temporary directory: the default bucket and the cache live there.
-fn config(dir: &Path, extra: &str) -> Config {
-    let places = format!(
-        "[runtime]\ndata_dir = {:?}\ncache_dir = {:?}\n",
-        dir.join("data"),
-        dir.join("cache")
-    );
-    let text = if extra.contains("[runtime]\n") {
-        extra.replace("[runtime]\n", &places)
-    } else {
-        format!("{places}{extra}")
-    };
-    Config::from_toml(&text).unwrap_or_else(|e| panic!("bad test config: {e}\n{text}"))
-}
-
-async fn run(
-    runtime: &Runtime,
-    wasm: &str,
-    name: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> RunOutcome {
-    let component = runtime.load(Path::new(wasm)).expect("load component");
-    runtime
-        .run(
-            &component,
-            RunOptions {
-                name: name.to_string(),
-                args: args.iter().map(|s| s.to_string()).collect(),
-                env: env
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                stdio: Stdio::Capture,
-            },
-        )
-        .await
-        .expect("the component ran")
-}
 
 fn assert_conformance(outcome: &RunOutcome, label: &str) {
     let last = outcome.stdout.lines().last().unwrap_or_default();
