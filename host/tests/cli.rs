@@ -261,3 +261,42 @@ fn host_calls_are_traced_when_asked() {
         }
     }
 }
+
+/// Secrets in configuration never reach the output of a run, even with every
+/// crate's debug logging on: a Redis password, a DynamoDB secret key and a
+/// Cosmos DB account key, each used against the test servers.
+#[cfg(all(feature = "redis", feature = "dynamodb", feature = "cosmos"))]
+#[test]
+fn runs_never_log_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let cosmos_key = "aHVudGVyMi1jb3Ntb3Mta2V5"; // base64 of hunter2-cosmos-key
+    let config = format!(
+        "[buckets.r]\nprovider = \"redis\"\nurl = \"redis://user:hunter2-redis@127.0.0.1:6379/0\"\n\
+         [buckets.d]\nprovider = \"dynamodb\"\ntable = \"wasikv-test\"\nprefix = \"secrets/\"\nregion = \"us-east-1\"\n\
+         endpoint = {:?}\naccess_key_id = \"test\"\nsecret_access_key = \"hunter2-dynamo\"\n\
+         [buckets.c]\nprovider = \"cosmos\"\nendpoint = {:?}\nkey = {cosmos_key:?}\n\
+         database = \"wasikv-test\"\ncontainer = \"shared\"\npartition = \"secrets\"\ncreate = true\n",
+        wasikv_dynamodb::testing::test_endpoint(),
+        wasikv_cosmos::testing::test_endpoint(),
+    );
+    std::fs::write(dir.path().join("wasikv.toml"), config).unwrap();
+    for bucket in ["r", "d", "c"] {
+        let out = wasikv(
+            dir.path(),
+            &["run", wasikv_artifacts::PROBE, "--", "get", bucket, "k"],
+            &[("RUST_LOG", "debug")],
+        );
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(all.contains("DEBUG"), "debug logging is on:\n{all}");
+        if bucket == "r" {
+            // A wrong Redis password is access-denied, not a generic error.
+            assert!(text(&out.stdout).contains("error access-denied"), "{all}");
+        }
+        for secret in ["hunter2", cosmos_key] {
+            assert!(
+                !all.contains(secret),
+                "bucket {bucket}: a secret leaked:\n{all}"
+            );
+        }
+    }
+}

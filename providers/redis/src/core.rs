@@ -194,5 +194,16 @@ pub fn map_err(e: RedisError) -> Error {
     if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
         return Error::new(ErrorKind::Unavailable, "redis is unreachable").with_source(e);
     }
+    if matches!(
+        e.kind(),
+        redis::ErrorKind::AuthenticationFailed
+            | redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+    ) {
+        return Error::new(
+            ErrorKind::AccessDenied,
+            "redis refused the credentials or command",
+        )
+        .with_source(e);
+    }
     Error::new(ErrorKind::Other, "redis error").with_source(e)
 }
