@@ -6,7 +6,7 @@ use std::time::Duration;
 use azure_core::credentials::Secret;
 use azure_data_cosmos::options::{
     BinaryEncodingOptions, ConnectionPoolOptions, EndToEndOperationLatencyPolicy, OperationOptions,
-    Region, ServerCertificateValidation,
+    ReadConsistencyStrategy, Region, ServerCertificateValidation,
 };
 use azure_data_cosmos::{
     AccountEndpoint, AccountReference, CosmosClient, CosmosError, CosmosRuntime, RoutingStrategy,
@@ -141,6 +141,11 @@ impl CosmosStore {
             .build()
             .map_err(|e| invalid("connection pool options", &e))?;
         let mut operation = OperationOptions::default();
+        // Quorum reads (the latest committed version in the region), so reads
+        // see every acknowledged write whatever the account's default
+        // consistency (Session by default); see the provider guide for
+        // multi-region accounts.
+        operation.read_consistency_strategy = Some(ReadConsistencyStrategy::LatestCommitted);
         operation.end_to_end_latency_policy = Some(EndToEndOperationLatencyPolicy::new(
             Duration::from_millis(config.timeout_ms.max(1)),
         ));
