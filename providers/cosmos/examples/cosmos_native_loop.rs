@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use wasikv_cosmos::core::{CosmosStore, Item, StoredValue};
+use wasikv_cosmos::core::{CosmosStore, Item, StoredValue, write_token};
 use wasikv_cosmos::testing::{SHARED_CONTAINER, TEST_DATABASE, test_config};
 
 #[tokio::main(flavor = "current_thread")]
@@ -28,6 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pk: id.into(),
         v: StoredValue::bytes(b"value"),
         k: None,
+        w: write_token(),
     };
     container
         .upsert_item(id.to_string(), id, &item, None)

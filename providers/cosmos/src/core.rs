@@ -103,6 +103,16 @@ pub struct Item {
     /// The original key, when `id` is a hash of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k: Option<String>,
+    /// A random token of the write that made this item: tells a conditional
+    /// write whose first attempt was applied from one that lost (see
+    /// `CosmosBucket::set_with_token`).
+    #[serde(default)]
+    pub w: String,
+}
+
+/// A fresh write token.
+pub fn write_token() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// One client per account, shared by its buckets.

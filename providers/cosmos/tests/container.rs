@@ -238,3 +238,38 @@ fn the_key_stays_out_of_debug_output() {
     assert!(!text.contains("s3cr3t"), "{text}");
     assert!(text.contains("<redacted>"), "{text}");
 }
+
+/// The SDK re-sends a write whose reply was lost. A conditional write whose
+/// first attempt was applied then fails its condition against its own
+/// write: replaying the identical request (same write token) must report it
+/// written, while another writer with the same stale condition fails.
+#[tokio::test]
+async fn a_replayed_conditional_write_that_was_applied_reports_written() {
+    use wasikv_core::WriteOutcome::{ConditionFailed, Written};
+    let store = test_store().await.expect("fixture reachable");
+    let client = store
+        .container(TEST_DATABASE, &unique("replay"), true)
+        .await
+        .expect("container");
+    let bucket = CosmosBucket::new(client, None);
+    let write = |value: &str, condition: WriteCondition, token: &str| {
+        bucket.set_with_token("k", value.as_bytes().to_vec(), condition, token.to_string())
+    };
+    assert_eq!(
+        write("a", WriteCondition::IfAbsent, "t1").await.unwrap(),
+        Written
+    );
+    assert_eq!(
+        write("a", WriteCondition::IfAbsent, "t1").await.unwrap(),
+        Written
+    );
+    assert_eq!(
+        write("x", WriteCondition::IfAbsent, "t9").await.unwrap(),
+        ConditionFailed
+    );
+    let seen = WriteCondition::IfVersion(bucket.get_versioned("k").await.unwrap().unwrap().version);
+    assert_eq!(write("b", seen.clone(), "t2").await.unwrap(), Written);
+    assert_eq!(write("b", seen.clone(), "t2").await.unwrap(), Written);
+    assert_eq!(write("c", seen, "t3").await.unwrap(), ConditionFailed);
+    assert_eq!(bucket.get("k").await.unwrap(), Some(b"b".to_vec()));
+}

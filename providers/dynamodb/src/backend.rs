@@ -210,11 +210,21 @@ impl DynamoBucket {
 
     /// The full item `set` writes, size-checked against DynamoDB's limits.
     fn item(&self, key: &str, value: Vec<u8>) -> Result<HashMap<String, AttributeValue>> {
+        self.item_with_version(key, value, new_version_token())
+    }
+
+    /// The item of `set`, carrying the version token `version`.
+    fn item_with_version(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        version: String,
+    ) -> Result<HashMap<String, AttributeValue>> {
         self.capabilities.check_value(value.len())?;
         let ItemKey { id, original } = self.item_key(key);
         let mut item = self.key_map(&id);
         item.insert(VALUE.into(), AttributeValue::B(Blob::new(value)));
-        item.insert(VERSION.into(), AttributeValue::S(new_version_token()));
+        item.insert(VERSION.into(), AttributeValue::S(version));
         if let Some(original) = original {
             item.insert(ORIGINAL_KEY.into(), AttributeValue::S(original));
         }
@@ -275,6 +285,62 @@ impl DynamoBucket {
                 .expression_attribute_names("#pk", &self.key_attribute);
         }
         Ok(request.send().await.map_err(map_err)?.item)
+    }
+
+    /// [`Bucket::set`] writing the version token `write_token` (fresh and
+    /// random in `set`; fixed by tests that replay a request). A conditional
+    /// write refused because the item already holds `write_token` was applied
+    /// by an earlier attempt of the same request, and is reported as written.
+    #[doc(hidden)]
+    pub async fn set_with_version(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: WriteCondition,
+        write_token: String,
+    ) -> Result<WriteOutcome> {
+        let id = self.item_key(key).id;
+        let item = self.item_with_version(key, value, write_token.clone())?;
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        match &condition {
+            WriteCondition::Always => {}
+            WriteCondition::IfAbsent => {
+                request = request
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", &self.key_attribute);
+            }
+            WriteCondition::IfVersion(version) => {
+                let Ok(token) = std::str::from_utf8(&version.0) else {
+                    return Ok(WriteOutcome::ConditionFailed); // not a version this bucket issued
+                };
+                if token.is_empty() {
+                    return Ok(WriteOutcome::ConditionFailed);
+                }
+                request = request
+                    .condition_expression("#ver = :seen")
+                    .expression_attribute_names("#ver", VERSION)
+                    .expression_attribute_values(":seen", AttributeValue::S(token.to_string()));
+            }
+        }
+        match request.send().await {
+            Ok(_) => Ok(WriteOutcome::Written),
+            Err(e) if is_code(&e, "ConditionalCheckFailedException") => {
+                // The SDK retries a request whose reply was lost; if the first
+                // attempt was applied, the retry fails its condition against
+                // our own write. The version token tells.
+                let current = self.read(&id, false).await?;
+                if current.as_ref().map(item_version) == Some(Version(write_token.into_bytes())) {
+                    Ok(WriteOutcome::Written)
+                } else {
+                    Ok(WriteOutcome::ConditionFailed)
+                }
+            }
+            Err(e) => Err(map_err(e)),
+        }
     }
 
     /// Replaces a value written by `set` with the counter `new`, if the item is
@@ -475,39 +541,8 @@ impl Bucket for DynamoBucket {
         value: Vec<u8>,
         condition: WriteCondition,
     ) -> Result<WriteOutcome> {
-        let item = self.item(key, value)?;
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        match &condition {
-            WriteCondition::Always => {}
-            WriteCondition::IfAbsent => {
-                request = request
-                    .condition_expression("attribute_not_exists(#pk)")
-                    .expression_attribute_names("#pk", &self.key_attribute);
-            }
-            WriteCondition::IfVersion(version) => {
-                let Ok(token) = std::str::from_utf8(&version.0) else {
-                    return Ok(WriteOutcome::ConditionFailed); // not a version this bucket issued
-                };
-                if token.is_empty() {
-                    return Ok(WriteOutcome::ConditionFailed);
-                }
-                request = request
-                    .condition_expression("#ver = :seen")
-                    .expression_attribute_names("#ver", VERSION)
-                    .expression_attribute_values(":seen", AttributeValue::S(token.to_string()));
-            }
-        }
-        match request.send().await {
-            Ok(_) => Ok(WriteOutcome::Written),
-            Err(e) if is_code(&e, "ConditionalCheckFailedException") => {
-                Ok(WriteOutcome::ConditionFailed)
-            }
-            Err(e) => Err(map_err(e)),
-        }
+        self.set_with_version(key, value, condition, new_version_token())
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

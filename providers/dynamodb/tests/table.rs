@@ -198,3 +198,56 @@ fn secrets_stay_out_of_debug_output() {
         "{shown}"
     );
 }
+
+/// The SDK re-sends a request whose reply was lost. A conditional write
+/// whose first attempt was applied then fails its condition against its own
+/// write: replaying the identical request (same version token) must report
+/// it written, while a different writer with the same stale condition fails.
+#[tokio::test]
+async fn a_replayed_conditional_write_that_was_applied_reports_written() {
+    use wasikv_core::{Bucket, Version, WriteOutcome};
+    let store = test_store().await.expect("moto reachable");
+    store
+        .ensure_table(wasikv_dynamodb::testing::TEST_TABLE, "pk", true)
+        .await
+        .unwrap();
+    let bucket = wasikv_dynamodb::DynamoBucket::new(
+        store.client.clone(),
+        wasikv_dynamodb::testing::TEST_TABLE,
+        "pk",
+        &format!("{}/", table_name("replay")),
+        MOTO_MAX_ITEM_BYTES,
+    );
+    let write = |value: &str, condition: WriteCondition, token: &str| {
+        bucket.set_with_version("k", value.as_bytes().to_vec(), condition, token.to_string())
+    };
+    // Create-if-absent, replayed.
+    assert_eq!(
+        write("a", WriteCondition::IfAbsent, "t1").await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        write("a", WriteCondition::IfAbsent, "t1").await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        write("x", WriteCondition::IfAbsent, "t9").await.unwrap(),
+        WriteOutcome::ConditionFailed
+    );
+    // Swap at version t1, replayed; another swap at the stale t1 fails.
+    let seen = WriteCondition::IfVersion(Version(b"t1".to_vec()));
+    assert_eq!(
+        write("b", seen.clone(), "t2").await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        write("b", seen.clone(), "t2").await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        write("c", seen, "t3").await.unwrap(),
+        WriteOutcome::ConditionFailed
+    );
+    assert_eq!(bucket.get("k").await.unwrap(), Some(b"b".to_vec()));
+    bucket.delete("k").await.unwrap();
+}
