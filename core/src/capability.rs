@@ -103,11 +103,13 @@ pub enum Operation {
     SetMany,
     /// `batch.delete-many`
     DeleteMany,
+    /// Change notifications for the `watcher` export (world `watch-service`).
+    Watch,
 }
 
 impl Operation {
     /// Every operation, in display order.
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 11] = [
         Operation::Get,
         Operation::Set,
         Operation::Delete,
@@ -118,6 +120,7 @@ impl Operation {
         Operation::GetMany,
         Operation::SetMany,
         Operation::DeleteMany,
+        Operation::Watch,
     ];
 
     /// The WIT name.
@@ -133,6 +136,7 @@ impl Operation {
             Operation::GetMany => "get-many",
             Operation::SetMany => "set-many",
             Operation::DeleteMany => "delete-many",
+            Operation::Watch => "watch",
         }
     }
 }
@@ -160,6 +164,9 @@ pub struct Capabilities {
     pub set_many: Support,
     /// `delete-many`.
     pub delete_many: Support,
+    /// Change notifications (native: the store's own change feed, which sees
+    /// every client's writes).
+    pub watch: Support,
     /// Longest key in bytes the store takes after the key codec, if limited.
     pub max_key_bytes: Option<usize>,
     /// Largest value in bytes, if limited.
@@ -189,6 +196,7 @@ impl Capabilities {
             get_many: Support::Unsupported,
             set_many: Support::Unsupported,
             delete_many: Support::Unsupported,
+            watch: Support::Unsupported,
             max_key_bytes: None,
             max_value_bytes: None,
             max_batch_items: None,
@@ -230,6 +238,7 @@ impl Capabilities {
             Operation::GetMany => self.get_many,
             Operation::SetMany => self.set_many,
             Operation::DeleteMany => self.delete_many,
+            Operation::Watch => self.watch,
         }
     }
 
@@ -246,6 +255,7 @@ impl Capabilities {
             Operation::GetMany => &mut self.get_many,
             Operation::SetMany => &mut self.set_many,
             Operation::DeleteMany => &mut self.delete_many,
+            Operation::Watch => &mut self.watch,
         }
     }
 

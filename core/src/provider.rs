@@ -57,6 +57,36 @@ pub enum WriteOutcome {
     ConditionFailed,
 }
 
+/// A change of one key, as [`Bucket::watch`] delivers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The key was written (set, increment, a batch) and now holds `value`.
+    Set {
+        /// The original key.
+        key: String,
+        /// The value written.
+        value: Vec<u8>,
+    },
+    /// The key was deleted.
+    Delete {
+        /// The original key.
+        key: String,
+    },
+}
+
+impl Change {
+    /// The key changed.
+    pub fn key(&self) -> &str {
+        match self {
+            Change::Set { key, .. } | Change::Delete { key } => key,
+        }
+    }
+}
+
+/// The changes of a bucket, in order per key.
+pub type ChangeStream =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Change>> + Send + 'static>>;
+
 /// One page of [`Bucket::list`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListPage {
@@ -136,6 +166,13 @@ pub trait Bucket: Send + Sync + 'static {
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
         let _ = keys;
         Err(Error::unsupported("delete-many"))
+    }
+
+    /// The changes made to this bucket from now on, by any client of the
+    /// store, each key's changes in order, at least once. The stream ends
+    /// only with an error.
+    async fn watch(&self) -> Result<ChangeStream> {
+        Err(Error::unsupported("watch"))
     }
 }
 

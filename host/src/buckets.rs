@@ -82,6 +82,7 @@ impl Buckets {
         let policy = EmulationPolicy {
             batch_concurrency: config.limits.batch_concurrency,
             increment_attempts: config.limits.increment_attempts,
+            watch_queue: config.limits.watch_queue,
             ..EmulationPolicy::default()
         };
         Ok(Buckets {
@@ -396,6 +397,11 @@ impl OpenBucket {
     pub async fn delete(&self, key: &str) -> Result<()> {
         self.check_key(key)?;
         self.run("delete", self.bucket.delete(key)).await
+    }
+
+    /// The bucket's changes (the store's feed, or host-local notifications).
+    pub async fn watch(&self) -> Result<wasikv_core::ChangeStream> {
+        self.bucket.watch().await.map_err(|e| self.fail(e))
     }
 
     /// `store.bucket.exists`.

@@ -79,6 +79,10 @@ pub struct Limits {
     pub read_retries: u32,
     /// First backoff of a read retry, in milliseconds.
     pub read_retry_backoff_ms: u64,
+    /// Changes queued per bucket for a watcher of a store without a change
+    /// feed (host-local notifications); a watcher further behind loses the
+    /// oldest, with a warning giving their count.
+    pub watch_queue: usize,
 }
 
 impl Default for Limits {
@@ -94,6 +98,7 @@ impl Default for Limits {
             operation_timeout_ms: 30_000,
             read_retries: 2,
             read_retry_backoff_ms: 50,
+            watch_queue: 1024,
         }
     }
 }
@@ -211,6 +216,7 @@ impl Config {
             ("list_page_keys", l.list_page_keys),
             ("batch_concurrency", l.batch_concurrency),
             ("increment_attempts", l.increment_attempts as usize),
+            ("watch_queue", l.watch_queue),
         ];
         for (name, value) in positive {
             if value == 0 {

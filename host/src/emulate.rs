@@ -10,6 +10,9 @@
 //! * Every batch: repeated keys in `set-many`/`delete-many` are deduplicated
 //!   (the last occurrence wins) and native batches are chunked to the store's
 //!   `max_batch_items`.
+//! * `watch` without a native change feed: host-local notifications of the
+//!   writes made through this layer (so through this host process), from a
+//!   bounded queue per bucket.
 //!
 //! [`EmulatedBucket`] is itself a [`Bucket`] whose capabilities say which
 //! operations are emulated and how, so the behavior suite runs against it.
@@ -20,9 +23,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::try_join_all;
+use tokio::sync::broadcast;
 use wasikv_core::{
-    Bucket, Capabilities, EmulationScope, Error, ErrorKind, ListPage, Result, Support, Versioned,
-    WriteCondition, WriteOutcome, counter,
+    Bucket, Capabilities, Change, ChangeStream, EmulationScope, Error, ErrorKind, ListPage, Result,
+    Support, Versioned, WriteCondition, WriteOutcome, counter,
 };
 
 /// How increment is emulated, as shown in the matrix.
@@ -33,6 +37,8 @@ pub const GET_MANY_HOW: &str = "concurrent gets";
 pub const SET_MANY_HOW: &str = "concurrent sets";
 /// How delete-many is emulated.
 pub const DELETE_MANY_HOW: &str = "concurrent deletes";
+/// How watch is emulated.
+pub const WATCH_HOW: &str = "host-local notifications";
 
 /// Tuning of the emulation.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +51,9 @@ pub struct EmulationPolicy {
     pub base_backoff: Duration,
     /// Longest backoff.
     pub max_backoff: Duration,
+    /// Changes queued for a host-local watcher; a watcher further behind
+    /// loses the oldest ones (logged with their count).
+    pub watch_queue: usize,
 }
 
 impl Default for EmulationPolicy {
@@ -54,6 +63,7 @@ impl Default for EmulationPolicy {
             increment_attempts: 100,
             base_backoff: Duration::from_micros(200),
             max_backoff: Duration::from_millis(50),
+            watch_queue: 1024,
         }
     }
 }
@@ -72,6 +82,12 @@ pub fn emulated_capabilities(native: &Capabilities) -> Capabilities {
     caps.get_many = emulate(caps.get_many, GET_MANY_HOW, native.get);
     caps.set_many = emulate(caps.set_many, SET_MANY_HOW, native.set);
     caps.delete_many = emulate(caps.delete_many, DELETE_MANY_HOW, native.delete);
+    if caps.watch == Support::Unsupported {
+        caps.watch = Support::Emulated {
+            how: WATCH_HOW,
+            scope: EmulationScope::ProcessLocal,
+        };
+    }
     caps
 }
 
@@ -80,6 +96,11 @@ pub struct EmulatedBucket {
     inner: Arc<dyn Bucket>,
     capabilities: Capabilities,
     policy: EmulationPolicy,
+    /// Host-local change notifications (when the store has no feed).
+    changes: broadcast::Sender<Change>,
+    /// Held across a write and its notification while someone watches, so
+    /// that notifications follow the order of the writes.
+    write_order: tokio::sync::Mutex<()>,
 }
 
 impl EmulatedBucket {
@@ -89,8 +110,40 @@ impl EmulatedBucket {
         EmulatedBucket {
             inner,
             capabilities,
+            changes: broadcast::channel(policy.watch_queue.max(1)).0,
+            write_order: tokio::sync::Mutex::new(()),
             policy,
         }
+    }
+
+    /// Whether writes must notify host-local watchers.
+    fn watched(&self) -> bool {
+        self.changes.receiver_count() > 0 && !self.native().watch.is_native()
+    }
+
+    fn notify(&self, change: Change) {
+        // No receiver left: nobody to tell.
+        let _ = self.changes.send(change);
+    }
+
+    /// Runs `write`, then (if watched) notifies `changes(result)`, in write order.
+    async fn write_then_notify<T, Fut>(
+        &self,
+        write: Fut,
+        changes: impl FnOnce(&T) -> Vec<Change>,
+    ) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        if !self.watched() {
+            return write.await;
+        }
+        let _order = self.write_order.lock().await;
+        let result = write.await?;
+        for change in changes(&result) {
+            self.notify(change);
+        }
+        Ok(result)
     }
 
     fn native(&self) -> &Capabilities {
@@ -205,11 +258,30 @@ impl Bucket for EmulatedBucket {
         value: Vec<u8>,
         condition: WriteCondition,
     ) -> Result<WriteOutcome> {
-        self.inner.set(key, value, condition).await
+        if !self.watched() {
+            return self.inner.set(key, value, condition).await;
+        }
+        let change = Change::Set {
+            key: key.to_string(),
+            value: value.clone(),
+        };
+        self.write_then_notify(
+            self.inner.set(key, value, condition),
+            |outcome| match outcome {
+                WriteOutcome::Written => vec![change],
+                WriteOutcome::ConditionFailed => Vec::new(),
+            },
+        )
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.inner.delete(key).await
+        self.write_then_notify(self.inner.delete(key), |_| {
+            vec![Change::Delete {
+                key: key.to_string(),
+            }]
+        })
+        .await
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
@@ -221,11 +293,20 @@ impl Bucket for EmulatedBucket {
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        match self.native().increment {
-            Support::Native => self.inner.increment(key, delta).await,
-            _ if self.native().cas.is_available() => self.increment_by_cas(key, delta).await,
-            _ => Err(Error::unsupported("increment")),
-        }
+        let increment = async {
+            match self.native().increment {
+                Support::Native => self.inner.increment(key, delta).await,
+                _ if self.native().cas.is_available() => self.increment_by_cas(key, delta).await,
+                _ => Err(Error::unsupported("increment")),
+            }
+        };
+        self.write_then_notify(increment, |n| {
+            vec![Change::Set {
+                key: key.to_string(),
+                value: counter::format(*n),
+            }]
+        })
+        .await
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -256,6 +337,55 @@ impl Bucket for EmulatedBucket {
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
         let items = dedup_last_wins(items);
+        if self.watched() {
+            let changes: Vec<Change> = items
+                .iter()
+                .map(|(key, value)| Change::Set {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect();
+            return self
+                .write_then_notify(self.set_many_deduped(items), |_| changes)
+                .await;
+        }
+        self.set_many_deduped(items).await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let keys = dedup_keys(keys);
+        self.write_then_notify(self.delete_many_distinct(&keys), |_| {
+            keys.iter()
+                .map(|key| Change::Delete { key: key.clone() })
+                .collect()
+        })
+        .await
+    }
+
+    async fn watch(&self) -> Result<ChangeStream> {
+        if self.native().watch.is_native() {
+            return self.inner.watch().await;
+        }
+        let receiver = self.changes.subscribe();
+        Ok(Box::pin(futures::stream::unfold(
+            receiver,
+            |mut receiver| async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(change) => return Some((Ok(change), receiver)),
+                        Err(broadcast::error::RecvError::Lagged(lost)) => tracing::warn!(
+                            "a host-local watcher fell behind: {lost} changes dropped (limits.watch_queue)"
+                        ),
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )))
+    }
+}
+
+impl EmulatedBucket {
+    async fn set_many_deduped(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
         if self.native().set_many.is_native() {
             for chunk in owned_chunks(items, self.chunk_size()) {
                 self.inner.set_many(chunk).await?;
@@ -271,8 +401,7 @@ impl Bucket for EmulatedBucket {
         Ok(())
     }
 
-    async fn delete_many(&self, keys: &[String]) -> Result<()> {
-        let keys = dedup_keys(keys);
+    async fn delete_many_distinct(&self, keys: &[String]) -> Result<()> {
         if self.native().delete_many.is_native() {
             for chunk in keys.chunks(self.chunk_size()) {
                 self.inner.delete_many(chunk).await?;

@@ -22,6 +22,22 @@ mod generated {
     });
 }
 
+/// Bindings of the `watch-service` world: the guest's `watcher` export, over
+/// the same import bindings.
+pub(crate) mod watch_service {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "wasi:keyvalue/watch-service@0.2.0-draft2",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "wasi:keyvalue/store": super::generated::wasi::keyvalue::store,
+            "wasi:keyvalue/atomics": super::generated::wasi::keyvalue::atomics,
+            "wasi:keyvalue/batch": super::generated::wasi::keyvalue::batch,
+        },
+    });
+}
+
 use generated::wasi::keyvalue::{atomics, batch, store};
 
 /// A guest's `bucket` resource.

@@ -22,4 +22,4 @@ pub mod runtime;
 pub use buckets::{Buckets, OpenBucket};
 pub use config::Config;
 pub use keyvalue::{WasiKeyValue, WasiKeyValueCtx, add_to_linker};
-pub use runtime::{RunOptions, RunOutcome, Runtime, Stdio};
+pub use runtime::{RunOptions, RunOutcome, Runtime, Stdio, Watch, WatchOptions, WatchReport};

@@ -1,11 +1,11 @@
 //! The `wasikv` command line: run components, show the capability matrix,
 //! check a configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wasikv_host::{Buckets, Config, RunOptions, Runtime, Stdio, matrix};
+use wasikv_host::{Buckets, Config, RunOptions, Runtime, Stdio, WatchOptions, matrix};
 
 /// Run WebAssembly components against any key-value store through
 /// wasi:keyvalue@0.2.0-draft2.
@@ -34,6 +34,18 @@ enum Command {
         /// Arguments for the guest (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Serve a watch-service component: it receives every change of the
+    /// named buckets through its wasi:keyvalue/watcher export, until Ctrl-C.
+    Watch {
+        /// The component (.wasm), exporting wasi:keyvalue/watcher.
+        component: PathBuf,
+        /// Component name for its allow-list (default: the file stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// A bucket to watch (repeatable).
+        #[arg(long = "bucket", required = true)]
+        buckets: Vec<String>,
     },
     /// Print the capability matrix of the compiled-in providers.
     Providers,
@@ -86,6 +98,71 @@ fn main() -> ExitCode {
             env,
             args,
         } => runtime.block_on(run(cli.config, component, name, env, args)),
+        Command::Watch {
+            component,
+            name,
+            buckets,
+        } => runtime.block_on(watch(cli.config, component, name, buckets)),
+    }
+}
+
+/// The component name: `--name`, else the file stem.
+fn component_name(component: &Path, name: Option<String>) -> String {
+    name.unwrap_or_else(|| {
+        component
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "component".into())
+    })
+}
+
+async fn watch(
+    config: Option<PathBuf>,
+    component: PathBuf,
+    name: Option<String>,
+    buckets: Vec<String>,
+) -> ExitCode {
+    let config = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match Runtime::new(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wasikv: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = match runtime.load(&component) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wasikv: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = WatchOptions {
+        name: component_name(&component, name),
+        buckets,
+    };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let watch = match runtime.watch(&loaded, options).await {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("wasikv: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match watch.serve(stop).await {
+        Ok(report) => {
+            eprintln!("wasikv: stopped after {} changes", report.delivered);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wasikv: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -121,14 +198,8 @@ async fn run(
             return ExitCode::FAILURE;
         }
     };
-    let name = name.unwrap_or_else(|| {
-        component
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "component".into())
-    });
     let options = RunOptions {
-        name,
+        name: component_name(&component, name),
         args,
         env,
         stdio: Stdio::Inherit,

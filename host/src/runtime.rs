@@ -16,6 +16,8 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use wasikv_core::Change;
+
 use crate::buckets::Buckets;
 use crate::config::{Config, RuntimeConfig};
 use crate::keyvalue::{WasiKeyValue, WasiKeyValueCtx, add_to_linker};
@@ -248,6 +250,148 @@ impl Runtime {
             stdout: text(stdout),
             stderr: text(stderr),
         })
+    }
+}
+
+/// What [`Runtime::watch`] serves.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// The component name, for its allow-list.
+    pub name: String,
+    /// The buckets whose changes the component receives.
+    pub buckets: Vec<String>,
+}
+
+/// How a watch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchReport {
+    /// Changes delivered to the component.
+    pub delivered: u64,
+}
+
+impl Runtime {
+    /// Prepares a `watch-service` component: subscribes to the changes of
+    /// `options.buckets` (every change made after this returns is seen) and
+    /// instantiates the component once. [`Watch::serve`] then delivers them.
+    pub async fn watch(&self, component: &Component, options: WatchOptions) -> Result<Watch> {
+        use futures::StreamExt;
+
+        use crate::keyvalue::watch_service::WatchService;
+
+        let mut feeds = Vec::new();
+        for name in &options.buckets {
+            let bucket = self
+                .buckets
+                .open(Some(&options.name), name)
+                .await
+                .map_err(|e| wasmtime::Error::msg(e.to_string()))?;
+            let changes = bucket
+                .watch()
+                .await
+                .map_err(|e| wasmtime::Error::msg(e.to_string()))?;
+            feeds.push(changes.map(move |change| (bucket.clone(), change)));
+        }
+        let changes = futures::stream::select_all(feeds);
+
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stdout().inherit_stderr();
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            kv: WasiKeyValueCtx::builder(self.buckets.clone())
+                .component(&options.name)
+                .build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.config.max_memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let deadline =
+            (self.config.deadline_ms > 0).then(|| Duration::from_millis(self.config.deadline_ms));
+        let ticks = deadline.map_or(u64::MAX / 2, |d| {
+            (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+        });
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let service = WatchService::instantiate_async(&mut store, component, &self.linker)
+            .await
+            .context("the component does not export wasi:keyvalue/watcher@0.2.0-draft2")?;
+        Ok(Watch {
+            store,
+            service,
+            changes: Box::pin(changes),
+            ticks,
+            deadline,
+            max_memory: self.config.max_memory_bytes,
+        })
+    }
+}
+
+/// The merged changes of the watched buckets, each with its bucket.
+type BucketChanges = std::pin::Pin<
+    Box<
+        dyn futures::Stream<Item = (Arc<crate::buckets::OpenBucket>, wasikv_core::Result<Change>)>
+            + Send,
+    >,
+>;
+
+/// A `watch-service` component subscribed to its buckets' changes, made by
+/// [`Runtime::watch`].
+pub struct Watch {
+    store: Store<HostState>,
+    service: crate::keyvalue::watch_service::WatchService,
+    changes: BucketChanges,
+    ticks: u64,
+    deadline: Option<Duration>,
+    max_memory: usize,
+}
+
+impl Watch {
+    /// Delivers every change through the component's `watcher` export
+    /// (`on-set`, `on-delete`; one call at a time, each key's changes in
+    /// order) until `stop` completes. `runtime.deadline_ms` bounds each
+    /// handler call; a trap or a failing change feed ends the watch with an
+    /// error.
+    pub async fn serve(
+        mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<WatchReport> {
+        use futures::StreamExt;
+
+        use crate::keyvalue::BucketResource;
+
+        let (ticks, deadline, max_memory) = (self.ticks, self.deadline, self.max_memory);
+        let store = &mut self.store;
+        let changes = &mut self.changes;
+        let watcher = self.service.wasi_keyvalue_watcher();
+        let mut stop = std::pin::pin!(stop);
+        let mut delivered = 0;
+        loop {
+            let next = tokio::select! {
+                () = &mut stop => break,
+                next = changes.next() => next,
+            };
+            let Some((bucket, change)) = next else { break };
+            let change = change.map_err(|e| wasmtime::Error::msg(e.to_string()))?;
+            let resource = store.data_mut().table.push(BucketResource { bucket })?;
+            store.set_epoch_deadline(ticks);
+            let call = async {
+                match &change {
+                    Change::Set { key, value } => {
+                        watcher.call_on_set(&mut *store, resource, key, value).await
+                    }
+                    Change::Delete { key } => {
+                        watcher.call_on_delete(&mut *store, resource, key).await
+                    }
+                }
+            };
+            call.await
+                .map_err(|e| explain_trap(e, deadline, max_memory))?;
+            delivered += 1;
+        }
+        Ok(WatchReport { delivered })
     }
 }
 

@@ -629,3 +629,168 @@ async fn no_lost_updates_across_instances() {
         );
     }
 }
+
+/// The `watcher` component (world `watch-service`) receives every change of
+/// the watched buckets — set, increment, CAS swap, batches, delete, from
+/// other components — in order, on every provider compiled in.
+#[tokio::test(flavor = "multi_thread")]
+async fn watcher() {
+    use wasikv_host::WatchOptions;
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let (networked, mut names) = networked_buckets(&run_id);
+    names.insert(0, "mem");
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(&config(
+        dir.path(),
+        &format!(
+            "[buckets.mem]\nprovider = \"memory\"\n[buckets.watch-log]\nprovider = \"memory\"\n{networked}"
+        ),
+    ))
+    .unwrap();
+    let component = runtime
+        .load(Path::new(wasikv_artifacts::WATCHER))
+        .expect("load watcher");
+    let watch = runtime
+        .watch(
+            &component,
+            WatchOptions {
+                name: "watcher".into(),
+                buckets: names.iter().map(|s| s.to_string()).collect(),
+            },
+        )
+        .await
+        .expect("subscribe");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(watch.serve(async {
+        let _ = stopped.await;
+    }));
+    let log = runtime.buckets().open(None, "watch-log").await.unwrap();
+    // The log's events 1..=total, waiting up to a minute for them to arrive.
+    let logged = async |total: usize| {
+        let started = std::time::Instant::now();
+        loop {
+            let mut events = Vec::new();
+            for n in 1..=total {
+                match log.get(&format!("event-{n:06}")).await.unwrap() {
+                    Some(v) => events.push(String::from_utf8(v).unwrap()),
+                    None => break,
+                }
+            }
+            if events.len() == total || started.elapsed() > std::time::Duration::from_secs(60) {
+                return events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut expected: Vec<String> = Vec::new();
+    for bucket in &names {
+        for args in [
+            vec!["set", bucket, "3", "2"],
+            vec!["increments", bucket, "n", "2"],
+            vec!["appends", bucket, "log", "t", "1"],
+            vec!["get-many", bucket, "1", "1"],
+            vec!["delete", bucket, "kkk"],
+        ] {
+            let out = run(&runtime, wasikv_artifacts::PROBE, "probe", &args, &[]).await;
+            assert!(
+                out.stdout.starts_with("ok"),
+                "{bucket} {args:?}: {}",
+                out.stdout
+            );
+        }
+        // probe set: key "kkk" = "vv"; increments: n = 1, 2; appends: log =
+        // ",t-0"; get-many: sets "big" to one byte 7 first; delete kkk.
+        expected.extend(
+            [
+                "set kkk vv",
+                "set n 1",
+                "set n 2",
+                "set log ,t-0",
+                "set big \u{7}",
+                "delete kkk",
+            ]
+            .map(String::from),
+        );
+        // Buckets' changes may interleave; wait for this one's before the next.
+        let events = logged(expected.len()).await;
+        assert_eq!(events, expected, "{bucket}: every change, in order");
+    }
+    let total = expected.len();
+    let _ = stop.send(());
+    let report = serving.await.unwrap().expect("the watch ran");
+    assert_eq!(report.delivered, total as u64);
+    eprintln!(
+        "watcher: {total} changes on {} buckets delivered in {:.1?}",
+        names.len(),
+        started.elapsed()
+    );
+}
+
+/// etcd's watch is native: writes made with a plain etcd client, outside
+/// wasikv, reach the watcher component too.
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_watch_sees_outside_writers() {
+    use wasikv_host::WatchOptions;
+    let prefix = format!("wasikv-test/watch-{:08x}/", rand::random::<u32>());
+    let endpoint = wasikv_etcd::testing::test_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(&config(
+        dir.path(),
+        &format!(
+            "[buckets.e]\nprovider = \"etcd\"\nendpoints = [{endpoint:?}]\nprefix = {prefix:?}\n\
+             [buckets.watch-log]\nprovider = \"memory\"\n"
+        ),
+    ))
+    .unwrap();
+    let component = runtime
+        .load(Path::new(wasikv_artifacts::WATCHER))
+        .expect("load watcher");
+    let options = WatchOptions {
+        name: "watcher".into(),
+        buckets: vec!["e".into()],
+    };
+    let watch = runtime.watch(&component, options).await.expect("subscribe");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(watch.serve(async {
+        let _ = stopped.await;
+    }));
+    let outside = wasikv_etcd::core::EtcdStore::connect(&wasikv_etcd::EtcdConfig {
+        endpoints: vec![endpoint.clone()],
+        prefix: None,
+        username: None,
+        password: None,
+        ca_file: None,
+        connect_timeout_ms: 5_000,
+    })
+    .await
+    .expect("etcd reachable");
+    let mut kv = outside.kv.clone();
+    let started = std::time::Instant::now();
+    kv.put(format!("{prefix}outside"), "v1", None)
+        .await
+        .unwrap();
+    kv.delete(format!("{prefix}outside"), None).await.unwrap();
+    let log = runtime.buckets().open(None, "watch-log").await.unwrap();
+    let expected = ["set outside v1", "delete outside"];
+    let events = loop {
+        let mut events = Vec::new();
+        for n in 1..=expected.len() {
+            match log.get(&format!("event-{n:06}")).await.unwrap() {
+                Some(v) => events.push(String::from_utf8(v).unwrap()),
+                None => break,
+            }
+        }
+        if events.len() == expected.len() || started.elapsed() > std::time::Duration::from_secs(30)
+        {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    let latency = started.elapsed();
+    let _ = stop.send(());
+    serving.await.unwrap().expect("the watch ran");
+    assert_eq!(events, expected);
+    eprintln!("etcd watch: 2 outside changes recorded by the watcher in {latency:.1?}");
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Case, CaseFuture};
 use crate::codec::corpus;
-use crate::{Bucket, ErrorKind, Operation, Version, WriteCondition, WriteOutcome};
+use crate::{Bucket, Change, ErrorKind, Operation, Version, WriteCondition, WriteOutcome};
 
 use Operation::*;
 
@@ -93,6 +93,7 @@ pub(super) fn all() -> Vec<Case> {
             set_many_and_delete_many,
             [Get, SetMany, DeleteMany, GetMany]
         ),
+        case!(watch_sees_every_change_in_order, [Set, Delete, Watch]),
         case!(
             batch_repeated_keys_last_wins,
             [Get, SetMany, DeleteMany],
@@ -140,6 +141,7 @@ pub(super) async fn expect_unsupported(bucket: &dyn Bucket, op: Operation) -> Ou
             .await
             .err()
             .map(|e| e.kind()),
+        Watch => bucket.watch().await.err().map(|e| e.kind()),
     };
     ensure_eq!(
         kind,
@@ -901,5 +903,44 @@ async fn batch_over_store_limit_is_chunked(b: Arc<dyn Bucket>) -> Outcome {
         .ctx(&format!("delete_many of {n}"))?;
     let after = b.get_many(&keys).await.ctx("get_many")?;
     ensure!(after.iter().all(Option::is_none), "every key deleted");
+    Ok(())
+}
+
+/// A watch started before the writes sees each of them, in order per key.
+async fn watch_sees_every_change_in_order(b: Arc<dyn Bucket>) -> Outcome {
+    use futures::StreamExt;
+    let mut changes = b.watch().await.ctx("watch")?;
+    put(&*b, "a", b"1").await?;
+    put(&*b, "b", b"x").await?;
+    put(&*b, "a", b"2").await?;
+    b.delete("a").await.ctx("delete")?;
+    let expected = vec![
+        Change::Set {
+            key: "a".into(),
+            value: b"1".to_vec(),
+        },
+        Change::Set {
+            key: "a".into(),
+            value: b"2".to_vec(),
+        },
+        Change::Delete { key: "a".into() },
+        Change::Set {
+            key: "b".into(),
+            value: b"x".to_vec(),
+        },
+    ];
+    let mut seen: Vec<Change> = Vec::new();
+    while seen.len() < expected.len() {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(20), changes.next())
+            .await
+            .map_err(|_| format!("only {} of 4 changes arrived: {seen:?}", seen.len()))?;
+        match next {
+            Some(change) => seen.push(change.ctx("change stream")?),
+            None => return Err(format!("the change stream ended after {seen:?}")),
+        }
+    }
+    // In order per key; the two keys may interleave.
+    seen.sort_by(|x, y| x.key().cmp(y.key()));
+    ensure_eq!(seen, expected, "changes per key");
     Ok(())
 }

@@ -3,10 +3,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{
+    Compare, CompareOp, EventType, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchClient,
+    WatchOptions, WatchResponse,
+};
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, ListPage, Namespace, Options,
-    Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
+    Bucket, BucketPlan, Capabilities, Change, ChangeStream, Consistency, Error, ErrorKind,
+    ListPage, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    WriteCondition, WriteOutcome,
 };
 
 use crate::config::EtcdConfig;
@@ -36,6 +40,7 @@ pub fn capabilities() -> Capabilities {
         consistency: Consistency::Strong,
         durable: true,
         versioning: "mod_revision",
+        watch: Support::Native,
         ..Capabilities::required()
     }
 }
@@ -102,16 +107,17 @@ impl Provider for EtcdProvider {
 impl Store for EtcdStore {
     async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
         let config: EtcdConfig = plan.options.parse(&plan.bucket, NAME)?;
-        Ok(Arc::new(EtcdBucket::new(
-            self.kv.clone(),
-            &config.prefix(&plan.bucket),
-        )))
+        Ok(Arc::new(
+            EtcdBucket::new(self.kv.clone(), &config.prefix(&plan.bucket))
+                .with_watch(self.watch.clone()),
+        ))
     }
 }
 
 /// A bucket: a key prefix on one etcd cluster.
 pub struct EtcdBucket {
     kv: KvClient,
+    watch: Option<WatchClient>,
     prefix: Vec<u8>,
     capabilities: Capabilities,
 }
@@ -119,11 +125,46 @@ pub struct EtcdBucket {
 impl EtcdBucket {
     /// The bucket at `prefix` on `kv`.
     pub fn new(kv: KvClient, prefix: &str) -> Self {
+        let mut capabilities = capabilities();
+        capabilities.watch = Support::Unsupported;
         EtcdBucket {
             kv,
+            watch: None,
             prefix: prefix.as_bytes().to_vec(),
-            capabilities: capabilities(),
+            capabilities,
         }
+    }
+
+    /// The bucket with `watch` natively: an etcd watch on its prefix.
+    pub fn with_watch(mut self, watch: WatchClient) -> Self {
+        self.watch = Some(watch);
+        self.capabilities.watch = Support::Native;
+        self
+    }
+
+    /// The changes of one watch response, keys without the bucket prefix.
+    fn changes_of(prefix: &[u8], response: &WatchResponse) -> Vec<Result<Change>> {
+        response
+            .events()
+            .iter()
+            .filter_map(|event| {
+                let kv = event.kv()?;
+                let key = kv.key().strip_prefix(prefix)?;
+                let Ok(key) = String::from_utf8(key.to_vec()) else {
+                    return Some(Err(Error::new(
+                        ErrorKind::Other,
+                        "a non-UTF-8 key under the bucket prefix",
+                    )));
+                };
+                Some(Ok(match event.event_type() {
+                    EventType::Put => Change::Set {
+                        key,
+                        value: kv.value().to_vec(),
+                    },
+                    EventType::Delete => Change::Delete { key },
+                }))
+            })
+            .collect()
     }
 
     fn key(&self, key: &str) -> Vec<u8> {
@@ -297,5 +338,56 @@ impl Bucket for EtcdBucket {
         )
         .await?;
         Ok(())
+    }
+
+    async fn watch(&self) -> Result<ChangeStream> {
+        let Some(client) = &self.watch else {
+            return Err(Error::unsupported("watch"));
+        };
+        let mut client = client.clone();
+        let options = WatchOptions::new().with_prefix();
+        let mut stream = client
+            .watch(self.prefix.clone(), Some(options))
+            .await
+            .map_err(map_err)?;
+        // etcd confirms the watch with a first response: every change after
+        // it is in the stream.
+        let mut pending = std::collections::VecDeque::new();
+        match stream.message().await.map_err(map_err)? {
+            Some(first) => pending.extend(Self::changes_of(&self.prefix, &first)),
+            None => {
+                return Err(Error::new(ErrorKind::Unavailable, "etcd closed the watch"));
+            }
+        }
+        let prefix = self.prefix.clone();
+        Ok(Box::pin(futures::stream::unfold(
+            Some((stream, pending)),
+            move |state| {
+                let prefix = prefix.clone();
+                async move {
+                    let (mut stream, mut pending) = state?;
+                    loop {
+                        if let Some(change) = pending.pop_front() {
+                            return Some((change, Some((stream, pending))));
+                        }
+                        match stream.message().await {
+                            Ok(Some(response)) if response.canceled() => {
+                                let reason = response.cancel_reason().to_string();
+                                let error = Error::new(
+                                    ErrorKind::Unavailable,
+                                    format!("etcd cancelled the watch: {reason}"),
+                                );
+                                return Some((Err(error), None));
+                            }
+                            Ok(Some(response)) => {
+                                pending.extend(Self::changes_of(&prefix, &response))
+                            }
+                            Ok(None) => return None,
+                            Err(e) => return Some((Err(map_err(e)), None)),
+                        }
+                    }
+                }
+            },
+        )))
     }
 }

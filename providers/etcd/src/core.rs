@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, KvClient, TlsOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, KvClient, TlsOptions, WatchClient};
 use wasikv_core::{Error, ErrorKind, Result};
 
 use crate::config::EtcdConfig;
@@ -24,6 +24,8 @@ const MAX_DECODING_BYTES: usize = 256 << 20;
 pub struct EtcdStore {
     /// The key-value client.
     pub kv: KvClient,
+    /// The watch client (change feeds).
+    pub watch: WatchClient,
 }
 
 impl EtcdStore {
@@ -58,6 +60,7 @@ impl EtcdStore {
             kv: client
                 .kv_client()
                 .max_decoding_message_size(MAX_DECODING_BYTES),
+            watch: client.watch_client(),
         })
     }
 }

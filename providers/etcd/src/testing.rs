@@ -33,10 +33,10 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
             let store = store
                 .get_or_try_init(|| EtcdStore::connect(&config))
                 .await?;
-            Ok(Arc::new(EtcdBucket::new(
-                store.kv.clone(),
-                &format!("wasikv-test/{ns}/"),
-            )) as Arc<dyn Bucket>)
+            Ok(Arc::new(
+                EtcdBucket::new(store.kv.clone(), &format!("wasikv-test/{ns}/"))
+                    .with_watch(store.watch.clone()),
+            ) as Arc<dyn Bucket>)
         })
     }
 }

@@ -7,6 +7,7 @@
 //! * `probe spin`: loop forever (for the execution deadline);
 //! * `probe alloc`: allocate without bound (for the memory limit);
 //! * `probe get BUCKET KEY`: print the value as UTF-8;
+//! * `probe delete BUCKET KEY`: delete the key;
 //! * `probe loop OP BUCKET N`: N calls of OP (`get`, `set`, `set-distinct`,
 //!   `increment`) and the calls per second the guest saw (a rough figure; the
 //!   benchmark suite measures properly);
@@ -67,6 +68,13 @@ fn main() {
             match bucket.get(&arg(3)) {
                 Ok(Some(v)) => println!("ok {}", String::from_utf8_lossy(&v)),
                 Ok(None) => println!("ok none"),
+                Err(e) => println!("error {}", show(&e)),
+            }
+        }
+        "delete" => {
+            let bucket = open(&arg(2));
+            match bucket.delete(&arg(3)) {
+                Ok(()) => println!("ok deleted"),
                 Err(e) => println!("error {}", show(&e)),
             }
         }
