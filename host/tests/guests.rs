@@ -630,6 +630,25 @@ async fn no_lost_updates_across_instances() {
     }
 }
 
+/// Events `event-000001..=total` of the watcher's log bucket, waiting up to
+/// a minute for them to arrive.
+async fn watch_log(log: &wasikv_host::OpenBucket, total: usize) -> Vec<String> {
+    let started = std::time::Instant::now();
+    loop {
+        let mut events = Vec::new();
+        for n in 1..=total {
+            match log.get(&format!("event-{n:06}")).await.unwrap() {
+                Some(v) => events.push(String::from_utf8(v).unwrap()),
+                None => break,
+            }
+        }
+        if events.len() == total || started.elapsed() > std::time::Duration::from_secs(60) {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// The `watcher` component (world `watch-service`) receives every change of
 /// the watched buckets — set, increment, CAS swap, batches, delete, from
 /// other components — in order, on every provider compiled in.
@@ -665,23 +684,6 @@ async fn watcher() {
         let _ = stopped.await;
     }));
     let log = runtime.buckets().open(None, "watch-log").await.unwrap();
-    // The log's events 1..=total, waiting up to a minute for them to arrive.
-    let logged = async |total: usize| {
-        let started = std::time::Instant::now();
-        loop {
-            let mut events = Vec::new();
-            for n in 1..=total {
-                match log.get(&format!("event-{n:06}")).await.unwrap() {
-                    Some(v) => events.push(String::from_utf8(v).unwrap()),
-                    None => break,
-                }
-            }
-            if events.len() == total || started.elapsed() > std::time::Duration::from_secs(60) {
-                return events;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
     let started = std::time::Instant::now();
     let mut expected: Vec<String> = Vec::new();
     for bucket in &names {
@@ -713,7 +715,7 @@ async fn watcher() {
             .map(String::from),
         );
         // Buckets' changes may interleave; wait for this one's before the next.
-        let events = logged(expected.len()).await;
+        let events = watch_log(&log, expected.len()).await;
         assert_eq!(events, expected, "{bucket}: every change, in order");
     }
     let total = expected.len();
@@ -774,23 +776,55 @@ async fn etcd_watch_sees_outside_writers() {
     kv.delete(format!("{prefix}outside"), None).await.unwrap();
     let log = runtime.buckets().open(None, "watch-log").await.unwrap();
     let expected = ["set outside v1", "delete outside"];
-    let events = loop {
-        let mut events = Vec::new();
-        for n in 1..=expected.len() {
-            match log.get(&format!("event-{n:06}")).await.unwrap() {
-                Some(v) => events.push(String::from_utf8(v).unwrap()),
-                None => break,
-            }
-        }
-        if events.len() == expected.len() || started.elapsed() > std::time::Duration::from_secs(30)
-        {
-            break events;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    };
+    let events = watch_log(&log, expected.len()).await;
     let latency = started.elapsed();
     let _ = stop.send(());
     serving.await.unwrap().expect("the watch ran");
     assert_eq!(events, expected);
     eprintln!("etcd watch: 2 outside changes recorded by the watcher in {latency:.1?}");
+}
+
+/// Redis' watch is native: changes made through another host process (its
+/// own connection and buckets) reach the watcher too.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_watch_sees_other_hosts() {
+    use wasikv_host::WatchOptions;
+    let prefix = format!("wasikv-test:watch-{:08x}:", rand::random::<u32>());
+    let url = wasikv_redis::testing::test_url();
+    let bucket = format!(
+        "[buckets.r]\nprovider = \"redis\"\nurl = {url:?}\nprefix = {prefix:?}\n\
+         [buckets.watch-log]\nprovider = \"memory\"\n"
+    );
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let watching = Runtime::new(&config(dir_a.path(), &bucket)).unwrap();
+    let other = Runtime::new(&config(dir_b.path(), &bucket)).unwrap();
+    let component = watching
+        .load(Path::new(wasikv_artifacts::WATCHER))
+        .expect("load watcher");
+    let options = WatchOptions {
+        name: "watcher".into(),
+        buckets: vec!["r".into()],
+    };
+    let watch = watching
+        .watch(&component, options)
+        .await
+        .expect("subscribe");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(watch.serve(async {
+        let _ = stopped.await;
+    }));
+    let started = std::time::Instant::now();
+    for args in [["set", "r", "1", "2"], ["delete", "r", "k", ""]] {
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        let out = run(&other, wasikv_artifacts::PROBE, "probe", &args, &[]).await;
+        assert!(out.stdout.starts_with("ok"), "{args:?}: {}", out.stdout);
+    }
+    let log = watching.buckets().open(None, "watch-log").await.unwrap();
+    let events = watch_log(&log, 2).await;
+    let latency = started.elapsed();
+    let _ = stop.send(());
+    serving.await.unwrap().expect("the watch ran");
+    assert_eq!(events, ["set k vv", "delete k"]);
+    eprintln!("redis watch: 2 changes from another host recorded by the watcher in {latency:.1?}");
 }

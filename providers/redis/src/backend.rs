@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, ListPage, Namespace, Options,
-    Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
+    Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Error, ErrorKind, ListPage,
+    Namespace, Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition,
+    WriteOutcome,
 };
 
 use crate::config::RedisConfig;
@@ -39,6 +40,7 @@ pub fn capabilities() -> Capabilities {
         consistency: Consistency::Strong,
         durable: false,
         versioning: "random token per write + SHA-1 of the value (Lua script)",
+        watch: Support::Native,
         ..Capabilities::required()
     }
 }
@@ -113,10 +115,10 @@ impl RedisStore {
         let manager_config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
             .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, manager_config)
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
             .await
             .map_err(map_err)?;
-        Ok(RedisStore { conn })
+        Ok(RedisStore { conn, client })
     }
 }
 
@@ -124,10 +126,10 @@ impl RedisStore {
 impl Store for RedisStore {
     async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
         let config: RedisConfig = plan.options.parse(&plan.bucket, NAME)?;
-        Ok(Arc::new(RedisBucket::new(
-            self.conn.clone(),
-            &config.prefix(&plan.bucket),
-        )))
+        Ok(Arc::new(
+            RedisBucket::new(self.conn.clone(), &config.prefix(&plan.bucket))
+                .with_watch(self.client.clone()),
+        ))
     }
 }
 
@@ -161,6 +163,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 /// A bucket: a key prefix on one Redis database.
 pub struct RedisBucket {
     conn: ConnectionManager,
+    /// For the pub/sub connection of a watch.
+    client: Option<redis::Client>,
     prefix: String,
     versions: Vec<u8>,
     index: Vec<u8>,
@@ -171,14 +175,25 @@ pub struct RedisBucket {
 impl RedisBucket {
     /// The bucket at `prefix` on `conn`.
     pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+        let mut capabilities = capabilities();
+        capabilities.watch = Support::Unsupported;
         RedisBucket {
             conn,
+            client: None,
             prefix: prefix.to_string(),
             versions: versions_key(prefix),
             index: index_key(prefix),
             scripts: &SCRIPTS,
-            capabilities: capabilities(),
+            capabilities,
         }
+    }
+
+    /// The bucket with `watch` natively: a subscription to the changes its
+    /// write scripts publish.
+    pub fn with_watch(mut self, client: redis::Client) -> Self {
+        self.client = Some(client);
+        self.capabilities.watch = Support::Native;
+        self
     }
 
     fn data_key(&self, key: &str) -> String {
@@ -401,5 +416,29 @@ impl Bucket for RedisBucket {
         }
         let _: i64 = invocation.invoke_async(&mut conn).await.map_err(map_err)?;
         Ok(())
+    }
+
+    async fn watch(&self) -> Result<ChangeStream> {
+        use futures::StreamExt;
+        let Some(client) = &self.client else {
+            return Err(Error::unsupported("watch"));
+        };
+        let mut pubsub = client.get_async_pubsub().await.map_err(map_err)?;
+        // Returns once Redis confirmed the subscription.
+        pubsub
+            .subscribe(self.versions.as_slice())
+            .await
+            .map_err(map_err)?;
+        let changes = pubsub.into_on_message().filter_map(|message| async move {
+            crate::core::parse_change(message.get_payload_bytes()).map(Ok)
+        });
+        // The pub/sub stream ends when the connection drops: say so.
+        let ended = futures::stream::once(async {
+            Err(Error::new(
+                ErrorKind::Unavailable,
+                "the Redis connection of the watch closed",
+            ))
+        });
+        Ok(Box::pin(changes.chain(ended)))
     }
 }

@@ -24,13 +24,20 @@ pub fn index_key(prefix: &str) -> Vec<u8> {
 pub struct RedisStore {
     /// The multiplexed connection.
     pub conn: ConnectionManager,
+    /// The client, for the pub/sub connections of watches.
+    pub client: redis::Client,
 }
+
+// Every write script publishes its change on the bucket's versions key as a
+// pub/sub channel: `s<len>:<key><value>` for a set, `d<len>:<key>` for a
+// delete that removed a key (see `parse_change`).
 
 /// KEYS: data, versions, index. ARGV: key, value, new token.
 pub const SET: &str = r"
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
 return 1
 ";
 
@@ -40,6 +47,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
 return 1
 ";
 
@@ -72,13 +80,16 @@ if version_of(val) ~= ARGV[4] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
 return 1"
     ))
 }
 
 /// KEYS: data, versions, index. ARGV: key.
 pub const DELETE: &str = r"
-redis.call('DEL', KEYS[1])
+if redis.call('DEL', KEYS[1]) == 1 then
+  redis.call('PUBLISH', KEYS[2], 'd' .. #ARGV[1] .. ':' .. ARGV[1])
+end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
@@ -112,7 +123,9 @@ else
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
-return redis.call('GET', KEYS[1])
+local new = redis.call('GET', KEYS[1])
+redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. new)
+return new
 ";
 
 /// KEYS: versions, index, then the data keys. ARGV: pairs of (key, value),
@@ -124,6 +137,7 @@ for i = 1, n do
   redis.call('SET', KEYS[i + 2], value)
   redis.call('HSET', KEYS[1], key, token)
   redis.call('ZADD', KEYS[2], 0, key)
+  redis.call('PUBLISH', KEYS[1], 's' .. #key .. ':' .. key .. value)
 end
 return n
 ";
@@ -132,7 +146,9 @@ return n
 pub const DELETE_MANY: &str = r"
 local n = #KEYS - 2
 for i = 1, n do
-  redis.call('DEL', KEYS[i + 2])
+  if redis.call('DEL', KEYS[i + 2]) == 1 then
+    redis.call('PUBLISH', KEYS[1], 'd' .. #ARGV[i] .. ':' .. ARGV[i])
+  end
   redis.call('HDEL', KEYS[1], ARGV[i])
   redis.call('ZREM', KEYS[2], ARGV[i])
 end
@@ -206,4 +222,23 @@ pub fn map_err(e: RedisError) -> Error {
         .with_source(e);
     }
     Error::new(ErrorKind::Other, "redis error").with_source(e)
+}
+
+/// A change published by the write scripts (`s<len>:<key><value>` or
+/// `d<len>:<key>`); `None` for anything else.
+pub fn parse_change(payload: &[u8]) -> Option<wasikv_core::Change> {
+    let (&op, rest) = payload.split_first()?;
+    let colon = rest.iter().position(|&b| b == b':')?;
+    let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
+    let rest = &rest[colon + 1..];
+    let key = String::from_utf8(rest.get(..len)?.to_vec()).ok()?;
+    let value = &rest[len..];
+    match op {
+        b's' => Some(wasikv_core::Change::Set {
+            key,
+            value: value.to_vec(),
+        }),
+        b'd' if value.is_empty() => Some(wasikv_core::Change::Delete { key }),
+        _ => None,
+    }
 }

@@ -30,10 +30,10 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
             let store = store
                 .get_or_try_init(|| RedisStore::connect(&config))
                 .await?;
-            Ok(Arc::new(RedisBucket::new(
-                store.conn.clone(),
-                &format!("wasikv-test:{ns}:"),
-            )) as Arc<dyn Bucket>)
+            Ok(Arc::new(
+                RedisBucket::new(store.conn.clone(), &format!("wasikv-test:{ns}:"))
+                    .with_watch(store.client.clone()),
+            ) as Arc<dyn Bucket>)
         })
     }
 }
