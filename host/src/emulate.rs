@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -98,6 +99,9 @@ pub struct EmulatedBucket {
     policy: EmulationPolicy,
     /// Host-local change notifications (when the store has no feed).
     changes: broadcast::Sender<Change>,
+    /// Live host-local watches: writes check this (one atomic load) rather
+    /// than the channel's receiver count (a lock).
+    watchers: Arc<AtomicUsize>,
     /// Held across a write and its notification while someone watches, so
     /// that notifications follow the order of the writes.
     write_order: tokio::sync::Mutex<()>,
@@ -111,6 +115,7 @@ impl EmulatedBucket {
             inner,
             capabilities,
             changes: broadcast::channel(policy.watch_queue.max(1)).0,
+            watchers: Arc::new(AtomicUsize::new(0)),
             write_order: tokio::sync::Mutex::new(()),
             policy,
         }
@@ -118,7 +123,7 @@ impl EmulatedBucket {
 
     /// Whether writes must notify host-local watchers.
     fn watched(&self) -> bool {
-        self.changes.receiver_count() > 0 && !self.native().watch.is_native()
+        self.watchers.load(Ordering::Acquire) > 0 && !self.native().watch.is_native()
     }
 
     fn notify(&self, change: Change) {
@@ -194,6 +199,22 @@ impl EmulatedBucket {
             .saturating_mul(1u32 << attempt.min(16))
             .min(self.policy.max_backoff);
         exp.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// Counts a live host-local watch while it exists.
+struct WatcherGuard(Arc<AtomicUsize>);
+
+impl WatcherGuard {
+    fn new(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        WatcherGuard(count)
+    }
+}
+
+impl Drop for WatcherGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -367,12 +388,13 @@ impl Bucket for EmulatedBucket {
             return self.inner.watch().await;
         }
         let receiver = self.changes.subscribe();
+        let watching = WatcherGuard::new(self.watchers.clone());
         Ok(Box::pin(futures::stream::unfold(
-            receiver,
-            |mut receiver| async move {
+            (receiver, watching),
+            |(mut receiver, watching)| async move {
                 loop {
                     match receiver.recv().await {
-                        Ok(change) => return Some((Ok(change), receiver)),
+                        Ok(change) => return Some((Ok(change), (receiver, watching))),
                         Err(broadcast::error::RecvError::Lagged(lost)) => tracing::warn!(
                             "a host-local watcher fell behind: {lost} changes dropped (limits.watch_queue)"
                         ),

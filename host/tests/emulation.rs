@@ -1,6 +1,7 @@
-//! The emulation layer's retry budget: an increment that keeps losing its
+//! The emulation layer: the retry budget (an increment that keeps losing its
 //! CAS race gives up with a clear `conflict` error after
-//! `increment_attempts`, never spinning forever.
+//! `increment_attempts`, never spinning forever) and the bounded queue of
+//! host-local watches.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,4 +94,69 @@ async fn exhausted_increment_budget_is_a_clear_conflict() {
     );
     // The rival's value stands; the failed increment left nothing of its own.
     assert_eq!(bucket.get("n").await.unwrap(), Some(b"7".to_vec()));
+}
+
+/// A host-local watcher that falls more than `watch_queue` changes behind
+/// loses the oldest ones (and a warning is logged), keeps the newest in
+/// order, and never slows the writers; once its stream is dropped, writes
+/// stop queueing notifications.
+#[tokio::test]
+async fn a_slow_host_local_watcher_loses_the_oldest_changes() {
+    use futures::StreamExt;
+    use wasikv_core::Change;
+    let store = MemoryStore::new();
+    let policy = EmulationPolicy {
+        watch_queue: 4,
+        ..EmulationPolicy::default()
+    };
+    let bucket = EmulatedBucket::new(
+        Arc::new(MemoryBucket::new(
+            &store,
+            "watched",
+            &MemoryConfig::default(),
+        )),
+        policy,
+    );
+    let mut changes = bucket.watch().await.expect("host-local watch");
+    for i in 0..10u8 {
+        bucket
+            .set("k", vec![b'0' + i], WriteCondition::Always)
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let change = tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .expect("a queued change")
+            .expect("the stream is open")
+            .expect("a change");
+        seen.push(change);
+    }
+    let expected: Vec<Change> = (6..10u8)
+        .map(|i| Change::Set {
+            key: "k".into(),
+            value: vec![b'0' + i],
+        })
+        .collect();
+    assert_eq!(seen, expected, "the newest 4 of 10, in order");
+    drop(changes);
+    // Nobody watches: a write is not queued for anyone.
+    bucket
+        .set("k", b"x".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    let mut again = bucket.watch().await.unwrap();
+    bucket
+        .set("k", b"y".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    let next = again.next().await.unwrap().unwrap();
+    assert_eq!(
+        next,
+        Change::Set {
+            key: "k".into(),
+            value: b"y".to_vec()
+        }
+    );
 }
