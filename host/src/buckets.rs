@@ -201,6 +201,12 @@ async fn timed<T>(timeout_ms: u64, what: &str, fut: impl Future<Output = Result<
     if timeout_ms == 0 {
         return fut.await;
     }
+    // An in-process store (memory, a cached embedded read) answers on the
+    // first poll: no timer is armed for it.
+    let mut fut = std::pin::pin!(fut);
+    if let std::task::Poll::Ready(result) = futures::poll!(fut.as_mut()) {
+        return result;
+    }
     match tokio::time::timeout(Duration::from_millis(timeout_ms), fut).await {
         Ok(result) => result,
         Err(_) => Err(Error::new(
