@@ -419,26 +419,9 @@ impl Bucket for RedisBucket {
     }
 
     async fn watch(&self) -> Result<ChangeStream> {
-        use futures::StreamExt;
         let Some(client) = &self.client else {
             return Err(Error::unsupported("watch"));
         };
-        let mut pubsub = client.get_async_pubsub().await.map_err(map_err)?;
-        // Returns once Redis confirmed the subscription.
-        pubsub
-            .subscribe(self.versions.as_slice())
-            .await
-            .map_err(map_err)?;
-        let changes = pubsub.into_on_message().filter_map(|message| async move {
-            crate::core::parse_change(message.get_payload_bytes()).map(Ok)
-        });
-        // The pub/sub stream ends when the connection drops: say so.
-        let ended = futures::stream::once(async {
-            Err(Error::new(
-                ErrorKind::Unavailable,
-                "the Redis connection of the watch closed",
-            ))
-        });
-        Ok(Box::pin(changes.chain(ended)))
+        crate::watch::watch(client, self.conn.clone(), &self.prefix, &self.versions).await
     }
 }

@@ -18,13 +18,15 @@
 //! after any write by another client that changed the bytes.
 //!
 //! Layout: [`config`], [`core`] (connection, scripts, native-error mapper),
-//! [`backend`] (the `Bucket` implementation and its capabilities).
+//! [`backend`] (the `Bucket` implementation and its capabilities),
+//! [`watch`] (the change feed).
 
 pub mod backend;
 pub mod config;
 pub mod core;
 #[doc(hidden)]
 pub mod testing;
+pub mod watch;
 
 pub use backend::{RedisBucket, RedisProvider};
 pub use config::RedisConfig;

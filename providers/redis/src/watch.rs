@@ -1,0 +1,216 @@
+//! The native watch of a Redis bucket.
+//!
+//! wasikv's write scripts publish every change (key and value) on the
+//! bucket's channel inside the same atomic script ([`crate::core::parse_change`]),
+//! so a subscription sees every wasikv writer exactly, in order. When the
+//! server has keyspace notifications on (`notify-keyspace-events` with `K`
+//! and `$`+`g`, or `A`), the watch also subscribes to the bucket's keyspace
+//! events to see writes by other Redis clients: a keyspace event followed by
+//! wasikv's own message for the same key was wasikv's write and is dropped;
+//! one not followed within [`FOREIGN_AFTER`] was another client's, and is
+//! delivered with the value read back (so quick successive foreign writes of
+//! one key may arrive as one change with the newest value).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use wasikv_core::{Change, ChangeStream, Error, ErrorKind, Result};
+
+use crate::core::{map_err, parse_change};
+
+/// How long a keyspace event waits for wasikv's own message before it is
+/// taken as another client's write.
+pub const FOREIGN_AFTER: Duration = Duration::from_millis(20);
+
+/// Whether a `notify-keyspace-events` setting reports the string and generic
+/// events of keys.
+pub fn keyspace_events_on(setting: &str) -> bool {
+    setting.contains('K')
+        && (setting.contains('A') || (setting.contains('$') && setting.contains('g')))
+}
+
+/// `s` with the glob characters of a Redis pattern escaped.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A keyspace event waiting to be matched with wasikv's own message.
+struct Pending {
+    key: String,
+    event: String,
+}
+
+struct Feed {
+    messages: redis::aio::PubSubStream,
+    conn: ConnectionManager,
+    /// The bucket's key prefix.
+    prefix: String,
+    /// `__keyspace@<db>__:<prefix>`, when keyspace events are on.
+    keyspace: Option<Vec<u8>>,
+    pending: Option<Pending>,
+    out: VecDeque<Result<Change>>,
+    ended: bool,
+}
+
+impl Feed {
+    /// Delivers a foreign write: a delete, or the value read back now.
+    async fn flush(&mut self) {
+        let Some(Pending { key, event }) = self.pending.take() else {
+            return;
+        };
+        match event.as_str() {
+            "del" | "unlink" | "expired" | "evicted" | "rename_from" | "move_from" => {
+                self.out.push_back(Ok(Change::Delete { key }))
+            }
+            _ => {
+                let data_key = format!("{}{key}", self.prefix);
+                let read: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("GET")
+                    .arg(&data_key)
+                    .query_async(&mut self.conn)
+                    .await;
+                // Gone again (its delete event follows), or not a string: nothing.
+                if let Ok(Some(value)) = read {
+                    self.out.push_back(Ok(Change::Set { key, value }));
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, message: redis::Msg) -> bool {
+        // Returns whether the pending event must be flushed first.
+        if message.from_pattern() {
+            let Some(prefix) = &self.keyspace else {
+                return false;
+            };
+            let Ok(channel) = message.get_channel::<Vec<u8>>() else {
+                return false;
+            };
+            let Some(key) = channel
+                .strip_prefix(prefix.as_slice())
+                .and_then(|k| String::from_utf8(k.to_vec()).ok())
+            else {
+                return false; // wasikv's own bookkeeping keys, or not UTF-8
+            };
+            let event = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
+            match &mut self.pending {
+                Some(p) if p.key == key => p.event = event,
+                Some(_) => return true,
+                None => self.pending = Some(Pending { key, event }),
+            }
+            return false;
+        }
+        let Some(change) = parse_change(message.get_payload_bytes()) else {
+            return false;
+        };
+        if self.pending.as_ref().is_some_and(|p| p.key == change.key()) {
+            self.pending = None; // the keyspace event was this write
+        } else if self.pending.is_some() {
+            return true;
+        }
+        self.out.push_back(Ok(change));
+        false
+    }
+}
+
+/// Subscribes to the changes of the bucket at `prefix` (channel `versions`).
+pub async fn watch(
+    client: &redis::Client,
+    conn: ConnectionManager,
+    prefix: &str,
+    versions: &[u8],
+) -> Result<ChangeStream> {
+    let mut pubsub = client.get_async_pubsub().await.map_err(map_err)?;
+    // Each subscribe returns once Redis confirmed it.
+    pubsub.subscribe(versions).await.map_err(map_err)?;
+    let setting: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap_or_default(); // CONFIG may be disabled (managed Redis): wasikv writers only
+    let keyspace = if setting.get(1).is_some_and(|s| keyspace_events_on(s)) {
+        let db = client.get_connection_info().redis_settings().db();
+        let channel = format!("__keyspace@{db}__:{prefix}");
+        pubsub
+            .psubscribe(format!("__keyspace@{db}__:{}*", glob_escape(prefix)))
+            .await
+            .map_err(map_err)?;
+        Some(channel.into_bytes())
+    } else {
+        None
+    };
+    let feed = Feed {
+        messages: pubsub.into_on_message(),
+        conn,
+        prefix: prefix.to_string(),
+        keyspace,
+        pending: None,
+        out: VecDeque::new(),
+        ended: false,
+    };
+    Ok(Box::pin(futures::stream::unfold(
+        feed,
+        |mut feed| async move {
+            loop {
+                if let Some(change) = feed.out.pop_front() {
+                    return Some((change, feed));
+                }
+                if feed.ended {
+                    return None;
+                }
+                let next = if feed.pending.is_some() {
+                    match tokio::time::timeout(FOREIGN_AFTER, feed.messages.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            feed.flush().await;
+                            continue;
+                        }
+                    }
+                } else {
+                    feed.messages.next().await
+                };
+                match next {
+                    Some(message) => {
+                        if feed.on_message(message.clone()) {
+                            feed.flush().await;
+                            feed.on_message(message);
+                        }
+                    }
+                    None => {
+                        feed.flush().await;
+                        feed.ended = true;
+                        feed.out.push_back(Err(Error::new(
+                            ErrorKind::Unavailable,
+                            "the Redis connection of the watch closed",
+                        )));
+                    }
+                }
+            }
+        },
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyspace_settings() {
+        assert!(keyspace_events_on("KEA"));
+        assert!(keyspace_events_on("K$g"));
+        assert!(keyspace_events_on("gK$x"));
+        assert!(!keyspace_events_on(""));
+        assert!(!keyspace_events_on("E$g"));
+        assert!(!keyspace_events_on("K$"));
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}
