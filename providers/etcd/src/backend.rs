@@ -4,13 +4,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Compare, CompareOp, EventType, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchClient,
-    WatchOptions, WatchResponse,
+    Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchClient,
 };
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Change, ChangeStream, Consistency, Error, ErrorKind,
-    ListPage, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
-    WriteCondition, WriteOutcome,
+    Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Error, ErrorKind, ListPage,
+    Namespace, Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition,
+    WriteOutcome,
 };
 
 use crate::config::EtcdConfig;
@@ -140,31 +139,6 @@ impl EtcdBucket {
         self.watch = Some(watch);
         self.capabilities.watch = Support::Native;
         self
-    }
-
-    /// The changes of one watch response, keys without the bucket prefix.
-    fn changes_of(prefix: &[u8], response: &WatchResponse) -> Vec<Result<Change>> {
-        response
-            .events()
-            .iter()
-            .filter_map(|event| {
-                let kv = event.kv()?;
-                let key = kv.key().strip_prefix(prefix)?;
-                let Ok(key) = String::from_utf8(key.to_vec()) else {
-                    return Some(Err(Error::new(
-                        ErrorKind::Other,
-                        "a non-UTF-8 key under the bucket prefix",
-                    )));
-                };
-                Some(Ok(match event.event_type() {
-                    EventType::Put => Change::Set {
-                        key,
-                        value: kv.value().to_vec(),
-                    },
-                    EventType::Delete => Change::Delete { key },
-                }))
-            })
-            .collect()
     }
 
     fn key(&self, key: &str) -> Vec<u8> {
@@ -344,50 +318,6 @@ impl Bucket for EtcdBucket {
         let Some(client) = &self.watch else {
             return Err(Error::unsupported("watch"));
         };
-        let mut client = client.clone();
-        let options = WatchOptions::new().with_prefix();
-        let mut stream = client
-            .watch(self.prefix.clone(), Some(options))
-            .await
-            .map_err(map_err)?;
-        // etcd confirms the watch with a first response: every change after
-        // it is in the stream.
-        let mut pending = std::collections::VecDeque::new();
-        match stream.message().await.map_err(map_err)? {
-            Some(first) => pending.extend(Self::changes_of(&self.prefix, &first)),
-            None => {
-                return Err(Error::new(ErrorKind::Unavailable, "etcd closed the watch"));
-            }
-        }
-        let prefix = self.prefix.clone();
-        Ok(Box::pin(futures::stream::unfold(
-            Some((stream, pending)),
-            move |state| {
-                let prefix = prefix.clone();
-                async move {
-                    let (mut stream, mut pending) = state?;
-                    loop {
-                        if let Some(change) = pending.pop_front() {
-                            return Some((change, Some((stream, pending))));
-                        }
-                        match stream.message().await {
-                            Ok(Some(response)) if response.canceled() => {
-                                let reason = response.cancel_reason().to_string();
-                                let error = Error::new(
-                                    ErrorKind::Unavailable,
-                                    format!("etcd cancelled the watch: {reason}"),
-                                );
-                                return Some((Err(error), None));
-                            }
-                            Ok(Some(response)) => {
-                                pending.extend(Self::changes_of(&prefix, &response))
-                            }
-                            Ok(None) => return None,
-                            Err(e) => return Some((Err(map_err(e)), None)),
-                        }
-                    }
-                }
-            },
-        )))
+        crate::watch::watch(client.clone(), self.prefix.clone()).await
     }
 }

@@ -9,13 +9,15 @@
 //! (etcd has no arithmetic): the host emulates it with a CAS loop.
 //!
 //! Layout: [`config`], [`core`] (client, key ranges, native-error mapper),
-//! [`backend`] (the `Bucket` implementation and its capabilities).
+//! [`backend`] (the `Bucket` implementation and its capabilities),
+//! [`watch`] (the change feed).
 
 pub mod backend;
 pub mod config;
 pub mod core;
 #[doc(hidden)]
 pub mod testing;
+pub mod watch;
 
 pub use backend::{EtcdBucket, EtcdProvider};
 pub use config::EtcdConfig;
