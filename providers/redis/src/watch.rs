@@ -10,6 +10,11 @@
 //! one not followed within [`FOREIGN_AFTER`] was another client's, and is
 //! delivered with the value read back (so quick successive foreign writes of
 //! one key may arrive as one change with the newest value).
+//!
+//! A task drains the subscription into a bounded queue of [`QUEUE`]
+//! messages; a watcher that falls further behind loses the oldest (a warning
+//! gives their count), as with the host's own notifications, so a slow
+//! watcher never grows the host's memory.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -19,6 +24,9 @@ use redis::aio::ConnectionManager;
 use wasikv_core::{Change, ChangeStream, Error, ErrorKind, Result};
 
 use crate::core::{map_err, parse_change};
+
+/// Messages queued for a watcher.
+pub const QUEUE: usize = 1024;
 
 /// How long a keyspace event waits for wasikv's own message before it is
 /// taken as another client's write.
@@ -50,7 +58,7 @@ struct Pending {
 }
 
 struct Feed {
-    messages: redis::aio::PubSubStream,
+    messages: tokio::sync::broadcast::Receiver<redis::Msg>,
     conn: ConnectionManager,
     /// The bucket's key prefix.
     prefix: String,
@@ -62,6 +70,19 @@ struct Feed {
 }
 
 impl Feed {
+    /// The next message, `None` when the subscription ended.
+    async fn next_message(&mut self) -> Option<redis::Msg> {
+        loop {
+            match self.messages.recv().await {
+                Ok(message) => return Some(message),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
+                    tracing::warn!("a Redis watcher fell behind: {lost} changes dropped");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
     /// Delivers a foreign write: a delete, or the value read back now.
     async fn flush(&mut self) {
         let Some(Pending { key, event }) = self.pending.take() else {
@@ -148,8 +169,19 @@ pub async fn watch(
     } else {
         None
     };
+    // The crate's pub/sub stream is unbounded: drain it into a bounded queue.
+    let (queue, messages) = tokio::sync::broadcast::channel(QUEUE);
+    let mut stream = pubsub.into_on_message();
+    tokio::spawn(async move {
+        while let Some(message) = stream.next().await {
+            if queue.send(message).is_err() {
+                return; // the watch was dropped
+            }
+        }
+        // Dropping `queue` ends the watch.
+    });
     let feed = Feed {
-        messages: pubsub.into_on_message(),
+        messages,
         conn,
         prefix: prefix.to_string(),
         keyspace,
@@ -168,7 +200,7 @@ pub async fn watch(
                     return None;
                 }
                 let next = if feed.pending.is_some() {
-                    match tokio::time::timeout(FOREIGN_AFTER, feed.messages.next()).await {
+                    match tokio::time::timeout(FOREIGN_AFTER, feed.next_message()).await {
                         Ok(next) => next,
                         Err(_) => {
                             feed.flush().await;
@@ -176,7 +208,7 @@ pub async fn watch(
                         }
                     }
                 } else {
-                    feed.messages.next().await
+                    feed.next_message().await
                 };
                 match next {
                     Some(message) => {

@@ -106,3 +106,53 @@ async fn watch_sees_wasikv_writes_once_and_other_clients_writes() {
         "no duplicate or stray change"
     );
 }
+
+/// A watcher that does not keep up loses the oldest changes beyond the
+/// queue and still gets the newest, in order; the host's memory stays bounded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_watcher_loses_the_oldest_changes() {
+    let url = wasikv_redis::testing::test_url();
+    let config = wasikv_redis::RedisConfig {
+        url: url.clone(),
+        prefix: None,
+        ca_file: None,
+        connect_timeout_ms: 1_000,
+    };
+    let store = RedisStore::connect(&config).await.expect("redis reachable");
+    let prefix = format!("wasikv-test:slow-{:08x}:", rand::random::<u32>());
+    let bucket = RedisBucket::new(store.conn.clone(), &prefix).with_watch(store.client.clone());
+    let mut changes = bucket.watch().await.expect("watch");
+    let total = wasikv_redis::watch::QUEUE * 3;
+    for i in 0..total {
+        bucket
+            .set("k", i.to_string().into_bytes(), WriteCondition::Always)
+            .await
+            .unwrap();
+    }
+    // Give the draining task time to receive everything, unread.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut values = Vec::new();
+    while let Ok(Some(change)) =
+        tokio::time::timeout(Duration::from_millis(300), changes.next()).await
+    {
+        match change.expect("a change") {
+            Change::Set { value, .. } => values.push(String::from_utf8(value).unwrap()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        values.len() <= wasikv_redis::watch::QUEUE,
+        "{} queued",
+        values.len()
+    );
+    assert_eq!(
+        values.last().map(String::as_str),
+        Some((total - 1).to_string().as_str())
+    );
+    let numbers: Vec<usize> = values.iter().map(|v| v.parse().unwrap()).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] + 1 == w[1]),
+        "the newest, in order"
+    );
+    bucket.delete("k").await.unwrap();
+}
