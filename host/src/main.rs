@@ -106,6 +106,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// The runtime of the configuration and the compiled component, or the
+/// exit code after saying what failed.
+fn prepare(
+    config: Option<PathBuf>,
+    component: &Path,
+) -> Result<(Runtime, wasmtime::component::Component), ExitCode> {
+    let config = load_config(config)?;
+    let runtime = Runtime::new(&config).map_err(|e| {
+        eprintln!("wasikv: {e:#}");
+        ExitCode::from(2)
+    })?;
+    let loaded = runtime.load(component).map_err(|e| {
+        eprintln!("wasikv: {e:#}");
+        ExitCode::FAILURE
+    })?;
+    Ok((runtime, loaded))
+}
+
 /// The component name: `--name`, else the file stem.
 fn component_name(component: &Path, name: Option<String>) -> String {
     name.unwrap_or_else(|| {
@@ -122,23 +140,9 @@ async fn watch(
     name: Option<String>,
     buckets: Vec<String>,
 ) -> ExitCode {
-    let config = match load_config(config) {
-        Ok(c) => c,
+    let (runtime, loaded) = match prepare(config, &component) {
+        Ok(prepared) => prepared,
         Err(code) => return code,
-    };
-    let runtime = match Runtime::new(&config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("wasikv: {e:#}");
-            return ExitCode::from(2);
-        }
-    };
-    let loaded = match runtime.load(&component) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("wasikv: {e:#}");
-            return ExitCode::FAILURE;
-        }
     };
     let options = WatchOptions {
         name: component_name(&component, name),
@@ -180,23 +184,9 @@ async fn run(
     env: Vec<(String, String)>,
     args: Vec<String>,
 ) -> ExitCode {
-    let config = match load_config(config) {
-        Ok(c) => c,
+    let (runtime, loaded) = match prepare(config, &component) {
+        Ok(prepared) => prepared,
         Err(code) => return code,
-    };
-    let runtime = match Runtime::new(&config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("wasikv: {e:#}");
-            return ExitCode::from(2);
-        }
-    };
-    let loaded = match runtime.load(&component) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("wasikv: {e:#}");
-            return ExitCode::FAILURE;
-        }
     };
     let options = RunOptions {
         name: component_name(&component, name),

@@ -167,6 +167,30 @@ impl Runtime {
             .join(format!("{hex}-{:016x}.cwasm", engine_hash.finish()))
     }
 
+    /// A wasmtime store for one instance of component `name`, with its
+    /// key-value context and memory limit.
+    fn new_store(&self, wasi: WasiCtx, name: &str) -> Store<HostState> {
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            kv: WasiKeyValueCtx::builder(self.buckets.clone())
+                .component(name)
+                .build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.config.max_memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store
+    }
+
+    /// The guest execution deadline (`runtime.deadline_ms`), if any.
+    fn deadline(&self) -> Option<Duration> {
+        (self.config.deadline_ms > 0).then(|| Duration::from_millis(self.config.deadline_ms))
+    }
+
     /// Runs a `wasi:cli/run` component to completion.
     pub async fn run(&self, component: &Component, options: RunOptions) -> Result<RunOutcome> {
         let pre = CommandPre::new(self.linker.instantiate_pre(component)?)
@@ -191,21 +215,8 @@ impl Runtime {
                 (Some(out), Some(err))
             }
         };
-        let state = HostState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            kv: WasiKeyValueCtx::builder(self.buckets.clone())
-                .component(&options.name)
-                .build(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.config.max_memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
-        let deadline =
-            (self.config.deadline_ms > 0).then(|| Duration::from_millis(self.config.deadline_ms));
+        let mut store = self.new_store(wasi.build(), &options.name);
+        let deadline = self.deadline();
         match deadline {
             Some(d) => {
                 let ticks = (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
@@ -295,21 +306,8 @@ impl Runtime {
 
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout().inherit_stderr();
-        let state = HostState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            kv: WasiKeyValueCtx::builder(self.buckets.clone())
-                .component(&options.name)
-                .build(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.config.max_memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
-        let deadline =
-            (self.config.deadline_ms > 0).then(|| Duration::from_millis(self.config.deadline_ms));
+        let mut store = self.new_store(wasi.build(), &options.name);
+        let deadline = self.deadline();
         let ticks = deadline.map_or(u64::MAX / 2, |d| {
             (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
         });

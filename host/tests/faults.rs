@@ -124,25 +124,29 @@ async fn survives_a_restart(
     );
 }
 
+/// A private redis-server on `port`, without persistence.
+#[cfg(feature = "redis")]
+fn redis_server(port: u16) -> TestServer {
+    TestServer::spawn(
+        Command::new("redis-server").args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]),
+        "redis-server (scripts/services.sh installs it)",
+    )
+}
+
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_restart() {
     const PORT: u16 = 16401;
-    let start = || {
-        TestServer::spawn(
-            Command::new("redis-server").args([
-                "--port",
-                &PORT.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]),
-            "redis-server (scripts/services.sh installs it)",
-        )
-    };
+    let start = || redis_server(PORT);
     let toml = format!("[buckets.r]\nprovider = \"redis\"\nurl = \"redis://127.0.0.1:{PORT}/0\"\n");
     survives_a_restart("r", "redis", &toml, start, async || {}).await;
 }
@@ -298,21 +302,7 @@ async fn cosmos_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_are_retried_until_the_server_returns() {
     const PORT: u16 = 16408;
-    let start = || {
-        TestServer::spawn(
-            Command::new("redis-server").args([
-                "--port",
-                &PORT.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]),
-            "redis-server (scripts/services.sh installs it)",
-        )
-    };
+    let start = || redis_server(PORT);
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(&config(
         dir.path(),
