@@ -57,6 +57,8 @@ pub fn capabilities(max_item_bytes: usize) -> Capabilities {
         consistency: Consistency::Strong,
         durable: true,
         versioning: "random version token attribute",
+        // On tables with a NEW_AND_OLD_IMAGES stream (wasikv creates them so).
+        watch: Support::Native,
         ..Capabilities::required()
     }
 }
@@ -136,13 +138,20 @@ impl Store for DynamoStore {
         let config: DynamoConfig = plan.options.parse(&plan.bucket, NAME)?;
         self.ensure_table(&config.table, &config.key_attribute, config.create_table)
             .await?;
-        Ok(Arc::new(DynamoBucket::new(
+        let bucket = DynamoBucket::new(
             self.client.clone(),
             &config.table,
             &config.key_attribute,
             &config.prefix,
             config.max_item_bytes,
-        )))
+        );
+        Ok(Arc::new(match self.stream_of(&config.table).await? {
+            Some(arn) => bucket.with_stream(crate::watch::StreamSource {
+                client: self.streams.clone(),
+                arn,
+            }),
+            None => bucket,
+        }))
     }
 }
 
@@ -159,6 +168,8 @@ pub struct DynamoBucket {
     max_item_bytes: usize,
     codec: KeyCodec,
     capabilities: Capabilities,
+    /// The table's stream, for `watch`.
+    stream: Option<crate::watch::StreamSource>,
 }
 
 /// The partition key of a key, and the original key when the id is a hash.
@@ -189,8 +200,20 @@ impl DynamoBucket {
                 max_id_bytes: MAX_PARTITION_KEY_BYTES - prefix.len(),
                 reserve_dunder: false,
             },
-            capabilities: capabilities(max_item_bytes),
+            capabilities: {
+                let mut caps = capabilities(max_item_bytes);
+                caps.watch = Support::Unsupported;
+                caps
+            },
+            stream: None,
         }
+    }
+
+    /// The bucket with `watch` natively: the table's stream.
+    pub fn with_stream(mut self, stream: crate::watch::StreamSource) -> Self {
+        self.stream = Some(stream);
+        self.capabilities.watch = Support::Native;
+        self
     }
 
     fn item_key(&self, key: &str) -> ItemKey {
@@ -735,5 +758,17 @@ impl Bucket for DynamoBucket {
             })
             .collect::<Result<Vec<_>>>()?;
         self.batch_write(requests).await
+    }
+
+    async fn watch(&self) -> Result<wasikv_core::ChangeStream> {
+        let Some(source) = &self.stream else {
+            return Err(Error::unsupported("watch"));
+        };
+        let keys = crate::watch::Keys {
+            key_attribute: self.key_attribute.clone(),
+            prefix: self.prefix.clone(),
+            codec: self.codec,
+        };
+        crate::watch::watch(source.clone(), keys).await
     }
 }

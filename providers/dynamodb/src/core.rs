@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
 };
 use aws_smithy_http_client::tls::{Provider as TlsProvider, rustls_provider::CryptoMode};
 use wasikv_core::{Error, ErrorKind, Result};
@@ -48,6 +48,8 @@ pub const RESERVED_ATTRIBUTES: [&str; 4] = [VALUE, COUNTER, VERSION, ORIGINAL_KE
 pub struct DynamoStore {
     /// The SDK client.
     pub client: Client,
+    /// The DynamoDB Streams client (change feeds), same configuration.
+    pub streams: aws_sdk_dynamodbstreams::Client,
 }
 
 impl DynamoStore {
@@ -92,6 +94,30 @@ impl DynamoStore {
         }
         Ok(DynamoStore {
             client: Client::new(&sdk),
+            streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
+        })
+    }
+
+    /// The table's latest stream, if it has one with both images (what a
+    /// watch needs); tables wasikv creates do.
+    pub async fn stream_of(&self, table: &str) -> Result<Option<String>> {
+        let described = self
+            .client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(map_err)?;
+        let Some(table) = described.table else {
+            return Ok(None);
+        };
+        let both_images = table.stream_specification().is_some_and(|s| {
+            s.stream_enabled() && s.stream_view_type() == Some(&StreamViewType::NewAndOldImages)
+        });
+        Ok(if both_images {
+            table.latest_stream_arn
+        } else {
+            None
         })
     }
 
@@ -159,6 +185,14 @@ impl DynamoStore {
             .key_schema(key)
             .attribute_definitions(definition)
             .billing_mode(BillingMode::PayPerRequest)
+            // The change feed of `watch`.
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))?,
+            )
             .send()
             .await;
         match created {

@@ -20,6 +20,7 @@ pub mod config;
 pub mod core;
 #[doc(hidden)]
 pub mod testing;
+pub mod watch;
 
 pub use backend::{DynamoBucket, DynamoProvider};
 pub use config::DynamoConfig;

@@ -57,13 +57,20 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
                     Ok::<_, wasikv_core::Error>(store)
                 })
                 .await?;
-            Ok(Arc::new(crate::DynamoBucket::new(
+            let bucket = crate::DynamoBucket::new(
                 store.client.clone(),
                 TEST_TABLE,
                 "pk",
                 &format!("{ns}/"),
                 MOTO_MAX_ITEM_BYTES,
-            )) as Arc<dyn Bucket>)
+            );
+            Ok(Arc::new(match store.stream_of(TEST_TABLE).await? {
+                Some(arn) => bucket.with_stream(crate::watch::StreamSource {
+                    client: store.streams.clone(),
+                    arn,
+                }),
+                None => bucket,
+            }) as Arc<dyn Bucket>)
         })
     }
 }

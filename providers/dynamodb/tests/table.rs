@@ -251,3 +251,75 @@ async fn a_replayed_conditional_write_that_was_applied_reports_written() {
     assert_eq!(bucket.get("k").await.unwrap(), Some(b"b".to_vec()));
     bucket.delete("k").await.unwrap();
 }
+
+/// The watch is the table's stream: an item put and deleted by another
+/// client (the plain SDK) under the bucket's prefix arrives, with its value.
+#[tokio::test]
+async fn watch_sees_other_clients_writes() {
+    use futures::StreamExt;
+    use wasikv_core::{Bucket, Change};
+    let store = test_store().await.expect("moto reachable");
+    store
+        .ensure_table(wasikv_dynamodb::testing::TEST_TABLE, "pk", true)
+        .await
+        .unwrap();
+    let arn = store
+        .stream_of(wasikv_dynamodb::testing::TEST_TABLE)
+        .await
+        .unwrap()
+        .expect("tables wasikv creates have a stream");
+    let prefix = format!("{}/", table_name("watch"));
+    let bucket = wasikv_dynamodb::DynamoBucket::new(
+        store.client.clone(),
+        wasikv_dynamodb::testing::TEST_TABLE,
+        "pk",
+        &prefix,
+        MOTO_MAX_ITEM_BYTES,
+    )
+    .with_stream(wasikv_dynamodb::watch::StreamSource {
+        client: store.streams.clone(),
+        arn,
+    });
+    let mut changes = bucket.watch().await.expect("watch");
+    let id = AttributeValue::S(format!("{prefix}outside"));
+    store
+        .client
+        .put_item()
+        .table_name(wasikv_dynamodb::testing::TEST_TABLE)
+        .item("pk", id.clone())
+        .item(
+            "v",
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(&b"sdk"[..])),
+        )
+        .send()
+        .await
+        .unwrap();
+    store
+        .client
+        .delete_item()
+        .table_name(wasikv_dynamodb::testing::TEST_TABLE)
+        .key("pk", id)
+        .send()
+        .await
+        .unwrap();
+    let mut next = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(20), changes.next())
+            .await
+            .expect("a change within 20 s")
+            .expect("the watch is open")
+            .expect("a change")
+    };
+    assert_eq!(
+        next().await,
+        Change::Set {
+            key: "outside".into(),
+            value: b"sdk".to_vec()
+        }
+    );
+    assert_eq!(
+        next().await,
+        Change::Delete {
+            key: "outside".into()
+        }
+    );
+}
