@@ -106,8 +106,9 @@ impl Feed {
         }
     }
 
-    fn on_message(&mut self, message: redis::Msg) -> bool {
-        // Returns whether the pending event must be flushed first.
+    /// Takes in one message; returns whether the pending keyspace event must
+    /// be flushed first (then the message is offered again).
+    fn on_message(&mut self, message: &redis::Msg) -> bool {
         if message.from_pattern() {
             let Some(prefix) = &self.keyspace else {
                 return false;
@@ -212,9 +213,9 @@ pub async fn watch(
                 };
                 match next {
                     Some(message) => {
-                        if feed.on_message(message.clone()) {
+                        if feed.on_message(&message) {
                             feed.flush().await;
-                            feed.on_message(message);
+                            feed.on_message(&message);
                         }
                     }
                     None => {
