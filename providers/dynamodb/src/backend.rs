@@ -136,7 +136,8 @@ impl Provider for DynamoProvider {
 impl Store for DynamoStore {
     async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
         let config: DynamoConfig = plan.options.parse(&plan.bucket, NAME)?;
-        self.ensure_table(&config.table, &config.key_attribute, config.create_table)
+        let stream = self
+            .ensure_table(&config.table, &config.key_attribute, config.create_table)
             .await?;
         let bucket = DynamoBucket::new(
             self.client.clone(),
@@ -145,7 +146,7 @@ impl Store for DynamoStore {
             &config.prefix,
             config.max_item_bytes,
         );
-        Ok(Arc::new(match self.stream_of(&config.table).await? {
+        Ok(Arc::new(match stream {
             Some(arn) => bucket.with_stream(crate::watch::StreamSource {
                 client: self.streams.clone(),
                 arn,

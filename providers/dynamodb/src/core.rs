@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableDescription, TableStatus,
 };
 use aws_smithy_http_client::tls::{Provider as TlsProvider, rustls_provider::CryptoMode};
 use wasikv_core::{Error, ErrorKind, Result};
@@ -98,33 +98,16 @@ impl DynamoStore {
         })
     }
 
-    /// The table's latest stream, if it has one with both images (what a
-    /// watch needs); tables wasikv creates do.
-    pub async fn stream_of(&self, table: &str) -> Result<Option<String>> {
-        let described = self
-            .client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(map_err)?;
-        let Some(table) = described.table else {
-            return Ok(None);
-        };
-        let both_images = table.stream_specification().is_some_and(|s| {
-            s.stream_enabled() && s.stream_view_type() == Some(&StreamViewType::NewAndOldImages)
-        });
-        Ok(if both_images {
-            table.latest_stream_arn
-        } else {
-            None
-        })
-    }
-
     /// Checks that `table` exists with a string partition key named
-    /// `key_attribute` and no sort key, creating it (on-demand billing) when
-    /// missing and `create` is set.
-    pub async fn ensure_table(&self, table: &str, key_attribute: &str, create: bool) -> Result<()> {
+    /// `key_attribute` and no sort key, creating it (on-demand billing, with
+    /// a stream) when missing and `create` is set. Returns the table's stream
+    /// for `watch`, if it has one with both images (tables wasikv creates do).
+    pub async fn ensure_table(
+        &self,
+        table: &str,
+        key_attribute: &str,
+        create: bool,
+    ) -> Result<Option<String>> {
         let described = self.client.describe_table().table_name(table).send().await;
         let description = match described {
             Ok(out) => out.table,
@@ -137,8 +120,7 @@ impl DynamoStore {
                         ),
                     ));
                 }
-                self.create_table(table, key_attribute).await?;
-                return Ok(());
+                return self.create_table(table, key_attribute).await;
             }
             Err(e) => return Err(map_err(e)),
         };
@@ -164,10 +146,11 @@ impl DynamoStore {
                 ),
             ));
         }
-        Ok(())
+        Ok(watch_stream(description))
     }
 
-    async fn create_table(&self, table: &str, key_attribute: &str) -> Result<()> {
+    /// Creates `table` and waits until it is ACTIVE; returns its stream.
+    async fn create_table(&self, table: &str, key_attribute: &str) -> Result<Option<String>> {
         let key = KeySchemaElement::builder()
             .attribute_name(key_attribute)
             .key_type(KeyType::Hash)
@@ -210,8 +193,10 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(map_err)?;
-            if out.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
-                return Ok(());
+            if let Some(description) = out.table
+                && description.table_status == Some(TableStatus::Active)
+            {
+                return Ok(watch_stream(description));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -219,6 +204,18 @@ impl DynamoStore {
             ErrorKind::Unavailable,
             format!("DynamoDB table {table:?} was created but did not become ACTIVE within 60 s"),
         ))
+    }
+}
+
+/// The latest stream of a table, if it has both images (what a watch needs).
+fn watch_stream(table: TableDescription) -> Option<String> {
+    let both_images = table.stream_specification().is_some_and(|s| {
+        s.stream_enabled() && s.stream_view_type() == Some(&StreamViewType::NewAndOldImages)
+    });
+    if both_images {
+        table.latest_stream_arn
+    } else {
+        None
     }
 }
 

@@ -46,15 +46,16 @@ pub async fn test_store() -> Result<DynamoStore> {
 
 /// Opens a bucket with prefix `<namespace>/` in the shared test table.
 pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
-    let store: Arc<OnceCell<DynamoStore>> = Arc::new(OnceCell::new());
+    // The client and the shared table's stream, looked up once.
+    let store: Arc<OnceCell<(DynamoStore, Option<String>)>> = Arc::new(OnceCell::new());
     move |ns| {
         let store = store.clone();
         Box::pin(async move {
-            let store = store
+            let (store, stream) = store
                 .get_or_try_init(|| async {
                     let store = test_store().await?;
-                    store.ensure_table(TEST_TABLE, "pk", true).await?;
-                    Ok::<_, wasikv_core::Error>(store)
+                    let stream = store.ensure_table(TEST_TABLE, "pk", true).await?;
+                    Ok::<_, wasikv_core::Error>((store, stream))
                 })
                 .await?;
             let bucket = crate::DynamoBucket::new(
@@ -64,10 +65,10 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
                 &format!("{ns}/"),
                 MOTO_MAX_ITEM_BYTES,
             );
-            Ok(Arc::new(match store.stream_of(TEST_TABLE).await? {
+            Ok(Arc::new(match stream {
                 Some(arn) => bucket.with_stream(crate::watch::StreamSource {
                     client: store.streams.clone(),
-                    arn,
+                    arn: arn.clone(),
                 }),
                 None => bucket,
             }) as Arc<dyn Bucket>)

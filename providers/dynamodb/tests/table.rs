@@ -259,12 +259,8 @@ async fn watch_sees_other_clients_writes() {
     use futures::StreamExt;
     use wasikv_core::{Bucket, Change};
     let store = test_store().await.expect("moto reachable");
-    store
-        .ensure_table(wasikv_dynamodb::testing::TEST_TABLE, "pk", true)
-        .await
-        .unwrap();
     let arn = store
-        .stream_of(wasikv_dynamodb::testing::TEST_TABLE)
+        .ensure_table(wasikv_dynamodb::testing::TEST_TABLE, "pk", true)
         .await
         .unwrap()
         .expect("tables wasikv creates have a stream");
