@@ -124,29 +124,16 @@ async fn survives_a_restart(
     );
 }
 
-/// A private redis-server on `port`, without persistence.
-#[cfg(feature = "redis")]
-fn redis_server(port: u16) -> TestServer {
-    TestServer::spawn(
-        Command::new("redis-server").args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]),
-        "redis-server (scripts/services.sh installs it)",
-    )
-}
-
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_restart() {
     const PORT: u16 = 16401;
-    let start = || redis_server(PORT);
+    let start = || {
+        TestServer::spawn(
+            &mut wasikv_redis::testing::server_command(PORT),
+            "redis-server (scripts/services.sh installs it)",
+        )
+    };
     let toml = format!("[buckets.r]\nprovider = \"redis\"\nurl = \"redis://127.0.0.1:{PORT}/0\"\n");
     survives_a_restart("r", "redis", &toml, start, async || {}).await;
 }
@@ -155,21 +142,9 @@ async fn redis_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn memcached_restart() {
     const PORT: u16 = 16402;
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     let start = || {
         TestServer::spawn(
-            Command::new("memcached").args([
-                "-l",
-                "127.0.0.1",
-                "-p",
-                &PORT.to_string(),
-                "-U",
-                "0",
-                "-m",
-                "16",
-                "-u",
-                &user,
-            ]),
+            &mut wasikv_memcached::testing::server_command(PORT),
             "memcached (scripts/services.sh installs it)",
         )
     };
@@ -302,7 +277,12 @@ async fn cosmos_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_are_retried_until_the_server_returns() {
     const PORT: u16 = 16408;
-    let start = || redis_server(PORT);
+    let start = || {
+        TestServer::spawn(
+            &mut wasikv_redis::testing::server_command(PORT),
+            "redis-server (scripts/services.sh installs it)",
+        )
+    };
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(&config(
         dir.path(),

@@ -39,3 +39,23 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
         })
     }
 }
+
+/// The command of a private memcached for a test, on `port` of 127.0.0.1
+/// (no UDP, 16 MB; `-u` so that it also runs as root).
+pub fn server_command(port: u16) -> std::process::Command {
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let mut command = std::process::Command::new("memcached");
+    command.args([
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "0",
+        "-m",
+        "16",
+        "-u",
+        &user,
+    ]);
+    command
+}

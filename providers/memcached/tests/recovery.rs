@@ -2,7 +2,6 @@
 //! operations fail with `unavailable` within a bounded time, never a panic,
 //! and work again once the server is back (the pool opens new connections).
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,20 +13,8 @@ use wasikv_memcached::core::MemcachedStore;
 const PORT: u16 = 16392;
 
 fn start() -> TestServer {
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     TestServer::spawn(
-        Command::new("memcached").args([
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &PORT.to_string(),
-            "-U",
-            "0",
-            "-m",
-            "16",
-            "-u",
-            &user,
-        ]),
+        &mut wasikv_memcached::testing::server_command(PORT),
         "memcached (scripts/services.sh installs it)",
     )
 }

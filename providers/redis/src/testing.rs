@@ -37,3 +37,30 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
         })
     }
 }
+
+/// The command of a private redis-server for a test, on `port` of
+/// 127.0.0.1, without persistence (add flags with `.args`).
+pub fn server_command(port: u16) -> std::process::Command {
+    let mut command = std::process::Command::new("redis-server");
+    command.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]);
+    command
+}
+
+/// Options of a bucket on a private test server on `port`.
+pub fn private_config(port: u16) -> RedisConfig {
+    RedisConfig {
+        url: format!("redis://127.0.0.1:{port}/0"),
+        prefix: None,
+        ca_file: None,
+        connect_timeout_ms: 1_000,
+    }
+}

@@ -2,26 +2,18 @@
 //! stopped while a bucket uses it: operations fail with `unavailable` within a
 //! bounded time, never a panic, and work again once the server is back.
 
-use std::process::Command;
 use std::time::Duration;
 
 use wasikv_core::suite::process::{TestServer, eventually, expect_unavailable_when_stopped};
 use wasikv_core::{Bucket, WriteCondition};
+use wasikv_redis::RedisBucket;
 use wasikv_redis::core::RedisStore;
-use wasikv_redis::{RedisBucket, RedisConfig};
 
 const PORT: u16 = 16391;
 
 fn start() -> TestServer {
     TestServer::spawn(
-        Command::new("redis-server").args([
-            "--port",
-            &PORT.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ]),
+        &mut wasikv_redis::testing::server_command(PORT),
         "redis-server (scripts/services.sh installs it)",
     )
 }
@@ -29,12 +21,7 @@ fn start() -> TestServer {
 #[tokio::test(flavor = "multi_thread")]
 async fn survives_a_server_restart() {
     let server = start();
-    let config = RedisConfig {
-        url: format!("redis://127.0.0.1:{PORT}/0"),
-        prefix: None,
-        ca_file: None,
-        connect_timeout_ms: 1_000,
-    };
+    let config = wasikv_redis::testing::private_config(PORT);
     let store = eventually("connect", Duration::from_secs(20), || {
         RedisStore::connect(&config)
     })

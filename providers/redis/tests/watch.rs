@@ -3,7 +3,6 @@
 //! reports them as keyspace events), and writes by a plain Redis client
 //! under the bucket's prefix arrive too, with their values.
 
-use std::process::Command;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -17,27 +16,11 @@ const PORT: u16 = 16409;
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_sees_wasikv_writes_once_and_other_clients_writes() {
     let _server = TestServer::spawn(
-        Command::new("redis-server").args([
-            "--port",
-            &PORT.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--notify-keyspace-events",
-            "K$gx",
-        ]),
+        wasikv_redis::testing::server_command(PORT).args(["--notify-keyspace-events", "K$gx"]),
         "redis-server (scripts/services.sh installs it)",
     );
-    let url = format!("redis://127.0.0.1:{PORT}/0");
-    let config = wasikv_redis::RedisConfig {
-        url: url.clone(),
-        prefix: None,
-        ca_file: None,
-        connect_timeout_ms: 1_000,
-    };
+    let config = wasikv_redis::testing::private_config(PORT);
+    let url = config.url.clone();
     let store = eventually("connect", Duration::from_secs(20), || {
         RedisStore::connect(&config)
     })
