@@ -758,16 +758,10 @@ async fn etcd_watch_sees_outside_writers() {
     let serving = tokio::spawn(watch.serve(async {
         let _ = stopped.await;
     }));
-    let outside = wasikv_etcd::core::EtcdStore::connect(&wasikv_etcd::EtcdConfig {
-        endpoints: vec![endpoint.clone()],
-        prefix: None,
-        username: None,
-        password: None,
-        ca_file: None,
-        connect_timeout_ms: 5_000,
-    })
-    .await
-    .expect("etcd reachable");
+    let outside =
+        wasikv_etcd::core::EtcdStore::connect(&wasikv_etcd::testing::config_for(&endpoint, 5_000))
+            .await
+            .expect("etcd reachable");
     let mut kv = outside.kv.clone();
     let started = std::time::Instant::now();
     kv.put(format!("{prefix}outside"), "v1", None)

@@ -22,14 +22,7 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
     move |ns| {
         let store = store.clone();
         Box::pin(async move {
-            let config = EtcdConfig {
-                endpoints: vec![test_endpoint()],
-                prefix: None,
-                username: None,
-                password: None,
-                ca_file: None,
-                connect_timeout_ms: 5_000,
-            };
+            let config = config_for(&test_endpoint(), 5_000);
             let store = store
                 .get_or_try_init(|| EtcdStore::connect(&config))
                 .await?;
@@ -61,4 +54,17 @@ pub fn server_command(
         .args(["--initial-advertise-peer-urls", &peer])
         .args(["--initial-cluster", &format!("{name}={peer}")]);
     command
+}
+
+/// Options of a bucket on the server at `endpoint` (no prefix, no
+/// credentials, no TLS).
+pub fn config_for(endpoint: &str, connect_timeout_ms: u64) -> EtcdConfig {
+    EtcdConfig {
+        endpoints: vec![endpoint.to_string()],
+        prefix: None,
+        username: None,
+        password: None,
+        ca_file: None,
+        connect_timeout_ms,
+    }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use wasikv_core::suite::process::{TestServer, eventually};
 use wasikv_core::{Bucket, Change, WriteCondition};
+use wasikv_etcd::EtcdBucket;
 use wasikv_etcd::core::EtcdStore;
-use wasikv_etcd::testing::server_command;
-use wasikv_etcd::{EtcdBucket, EtcdConfig};
+use wasikv_etcd::testing::{config_for, server_command};
 
 const CLIENT_PORT: u16 = 16410;
 const PEER_PORT: u16 = 16411;
@@ -31,14 +31,7 @@ async fn watch_resumes_after_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("etcd");
     let server = start(&data);
-    let config = EtcdConfig {
-        endpoints: vec![format!("http://127.0.0.1:{CLIENT_PORT}")],
-        prefix: None,
-        username: None,
-        password: None,
-        ca_file: None,
-        connect_timeout_ms: 1_000,
-    };
+    let config = config_for(&format!("http://127.0.0.1:{CLIENT_PORT}"), 1_000);
     let limit = Duration::from_secs(30);
     let store = eventually("connect", limit, || EtcdStore::connect(&config)).await;
     let bucket = EtcdBucket::new(store.kv.clone(), "w/").with_watch(store.watch.clone());
