@@ -649,12 +649,35 @@ async fn watch_log(log: &wasikv_host::OpenBucket, total: usize) -> Vec<String> {
     }
 }
 
+/// Serves the `watcher` component on `buckets` in a task: subscribed when
+/// this returns; send on the sender to stop it, then await the task.
+async fn serve_watcher(
+    runtime: &Runtime,
+    buckets: &[&str],
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<wasmtime::Result<wasikv_host::WatchReport>>,
+) {
+    let component = runtime
+        .load(Path::new(wasikv_artifacts::WATCHER))
+        .expect("load watcher");
+    let options = wasikv_host::WatchOptions {
+        name: "watcher".into(),
+        buckets: buckets.iter().map(|s| s.to_string()).collect(),
+    };
+    let watch = runtime.watch(&component, options).await.expect("subscribe");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(watch.serve(async {
+        let _ = stopped.await;
+    }));
+    (stop, serving)
+}
+
 /// The `watcher` component (world `watch-service`) receives every change of
 /// the watched buckets — set, increment, CAS swap, batches, delete, from
 /// other components — in order, on every provider compiled in.
 #[tokio::test(flavor = "multi_thread")]
 async fn watcher() {
-    use wasikv_host::WatchOptions;
     let run_id = format!("{:08x}", rand::random::<u32>());
     let (networked, mut names) = networked_buckets(&run_id);
     names.insert(0, "mem");
@@ -666,23 +689,7 @@ async fn watcher() {
         ),
     ))
     .unwrap();
-    let component = runtime
-        .load(Path::new(wasikv_artifacts::WATCHER))
-        .expect("load watcher");
-    let watch = runtime
-        .watch(
-            &component,
-            WatchOptions {
-                name: "watcher".into(),
-                buckets: names.iter().map(|s| s.to_string()).collect(),
-            },
-        )
-        .await
-        .expect("subscribe");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(watch.serve(async {
-        let _ = stopped.await;
-    }));
+    let (stop, serving) = serve_watcher(&runtime, &names).await;
     let log = runtime.buckets().open(None, "watch-log").await.unwrap();
     let started = std::time::Instant::now();
     let mut expected: Vec<String> = Vec::new();
@@ -734,7 +741,6 @@ async fn watcher() {
 #[cfg(feature = "etcd")]
 #[tokio::test(flavor = "multi_thread")]
 async fn etcd_watch_sees_outside_writers() {
-    use wasikv_host::WatchOptions;
     let prefix = format!("wasikv-test/watch-{:08x}/", rand::random::<u32>());
     let endpoint = wasikv_etcd::testing::test_endpoint();
     let dir = tempfile::tempdir().unwrap();
@@ -746,18 +752,7 @@ async fn etcd_watch_sees_outside_writers() {
         ),
     ))
     .unwrap();
-    let component = runtime
-        .load(Path::new(wasikv_artifacts::WATCHER))
-        .expect("load watcher");
-    let options = WatchOptions {
-        name: "watcher".into(),
-        buckets: vec!["e".into()],
-    };
-    let watch = runtime.watch(&component, options).await.expect("subscribe");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(watch.serve(async {
-        let _ = stopped.await;
-    }));
+    let (stop, serving) = serve_watcher(&runtime, &["e"]).await;
     let outside =
         wasikv_etcd::core::EtcdStore::connect(&wasikv_etcd::testing::config_for(&endpoint, 5_000))
             .await
@@ -783,7 +778,6 @@ async fn etcd_watch_sees_outside_writers() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_watch_sees_other_hosts() {
-    use wasikv_host::WatchOptions;
     let prefix = format!("wasikv-test:watch-{:08x}:", rand::random::<u32>());
     let url = wasikv_redis::testing::test_url();
     let bucket = format!(
@@ -793,21 +787,7 @@ async fn redis_watch_sees_other_hosts() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let watching = Runtime::new(&config(dir_a.path(), &bucket)).unwrap();
     let other = Runtime::new(&config(dir_b.path(), &bucket)).unwrap();
-    let component = watching
-        .load(Path::new(wasikv_artifacts::WATCHER))
-        .expect("load watcher");
-    let options = WatchOptions {
-        name: "watcher".into(),
-        buckets: vec!["r".into()],
-    };
-    let watch = watching
-        .watch(&component, options)
-        .await
-        .expect("subscribe");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(watch.serve(async {
-        let _ = stopped.await;
-    }));
+    let (stop, serving) = serve_watcher(&watching, &["r"]).await;
     let started = std::time::Instant::now();
     for args in [["set", "r", "1", "2"], ["delete", "r", "k", ""]] {
         let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
