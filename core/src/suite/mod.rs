@@ -21,6 +21,7 @@
 //! cases are reported as ignored.
 
 mod cases;
+pub mod plans;
 pub mod process;
 pub mod tls;
 

@@ -200,15 +200,7 @@ fn plans_refuse_bad_options_naming_the_bucket() {
         (with(serde_json::json!({"partiton": "x"})), "partiton"),
         (serde_json::json!({"endpoint": "https://x/"}), "key"),
     ];
-    for (options, needle) in bad {
-        let err = plan("things", options.clone())
-            .err()
-            .unwrap_or_else(|| panic!("{options} accepted"));
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-        let text = err.to_string();
-        assert!(text.contains(needle), "{options}: {text}");
-        assert!(text.contains("\"things\" (cosmos)"), "{text}");
-    }
+    wasikv_core::suite::plans::assert_plans_refused(&CosmosProvider, &bad);
 }
 
 #[test]

@@ -157,16 +157,7 @@ fn plans_refuse_bad_options_naming_the_bucket() {
         ),
         (serde_json::json!({"table": "tbl", "tabel": "x"}), "tabel"),
     ];
-    for (options, needle) in bad {
-        let err = DynamoProvider
-            .plan("things", &Options::from_json(options.clone()).unwrap())
-            .err()
-            .unwrap_or_else(|| panic!("{options} accepted"));
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-        let text = err.to_string();
-        assert!(text.contains(needle), "{options}: {text}");
-        assert!(text.contains("\"things\" (dynamodb)"), "{text}");
-    }
+    wasikv_core::suite::plans::assert_plans_refused(&DynamoProvider, &bad);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! provider, and buckets overlap only on the same collection under the same
 //! parent.
 
-use wasikv_core::{ErrorKind, Options, Provider};
+use wasikv_core::{Options, Provider};
 use wasikv_firestore::FirestoreProvider;
 
 fn plan(bucket: &str, options: serde_json::Value) -> wasikv_core::Result<wasikv_core::BucketPlan> {
@@ -38,15 +38,7 @@ fn bad_options_are_refused_naming_the_bucket() {
             "colection",
         ),
     ];
-    for (options, needle) in bad {
-        let err = plan("things", options.clone())
-            .err()
-            .unwrap_or_else(|| panic!("{options} accepted"));
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-        let text = err.to_string();
-        assert!(text.contains(needle), "{options}: {text}");
-        assert!(text.contains("\"things\" (firestore)"), "{text}");
-    }
+    wasikv_core::suite::plans::assert_plans_refused(&FirestoreProvider, &bad);
 }
 
 #[test]
