@@ -88,7 +88,7 @@ MOTO_PORT=14566
 MOTO_VENV="$STATE/moto-venv"
 if [[ ! -x "$MOTO_VENV/bin/moto_server" ]]; then
     python3 -m venv "$MOTO_VENV"
-    "$MOTO_VENV/bin/pip" install -q 'moto[dynamodb,server]' flask flask-cors
+    "$MOTO_VENV/bin/pip" install -q 'moto[dynamodb,server]==5.2.5' flask flask-cors
 fi
 moto_ready() {
     # moto answers DynamoDB only to a signed-looking request; dummy credentials suffice.
@@ -101,7 +101,8 @@ moto_ready() {
 }
 if ! moto_ready 2>/dev/null; then
     mkdir -p "$STATE/moto"
-    nohup "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p $MOTO_PORT >"$STATE/moto/moto.log" 2>&1 &
+    # moto_server, with requests applied one at a time (see the script).
+    nohup "$MOTO_VENV/bin/python" scripts/moto_serial.py 127.0.0.1 $MOTO_PORT >"$STATE/moto/moto.log" 2>&1 &
     echo $! >"$STATE/moto.pid"
 fi
 wait_for "moto (DynamoDB) at 127.0.0.1:$MOTO_PORT" 30 moto_ready

@@ -3,6 +3,7 @@
 #
 #   scripts/test.sh            # set up, lint, test (release profile, like CI)
 #   WASIKV_SKIP_LINT=1 scripts/test.sh   # tests only
+#   WASIKV_SKIP_CROSS=1 scripts/test.sh  # no Windows/macOS checks (never under CI=true)
 #
 # Everything is built with the release profile: wasmtime is compiled once and
 # shared by the tests, the CLI and the benchmarks.
@@ -38,8 +39,15 @@ if [[ $status != 0 ]]; then
     exit "$status"
 fi
 
-step "benchmark smoke run (host overhead vs wasmtime-wasi-keyvalue, --quick)"
-cargo run --release --quiet --all-features -p wasikv-host --example overhead -- --quick
+step "benchmark smoke run (scripts/bench.sh --quick: every part, seconds)"
+scripts/bench.sh --quick
+
+if [[ "${WASIKV_SKIP_CROSS:-}" != "1" || "${CI:-}" == "true" ]]; then
+    step "Windows: cross-build with mingw-w64, guest checks under wine"
+    scripts/windows.sh
+    step "macOS: cargo check for aarch64-apple-darwin (zig cc for the C)"
+    scripts/macos.sh
+fi
 
 if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
     step "clippy"

@@ -116,6 +116,10 @@ pub struct RuntimeConfig {
     pub cache: bool,
     /// Most linear memory a guest instance may have, in bytes.
     pub max_memory_bytes: usize,
+    /// Instances the pooling allocator keeps ready (0: allocate each instance's
+    /// memory on demand). With a pool, instantiation maps no new memory; more
+    /// concurrent instances than this fail to instantiate.
+    pub pooling_instances: u32,
     /// Wall-clock budget of one component run in milliseconds (0: none).
     /// Enforced by epoch interruption in guest code and by a timeout around
     /// host calls.
@@ -129,6 +133,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             cache: true,
             max_memory_bytes: 512 << 20,
+            pooling_instances: 0,
             deadline_ms: 0,
         }
     }

@@ -22,4 +22,6 @@ pub mod runtime;
 pub use buckets::{Buckets, OpenBucket};
 pub use config::Config;
 pub use keyvalue::{WasiKeyValue, WasiKeyValueCtx, add_to_linker};
-pub use runtime::{RunOptions, RunOutcome, Runtime, Stdio, Watch, WatchOptions, WatchReport};
+pub use runtime::{
+    Prepared, RunOptions, RunOutcome, Runtime, Stdio, Watch, WatchOptions, WatchReport,
+};

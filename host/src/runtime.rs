@@ -73,6 +73,15 @@ pub struct RunOutcome {
     pub stdout: String,
     /// Captured stderr (empty with [`Stdio::Inherit`]).
     pub stderr: String,
+    /// Time spent instantiating the component (from a prepared command).
+    pub instantiate_time: Duration,
+}
+
+/// A component checked against the host's imports once, ready to be
+/// instantiated any number of times ([`Runtime::prepare`]).
+#[derive(Clone)]
+pub struct Prepared {
+    command: CommandPre<HostState>,
 }
 
 /// A wasmtime engine with wasi:cli and wasi:keyvalue, over one set of buckets.
@@ -93,10 +102,18 @@ impl Runtime {
     /// A runtime over existing buckets.
     pub fn with_buckets(buckets: Arc<Buckets>, config: RuntimeConfig) -> Result<Self> {
         let mut wasm = wasmtime::Config::new();
-        wasm.epoch_interruption(true);
+        // Guest code is interrupted only to enforce a deadline: without one,
+        // it runs without the epoch checks in its loops.
+        let deadline = config.deadline_ms > 0;
+        wasm.epoch_interruption(deadline);
         wasm.concurrency_support(false);
+        if config.pooling_instances > 0 {
+            wasm.allocation_strategy(pooling(&config));
+        }
         let engine = Engine::new(&wasm)?;
-        spawn_epoch_ticker(&engine);
+        if deadline {
+            spawn_epoch_ticker(&engine);
+        }
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         add_to_linker(&mut linker, |s: &mut HostState| {
@@ -183,6 +200,10 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        if let Some(ticks) = deadline_ticks(self.deadline()) {
+            store.set_epoch_deadline(ticks);
+            store.epoch_deadline_trap();
+        }
         store
     }
 
@@ -191,10 +212,27 @@ impl Runtime {
         (self.config.deadline_ms > 0).then(|| Duration::from_millis(self.config.deadline_ms))
     }
 
+    /// Checks a `wasi:cli/run` component against the host's imports once, so
+    /// that each of its runs ([`Runtime::run_prepared`]) only instantiates.
+    pub fn prepare(&self, component: &Component) -> Result<Prepared> {
+        let command = CommandPre::new(self.linker.instantiate_pre(component)?)
+            .context("the component is not a wasi:cli/run command")?;
+        Ok(Prepared { command })
+    }
+
     /// Runs a `wasi:cli/run` component to completion.
     pub async fn run(&self, component: &Component, options: RunOptions) -> Result<RunOutcome> {
-        let pre = CommandPre::new(self.linker.instantiate_pre(component)?)
-            .context("the component is not a wasi:cli/run command")?;
+        self.run_prepared(&self.prepare(component)?, options).await
+    }
+
+    /// Runs a prepared component to completion: a new instance, in a new
+    /// store, with its own WASI context and bucket handles.
+    pub async fn run_prepared(
+        &self,
+        prepared: &Prepared,
+        options: RunOptions,
+    ) -> Result<RunOutcome> {
+        let pre = &prepared.command;
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdin();
         let mut args = vec![options.name.clone()];
@@ -217,20 +255,12 @@ impl Runtime {
         };
         let mut store = self.new_store(wasi.build(), &options.name);
         let deadline = self.deadline();
-        match deadline {
-            Some(d) => {
-                let ticks = (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-                store.set_epoch_deadline(ticks);
-                store.epoch_deadline_trap();
-            }
-            None => {
-                store.set_epoch_deadline(u64::MAX / 2);
-                store.epoch_deadline_trap();
-            }
-        }
 
+        let mut instantiate_time = Duration::ZERO;
         let run = async {
+            let started = std::time::Instant::now();
             let command = pre.instantiate_async(&mut store).await?;
+            instantiate_time = started.elapsed();
             command.wasi_cli_run().call_run(&mut store).await
         };
         let result = match deadline {
@@ -260,6 +290,7 @@ impl Runtime {
             exit_code,
             stdout: text(stdout),
             stderr: text(stderr),
+            instantiate_time,
         })
     }
 }
@@ -308,11 +339,7 @@ impl Runtime {
         wasi.inherit_stdout().inherit_stderr();
         let mut store = self.new_store(wasi.build(), &options.name);
         let deadline = self.deadline();
-        let ticks = deadline.map_or(u64::MAX / 2, |d| {
-            (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
-        });
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        let ticks = deadline_ticks(deadline);
         let service = WatchService::instantiate_async(&mut store, component, &self.linker)
             .await
             .context("the component does not export wasi:keyvalue/watcher@0.2.0-draft2")?;
@@ -341,7 +368,7 @@ pub struct Watch {
     store: Store<HostState>,
     service: crate::keyvalue::watch_service::WatchService,
     changes: BucketChanges,
-    ticks: u64,
+    ticks: Option<u64>,
     deadline: Option<Duration>,
     max_memory: usize,
 }
@@ -374,7 +401,9 @@ impl Watch {
             let Some((bucket, change)) = next else { break };
             let change = change.map_err(|e| wasmtime::Error::msg(e.to_string()))?;
             let resource = store.data_mut().table.push(BucketResource { bucket })?;
-            store.set_epoch_deadline(ticks);
+            if let Some(ticks) = ticks {
+                store.set_epoch_deadline(ticks);
+            }
             let call = async {
                 match &change {
                     Change::Set { key, value } => {
@@ -412,6 +441,29 @@ fn explain_trap(
         )),
         _ => e.context("the component trapped"),
     }
+}
+
+/// The pooling allocator for `runtime.pooling_instances` concurrent
+/// instances: memories, tables and stacks are reserved once and reused, so an
+/// instantiation maps no new memory. An instance beyond the pool fails to
+/// instantiate with wasmtime's limit error.
+fn pooling(config: &RuntimeConfig) -> wasmtime::InstanceAllocationStrategy {
+    let instances = config.pooling_instances;
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    // A wasip2 command is a few core instances (the program, the WASI adapter
+    // and its shims), each with at most one memory and a few tables.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(8))
+        .total_stacks(instances)
+        .max_memory_size(config.max_memory_bytes);
+    wasmtime::InstanceAllocationStrategy::Pooling(pool)
+}
+
+/// The epoch ticks of a deadline (the engine interrupts guests only with one).
+fn deadline_ticks(deadline: Option<Duration>) -> Option<u64> {
+    deadline.map(|d| (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64)
 }
 
 /// Ticks the engine's epoch from a background thread while the engine lives.

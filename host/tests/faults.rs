@@ -172,11 +172,14 @@ async fn etcd_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dynamodb_restart() {
     const PORT: u16 = 16405;
-    let moto = workspace().join(".services/moto-venv/bin/moto_server");
+    let python = workspace().join(".services/moto-venv/bin/python");
+    let server = workspace().join("scripts/moto_serial.py");
     let start = || {
         TestServer::spawn(
-            Command::new(&moto).args(["-H", "127.0.0.1", "-p", &PORT.to_string()]),
-            "moto_server (scripts/services.sh installs it under .services/moto-venv)",
+            Command::new(&python)
+                .arg(&server)
+                .args(["127.0.0.1", &PORT.to_string()]),
+            "moto (scripts/services.sh installs it under .services/moto-venv)",
         )
     };
     let endpoint = format!("http://127.0.0.1:{PORT}");

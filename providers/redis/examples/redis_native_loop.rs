@@ -1,7 +1,11 @@
-//! A baseline for the host's overhead: sequential GETs (or SETs) with the
-//! same `redis` client the provider uses, against the same server.
+//! The baseline for a guest's Redis calls: the same operation in a loop with
+//! the same `redis` client the provider uses, against the same server.
 //!
-//! `cargo run --release -p wasikv-redis --example redis_native_loop -- [URL] [N] [get|set]`
+//! `cargo run --release -p wasikv-redis --example redis_native_loop -- [URL] [N] [OP]`
+//!
+//! OP: `get` (GET), `set` (SET), `increment` (INCRBY), `cas` (WATCH, GET,
+//! then MULTI/SET/EXEC: Redis's own optimistic transaction), `get-many-100`
+//! (one MGET of 100 keys).
 
 use std::time::Instant;
 
@@ -14,16 +18,31 @@ async fn main() -> redis::RedisResult<()> {
     let n: u32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let op = args.next().unwrap_or_else(|| "get".into());
     let client = redis::Client::open(url)?;
-    let mut conn = redis::aio::ConnectionManager::new(client).await?;
+    let mut conn = redis::aio::ConnectionManager::new(client.clone()).await?;
+    // WATCH belongs to a connection: the CAS loop has one of its own.
+    let mut dedicated = client.get_multiplexed_async_connection().await?;
     let key = "wasikv-native-loop";
+    let keys: Vec<String> = (0..100)
+        .map(|i| format!("wasikv-native-loop-{i}"))
+        .collect();
     redis::cmd("SET")
         .arg(key)
         .arg("value")
         .query_async::<()>(&mut conn)
         .await?;
+    if op == "get-many-100" {
+        let mut mset = redis::cmd("MSET");
+        for k in &keys {
+            mset.arg(k).arg("value");
+        }
+        mset.query_async::<()>(&mut conn).await?;
+    }
     let started = Instant::now();
     for _ in 0..n {
         match op.as_str() {
+            "get" => {
+                let _: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
+            }
             "set" => {
                 redis::cmd("SET")
                     .arg(key)
@@ -31,14 +50,42 @@ async fn main() -> redis::RedisResult<()> {
                     .query_async::<()>(&mut conn)
                     .await?
             }
-            _ => {
-                let _: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
+            "increment" => {
+                let _: i64 = redis::cmd("INCRBY")
+                    .arg("wasikv-native-loop-counter")
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await?;
             }
+            "cas" => {
+                redis::cmd("WATCH")
+                    .arg(key)
+                    .query_async::<()>(&mut dedicated)
+                    .await?;
+                let current: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(key)
+                    .query_async(&mut dedicated)
+                    .await?;
+                let swapped: Option<((),)> = redis::pipe()
+                    .atomic()
+                    .set(key, current.unwrap_or_default())
+                    .query_async(&mut dedicated)
+                    .await?;
+                assert!(swapped.is_some(), "a lone swap lost a race");
+            }
+            "get-many-100" => {
+                let values: Vec<Option<Vec<u8>>> =
+                    redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+                assert!(values.iter().all(Option::is_some));
+            }
+            other => panic!("unknown op {other:?}"),
         }
     }
     let secs = started.elapsed().as_secs_f64();
     redis::cmd("DEL")
         .arg(key)
+        .arg("wasikv-native-loop-counter")
+        .arg(&keys)
         .query_async::<()>(&mut conn)
         .await?;
     println!(

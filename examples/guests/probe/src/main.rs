@@ -9,8 +9,8 @@
 //! * `probe get BUCKET KEY`: print the value as UTF-8;
 //! * `probe delete BUCKET KEY`: delete the key;
 //! * `probe loop OP BUCKET N`: N calls of OP (`get`, `set`, `set-distinct`,
-//!   `increment`) and the calls per second the guest saw (a rough figure; the
-//!   benchmark suite measures properly);
+//!   `increment`, `cas` (a CAS handle and a swap), `get-many-100`) and the
+//!   calls per second the guest saw (`scripts/bench.sh` runs these per store);
 //! * `probe increments BUCKET KEY N`: N increments of KEY by 1 (stops at the
 //!   first error);
 //! * `probe appends BUCKET KEY TOKEN N`: N read-modify-write CAS loops, each
@@ -92,6 +92,13 @@ fn main() {
             let bucket = open(&arg(3));
             let n = num(4);
             bucket.set("loop", b"value").expect("set");
+            let keys: Vec<String> = match op.as_str() {
+                "get-many-100" => (0..100).map(|i| format!("loop-many-{i}")).collect(),
+                _ => Vec::new(),
+            };
+            for key in &keys {
+                bucket.set(key, b"value").expect("set");
+            }
             let started = std::time::Instant::now();
             for i in 0..n {
                 let result = match op.as_str() {
@@ -101,6 +108,23 @@ fn main() {
                     "increment" => {
                         wasi::keyvalue::atomics::increment(&bucket, "counter", 1).map(|_| ())
                     }
+                    "cas" => {
+                        use wasi::keyvalue::atomics::{Cas, CasError, swap};
+                        Cas::new(&bucket, "loop").and_then(|cas| {
+                            swap(cas, b"value").map_err(|e| match e {
+                                CasError::StoreError(e) => e,
+                                CasError::CasFailed(_) => {
+                                    store::Error::Other("a lone swap lost a race".into())
+                                }
+                            })
+                        })
+                    }
+                    "get-many-100" => batch::get_many(&bucket, &keys).and_then(|values| {
+                        match values.iter().all(Option::is_some) {
+                            true => Ok(()),
+                            false => Err(store::Error::Other("get-many missed a key".into())),
+                        }
+                    }),
                     other => {
                         println!("error unknown op {other:?}");
                         std::process::exit(2);

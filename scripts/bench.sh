@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# The benchmark suite, one command, release build, every figure measured in
+# this run next to its baseline:
+#
+#   1. host call overhead on the memory provider vs wasmtime-wasi-keyvalue;
+#   2. per store: guest calls/s vs a loop of the provider's own client (and
+#      redis-benchmark for Redis), server commands per get-many(100);
+#   3. scale: start-up, instantiation, 1/8/64 concurrent instances;
+#   4. contention: 8 instances on one counter and on one CAS key, exact.
+#
+#   scripts/bench.sh [--quick]      # --quick: a smoke run of seconds (CI)
+#
+# Results: tables on stdout and one JSON file, $BENCH_OUT/results.json
+# (default: <target dir>/bench). docs/benchmarks.md explains them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=false
+[[ ${1:-} == --quick ]] && quick=true
+target_dir=${CARGO_TARGET_DIR:-target}
+out=${BENCH_OUT:-$target_dir/bench}
+mkdir -p "$out"
+bin=$target_dir/release
+say() { printf '\n== %s\n\n' "$*"; }
+
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
+scripts/services.sh >/dev/null
+# One build of everything the suite runs, with the features of the test build
+# (so nothing compiles twice after scripts/test.sh).
+cargo build --release --quiet --workspace --all-features --bins --examples
+probe=$(ls -t "$target_dir"/release/build/wasikv-artifacts-*/out/guests-target/wasm32-wasip2/release/probe.wasm | head -1)
+
+quick_flag=()
+$quick && quick_flag=(--quick)
+
+say "1. host call overhead, memory provider (wasikv vs wasmtime-wasi-keyvalue 48)"
+"$bin/examples/overhead" "${quick_flag[@]}" --json "$out/overhead.json"
+
+# --- 2. per store ---------------------------------------------------------------
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+config=$work/wasikv.toml
+cat >"$config" <<TOML
+[runtime]
+data_dir = "$work/data"
+cache_dir = "$work/cache"
+[buckets.memory]
+provider = "memory"
+[buckets.embedded]
+provider = "embedded"
+path = "$work/data/embedded.redb"
+[buckets.redis]
+provider = "redis"
+url = "redis://127.0.0.1:6379/0"
+prefix = "wasikv-bench:"
+[buckets.memcached]
+provider = "memcached"
+address = "127.0.0.1:12211"
+prefix = "wasikv-bench:"
+[buckets.etcd]
+provider = "etcd"
+endpoints = ["http://127.0.0.1:12379"]
+prefix = "wasikv-bench/"
+[buckets.dynamodb]
+provider = "dynamodb"
+table = "wasikv-test"
+prefix = "wasikv-bench/"
+create_table = true
+region = "us-east-1"
+endpoint = "http://127.0.0.1:14566"
+access_key_id = "test"
+secret_access_key = "test"
+max_item_bytes = 300000
+[buckets.firestore]
+provider = "firestore"
+project_id = "demo-wasikv"
+emulator_host = "127.0.0.1:18686"
+collection = "wasikv-bench"
+[buckets.cosmos]
+provider = "cosmos"
+endpoint = "https://127.0.0.1:18081/"
+key = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
+database = "wasikv-test"
+container = "shared"
+partition = "wasikv-bench"
+create = true
+TOML
+
+rate() { sed -nE 's/.* ([0-9]+) calls\/s$/\1/p' | tail -1; }
+# Calls of OP on STORE from the probe guest; prints calls/s.
+guest() {
+    local line
+    line=$("$bin/wasikv" run --config "$config" "$probe" -- loop "$2" "$1" "$3") ||
+        { echo "bench: guest $2 on $1 failed: $line" >&2; exit 1; }
+    [[ $line == ok* ]] || { echo "bench: guest $2 on $1: $line" >&2; exit 1; }
+    echo "$line" | rate
+}
+# The same operation with the provider's own client, if it has a loop for it.
+native() {
+    local store=$1 op=$2 n=$3
+    case $store:$op in
+        redis:*) "$bin/examples/redis_native_loop" redis://127.0.0.1:6379/0 "$n" "$op" | rate ;;
+        memcached:*) "$bin/examples/memcached_native_loop" 127.0.0.1:12211 "$n" "$op" | rate ;;
+        etcd:*) "$bin/examples/etcd_native_loop" http://127.0.0.1:12379 "$n" "$op" | rate ;;
+        dynamodb:get | dynamodb:set) "$bin/examples/dynamodb_native_loop" http://127.0.0.1:14566 "$n" "$op" | rate ;;
+        cosmos:get | cosmos:set) "$bin/examples/cosmos_native_loop" https://127.0.0.1:18081/ "$n" "$op" | rate ;;
+        *) echo "" ;;
+    esac
+}
+# Server commands a store handled (Redis: INFO commandstats; etcd: KV RPCs).
+server_commands() {
+    case $1 in
+        redis) redis-cli -h 127.0.0.1 -p 6379 INFO commandstats | tr -d '\r' |
+            grep -v '^cmdstat_info:' | sed -nE 's/^cmdstat_[^:]+:calls=([0-9]+),.*/\1/p' |
+            awk '{ s += $1 } END { print s + 0 }' ;;
+        etcd) curl -fsS http://127.0.0.1:12379/metrics |
+            grep -E '^grpc_server_handled_total\{.*grpc_service="etcdserverpb.KV"' |
+            awk '{ s += $2 } END { print s + 0 }' ;;
+        *) echo "" ;;
+    esac
+}
+# Server commands per guest call of OP: two runs of n and 2n calls, so the
+# guest's set-up writes cancel out.
+commands_per_call() {
+    local store=$1 op=$2 n=$3 a b c
+    a=$(server_commands "$store"); [[ -n $a ]] || { echo ""; return; }
+    guest "$store" "$op" "$n" >/dev/null
+    b=$(server_commands "$store")
+    guest "$store" "$op" $((2 * n)) >/dev/null
+    c=$(server_commands "$store")
+    awk -v a="$a" -v b="$b" -v c="$c" -v n="$n" 'BEGIN { printf "%.2f", ((c - b) - (b - a)) / n }'
+}
+ratio() { [[ -n $2 && $2 != 0 ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }' || echo ""; }
+
+say "2. per store: guest calls/s vs the provider's own client, same server, same run"
+stores=(memory embedded redis memcached etcd dynamodb firestore cosmos)
+ops=(get set increment cas get-many-100)
+store_rows=()
+printf '| store | op | guest calls/s | native client calls/s | guest/native |\n|---|---|---|---|---|\n'
+for store in "${stores[@]}"; do
+    case $store in
+        memory | embedded) n=200000 ;;
+        redis | memcached) n=20000 ;;
+        etcd) n=4000 ;;
+        *) n=500 ;;
+    esac
+    $quick && n=$((n / 1000 > 20 ? n / 1000 : 20))
+    declare -A got=()
+    for op in "${ops[@]}"; do
+        m=$n
+        [[ $op == get-many-100 ]] && m=$((n / 10 > 10 ? n / 10 : 10))
+        g=$(guest "$store" "$op" "$m")
+        nat=$(native "$store" "$op" "$m")
+        r=$(ratio "$g" "$nat")
+        got[$op]=$g
+        printf '| %s | %s | %s | %s | %s |\n' "$store" "$op" "$g" "${nat:-n/a}" "${r:+${r}x}"
+        store_rows+=("{\"store\":\"$store\",\"op\":\"$op\",\"calls\":$m,\"guest_calls_per_s\":$g,\"native_calls_per_s\":${nat:-null},\"ratio\":${r:-null}}")
+    done
+    # get-many(100): keys/s against 100 sequential gets, and round trips.
+    keys_ratio=$(awk -v m="${got[get-many-100]}" -v g="${got[get]}" 'BEGIN { printf "%.1f", m * 100 / g }')
+    per_many=$(commands_per_call "$store" get-many-100 20)
+    per_get=$(commands_per_call "$store" get 20)
+    echo "|   | get-many-100 | ${keys_ratio}x the keys/s of single gets | server commands per get-many: ${per_many:-n/a} (per get: ${per_get:-n/a}) | |"
+    store_rows+=("{\"store\":\"$store\",\"op\":\"get-many-100 vs get\",\"keys_per_s_ratio\":$keys_ratio,\"server_commands_per_get_many\":${per_many:-null},\"server_commands_per_get\":${per_get:-null}}")
+    unset got
+done
+
+wire=()
+if command -v redis-benchmark >/dev/null; then
+    say "the wire limit: redis-benchmark -c 1 (the store's own tool)"
+    rn=20000; $quick && rn=200
+    while IFS=, read -r test rps _; do
+        test=${test//\"/}; rps=${rps//\"/}
+        echo "redis-benchmark -c 1 $test: $rps requests/s"
+        wire+=("{\"tool\":\"redis-benchmark -c 1\",\"test\":\"$test\",\"requests_per_s\":$rps}")
+    done < <(redis-benchmark -h 127.0.0.1 -p 6379 -c 1 -n "$rn" -t get,set,incr,mset --csv | tail -n +2)
+fi
+
+say "3 and 4. scale and contention"
+"$bin/examples/concurrency" "${quick_flag[@]}" --config "$config" \
+    --scale memory,redis --contend "$(IFS=,; echo "${stores[*]}")" --json "$out/concurrency.json"
+
+join() { local IFS=,; echo "$*"; }
+cat >"$out/results.json" <<JSON
+{
+  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+  "quick": $quick,
+  "machine": {"cores": $(nproc 2>/dev/null || echo null), "os": "$(uname -sr)", "rustc": "$(rustc --version)"},
+  "overhead": $(cat "$out/overhead.json"),
+  "stores": [$(join "${store_rows[@]}")],
+  "wire": [$(join "${wire[@]}")],
+  "concurrency": $(cat "$out/concurrency.json")
+}
+JSON
+say "results: $out/results.json"
