@@ -198,16 +198,20 @@ fn check_overlaps(entries: &BTreeMap<String, Entry>) -> Result<()> {
 }
 
 async fn timed<T>(timeout_ms: u64, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
-    if timeout_ms == 0 {
-        return fut.await;
-    }
     // An in-process store (memory, a cached embedded read) answers on the
     // first poll: no timer is armed for it.
     let mut fut = std::pin::pin!(fut);
     if let std::task::Poll::Ready(result) = futures::poll!(fut.as_mut()) {
         return result;
     }
-    match tokio::time::timeout(Duration::from_millis(timeout_ms), fut).await {
+    if timeout_ms == 0 {
+        return fut.await;
+    }
+    // A store call that waits: the timer lives on the heap, so that the
+    // state of every host call does not carry it (that state is moved into
+    // a box per call by wasmtime).
+    let limit = Duration::from_millis(timeout_ms);
+    match Box::pin(tokio::time::timeout(limit, fut)).await {
         Ok(result) => result,
         Err(_) => Err(Error::new(
             ErrorKind::Unavailable,
@@ -306,8 +310,8 @@ impl OpenBucket {
             return call.await.map_err(|e| self.fail(e));
         }
         let started = std::time::Instant::now();
-        let result = call
-            .instrument(span.clone())
+        // Boxed, so that the untraced path's state stays small.
+        let result = Box::pin(call.instrument(span.clone()))
             .await
             .map_err(|e| self.fail(e));
         span.record(

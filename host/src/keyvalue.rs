@@ -112,8 +112,9 @@ impl<'a> WasiKeyValue<'a> {
     pub(crate) fn bucket(
         &self,
         handle: &Resource<BucketResource>,
-    ) -> wasmtime::Result<Arc<OpenBucket>> {
-        Ok(self.table.get(handle)?.bucket.clone())
+    ) -> wasmtime::Result<&Arc<OpenBucket>> {
+        // Borrowed, not cloned: a call holds the table for its whole length.
+        Ok(&self.table.get(handle)?.bucket)
     }
 
     /// `store.open` for either WIT version: the bucket as a new resource.
@@ -302,7 +303,7 @@ impl atomics::HostCas for WasiKeyValue<'_> {
         bucket: Resource<BucketResource>,
         key: String,
     ) -> WitResult<Resource<CasResource>> {
-        let b = self.bucket(&bucket)?;
+        let b = self.bucket(&bucket)?.clone();
         match b.read_versioned(&key).await {
             Ok(read) => Ok(Ok(self.table.push(CasResource {
                 bucket: b,

@@ -144,13 +144,7 @@ impl Bucket for MemoryBucket {
             return Ok(WriteOutcome::ConditionFailed);
         }
         let version = next_version(&self.writes);
-        // Overwrites reuse the stored key (no allocation).
-        match map.get_mut(key) {
-            Some(entry) => *entry = Entry { value, version },
-            None => {
-                map.insert(key.to_string(), Entry { value, version });
-            }
-        }
+        map.insert(key.to_string(), Entry { value, version });
         Ok(WriteOutcome::Written)
     }
 
