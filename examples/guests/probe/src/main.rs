@@ -39,6 +39,24 @@ fn num(n: usize) -> usize {
     arg(n).parse().expect("a number argument")
 }
 
+/// One CAS round: a handle on `key`, then a swap to the same value.
+fn swap_unchanged(bucket: &store::Bucket, key: &str) -> Result<(), store::Error> {
+    use wasi::keyvalue::atomics::{Cas, CasError, swap};
+    let cas = Cas::new(bucket, key)?;
+    swap(cas, b"value").map_err(|e| match e {
+        CasError::StoreError(e) => e,
+        CasError::CasFailed(_) => store::Error::Other("a lone swap lost a race".into()),
+    })
+}
+
+/// One get-many of `keys`, every one of which must be found.
+fn get_all(bucket: &store::Bucket, keys: &[String]) -> Result<(), store::Error> {
+    match batch::get_many(bucket, keys)?.iter().all(Option::is_some) {
+        true => Ok(()),
+        false => Err(store::Error::Other("get-many missed a key".into())),
+    }
+}
+
 fn open(name: &str) -> store::Bucket {
     match store::open(name) {
         Ok(b) => b,
@@ -108,23 +126,8 @@ fn main() {
                     "increment" => {
                         wasi::keyvalue::atomics::increment(&bucket, "counter", 1).map(|_| ())
                     }
-                    "cas" => {
-                        use wasi::keyvalue::atomics::{Cas, CasError, swap};
-                        Cas::new(&bucket, "loop").and_then(|cas| {
-                            swap(cas, b"value").map_err(|e| match e {
-                                CasError::StoreError(e) => e,
-                                CasError::CasFailed(_) => {
-                                    store::Error::Other("a lone swap lost a race".into())
-                                }
-                            })
-                        })
-                    }
-                    "get-many-100" => batch::get_many(&bucket, &keys).and_then(|values| {
-                        match values.iter().all(Option::is_some) {
-                            true => Ok(()),
-                            false => Err(store::Error::Other("get-many missed a key".into())),
-                        }
-                    }),
+                    "cas" => swap_unchanged(&bucket, "loop"),
+                    "get-many-100" => get_all(&bucket, &keys),
                     other => {
                         println!("error unknown op {other:?}");
                         std::process::exit(2);
