@@ -181,7 +181,17 @@ impl Bucket for MemoryBucket {
     async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
         self.optional(self.capabilities.increment, "increment")?;
         let mut map = self.write();
-        let new = counter::apply(map.get(key).map(|e| e.value.as_slice()), delta)?;
+        // A counter is usually incremented again: update it in place (one
+        // lookup, no key allocation); only its first increment inserts.
+        if let Some(entry) = map.get_mut(key) {
+            let new = counter::apply(Some(entry.value.as_slice()), delta)?;
+            *entry = Entry {
+                value: counter::format(new),
+                version: next_version(&self.writes),
+            };
+            return Ok(new);
+        }
+        let new = counter::apply(None, delta)?;
         let version = next_version(&self.writes);
         map.insert(
             key.to_string(),
