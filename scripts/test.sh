@@ -56,5 +56,5 @@ if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
     step "docs"
     RUSTDOCFLAGS=-Dwarnings cargo doc --release --workspace --no-deps --all-features
 fi
-step "all tests passed in ${SECONDS} s"
+printf '\n==> all tests passed in %d s\n' "$SECONDS"
 echo "$summary"
