@@ -49,42 +49,8 @@ provider = "memory"
 [buckets.embedded]
 provider = "embedded"
 path = "$work/data/embedded.redb"
-[buckets.redis]
-provider = "redis"
-url = "redis://127.0.0.1:6379/0"
-prefix = "wasikv-bench:"
-[buckets.memcached]
-provider = "memcached"
-address = "127.0.0.1:12211"
-prefix = "wasikv-bench:"
-[buckets.etcd]
-provider = "etcd"
-endpoints = ["http://127.0.0.1:12379"]
-prefix = "wasikv-bench/"
-[buckets.dynamodb]
-provider = "dynamodb"
-table = "wasikv-test"
-prefix = "wasikv-bench/"
-create_table = true
-region = "us-east-1"
-endpoint = "http://127.0.0.1:14566"
-access_key_id = "test"
-secret_access_key = "test"
-max_item_bytes = 300000
-[buckets.firestore]
-provider = "firestore"
-project_id = "demo-wasikv"
-emulator_host = "127.0.0.1:18686"
-collection = "wasikv-bench"
-[buckets.cosmos]
-provider = "cosmos"
-endpoint = "https://127.0.0.1:18081/"
-key = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
-database = "wasikv-test"
-container = "shared"
-partition = "wasikv-bench"
-create = true
 TOML
+scripts/test-buckets.sh wasikv-bench >>"$config"
 
 rate() { sed -nE 's/.* ([0-9]+) calls\/s$/\1/p' | tail -1; }
 # Calls of OP on STORE from the probe guest; prints calls/s.
@@ -103,7 +69,7 @@ native() {
         memcached:*) "$bin/examples/memcached_native_loop" 127.0.0.1:12211 "$n" "$op" | rate ;;
         etcd:*) "$bin/examples/etcd_native_loop" http://127.0.0.1:12379 "$n" "$op" | rate ;;
         dynamodb:get | dynamodb:set) "$bin/examples/dynamodb_native_loop" http://127.0.0.1:14566 "$n" "$op" | rate ;;
-        cosmos:get | cosmos:set) "$bin/examples/cosmos_native_loop" https://127.0.0.1:18081/ "$n" "$op" | rate ;;
+        cosmos-partition:get | cosmos-partition:set) "$bin/examples/cosmos_native_loop" https://127.0.0.1:18081/ "$n" "$op" | rate ;;
         *) echo "" ;;
     esac
 }
@@ -133,7 +99,7 @@ commands_per_call() {
 ratio() { [[ -n $2 && $2 != 0 ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }' || echo ""; }
 
 say "2. per store: guest calls/s vs the provider's own client, same server, same run"
-stores=(memory embedded redis memcached etcd dynamodb firestore cosmos)
+stores=(memory embedded redis memcached etcd dynamodb firestore cosmos-partition)
 ops=(get set increment cas get-many-100)
 store_rows=()
 printf '| store | op | guest calls/s | native client calls/s | guest/native |\n|---|---|---|---|---|\n'

@@ -83,8 +83,8 @@ say "$("$WINE" --version 2>/dev/null || echo wine), $(du -h "$exe" | cut -f1) .e
 # rules, properties), and the behavior suite, crash durability and unit tests
 # of the memory and embedded providers, each test .exe run by wine.
 say "core, memory and embedded tests under wine"
-cp "$(dirname "$exe")/bcryptprimitives.dll" "$(dirname "$exe")/deps/" 2>/dev/null ||
-    { mkdir -p "$(dirname "$exe")/deps" && cp "$(dirname "$exe")/bcryptprimitives.dll" "$(dirname "$exe")/deps/"; }
+mkdir -p "$(dirname "$exe")/deps"
+cp "$(dirname "$exe")/bcryptprimitives.dll" "$(dirname "$exe")/deps/"
 tests_log=$work/tests.log
 if ! CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$WINE cargo test --release --quiet --target "$TARGET" \
     --target-dir "$windows_dir" -p wasikv-core -p wasikv-memory -p wasikv-embedded --lib --tests \
@@ -113,12 +113,6 @@ say "counter example against the embedded default: ok (the count persisted)"
 
 # Every provider: memory and embedded in the process, the networked ones
 # against the servers of scripts/services.sh (fresh namespaces per run).
-run_id=win-$(date +%s)-$$
-cosmos_account='provider = "cosmos"
-endpoint = "https://127.0.0.1:18081/"
-key = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
-database = "wasikv-test"
-create = true'
 cat > wasikv.toml <<TOML
 [limits]
 list_page_keys = 7
@@ -133,50 +127,10 @@ path = 'data\\file.redb'
 [buckets.secret]
 provider = "memory"
 
-[buckets.redis]
-provider = "redis"
-url = "redis://127.0.0.1:6379/0"
-prefix = "wasikv-test:$run_id:"
-
-[buckets.memcached]
-provider = "memcached"
-address = "127.0.0.1:12211"
-prefix = "wasikv-test:$run_id:"
-
-[buckets.etcd]
-provider = "etcd"
-endpoints = ["http://127.0.0.1:12379"]
-prefix = "wasikv-test/$run_id/"
-
-[buckets.dynamodb]
-provider = "dynamodb"
-table = "wasikv-test"
-prefix = "$run_id/"
-create_table = true
-region = "us-east-1"
-endpoint = "http://127.0.0.1:14566"
-access_key_id = "test"
-secret_access_key = "test"
-max_item_bytes = 300000
-
-[buckets.firestore]
-provider = "firestore"
-project_id = "demo-wasikv"
-collection = "$run_id"
-emulator_host = "127.0.0.1:18686"
-
-[buckets.cosmos]
-$cosmos_account
-container = "$run_id"
-
-[buckets.cosmos-partition]
-$cosmos_account
-container = "shared"
-partition = "$run_id"
-
 [components.conformance]
 buckets = ["default", "mem", "file", "redis", "memcached", "etcd", "dynamodb", "firestore", "cosmos", "cosmos-partition"]
 TOML
+"$root/scripts/test-buckets.sh" "wasikv-win-$(date +%s)-$$" >> wasikv.toml
 wasikv check
 [[ $code == 0 ]] || fail "wasikv check (exit $code): $out"
 wasikv providers
