@@ -27,6 +27,8 @@ fn main() {
         guests.join("Cargo.lock").display()
     );
 
+    // Source shared by several guests (`#[path]` modules).
+    println!("cargo:rerun-if-changed={}", guests.join("shared").display());
     let names = guest_names(&guests);
     for name in &names {
         println!("cargo:rerun-if-changed={}", guests.join(name).display());
@@ -63,10 +65,13 @@ fn main() {
 
     let mut generated = String::new();
     for name in &names {
-        let wasm = target_dir
-            .join(TARGET)
-            .join("release")
-            .join(format!("{name}.wasm"));
+        // A library component (cdylib) is named with `_` for `-`.
+        let release = target_dir.join(TARGET).join("release");
+        let wasm = [name.clone(), name.replace('-', "_")]
+            .iter()
+            .map(|stem| release.join(format!("{stem}.wasm")))
+            .find(|path| path.exists())
+            .unwrap_or_else(|| release.join(format!("{name}.wasm")));
         assert!(
             wasm.exists(),
             "guest {name} was not built at {}",

@@ -17,6 +17,7 @@ use wasikv_core::{
 use crate::config::{Config, Limits};
 use crate::cursor::CursorSealer;
 use crate::emulate::{EmulatedBucket, EmulationPolicy};
+use crate::metrics::{Metrics, OpMetrics};
 use crate::registry;
 
 /// Keys per native/emulated call when the host gathers a `get-many`, so the
@@ -44,6 +45,7 @@ pub struct Buckets {
     /// lock is held only to find the cell, never across a connect.
     stores: Mutex<HashMap<(String, String), StoreCell>>,
     cursor_secret: [u8; 32],
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for Buckets {
@@ -92,7 +94,29 @@ impl Buckets {
             policy,
             stores: Mutex::new(HashMap::new()),
             cursor_secret: rand::random(),
+            metrics: None,
         })
+    }
+
+    /// Counts every call through these buckets in `metrics` (calls, errors
+    /// by kind, latency per bucket and operation). Call before any bucket is
+    /// opened: buckets opened earlier are not counted.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The metrics these buckets count into, if any.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
+    /// Whether bucket `name` is configured and its store has been connected
+    /// (by an `open` that succeeded).
+    pub fn is_connected(&self, name: &str) -> bool {
+        self.entries
+            .get(name)
+            .is_some_and(|e| e.opened.initialized())
     }
 
     /// The configured bucket identifiers.
@@ -172,6 +196,7 @@ impl Buckets {
             &self.limits,
             self.policy,
             self.cursor_secret,
+            self.metrics.as_deref(),
         )))
     }
 }
@@ -220,6 +245,21 @@ async fn timed<T>(timeout_ms: u64, what: &str, fut: impl Future<Output = Result<
     }
 }
 
+/// The operations a bucket counts in [`Metrics`], as its calls name them.
+const OPS: [&str; 11] = [
+    "get",
+    "set",
+    "delete",
+    "exists",
+    "list-keys",
+    "increment",
+    "cas",
+    "swap",
+    "get-many",
+    "set-many",
+    "delete-many",
+];
+
 /// An opened bucket as guests use it: the provider's bucket behind the
 /// emulation layer, with the host's limits, timeouts and error context.
 pub struct OpenBucket {
@@ -229,6 +269,8 @@ pub struct OpenBucket {
     limits: Limits,
     max_value_bytes: usize,
     cursors: CursorSealer,
+    /// Per operation of [`OPS`], when the host counts calls.
+    metrics: Option<Box<[OpMetrics]>>,
 }
 
 impl std::fmt::Debug for OpenBucket {
@@ -247,6 +289,7 @@ impl OpenBucket {
         limits: &Limits,
         policy: EmulationPolicy,
         secret: [u8; 32],
+        metrics: Option<&Metrics>,
     ) -> Self {
         let max_value_bytes = bucket
             .capabilities()
@@ -268,7 +311,26 @@ impl OpenBucket {
             limits: limits.clone(),
             max_value_bytes,
             cursors,
+            metrics: metrics.map(|m| {
+                OPS.iter()
+                    .map(|op| m.kv().op(&plan.bucket, plan.provider, op))
+                    .collect()
+            }),
         }
+    }
+
+    /// The metrics of operation `what`, when the host counts calls.
+    fn op_metrics(&self, what: &'static str) -> Option<&OpMetrics> {
+        let ops = self.metrics.as_deref()?;
+        OPS.iter().position(|op| *op == what).map(|i| &ops[i])
+    }
+
+    /// Counts a call refused by the host's checks (it never reached the store).
+    fn refused<T>(&self, what: &'static str, checked: Result<T>) -> Result<T> {
+        if let (Err(e), Some(m)) = (&checked, self.op_metrics(what)) {
+            m.record(Duration::ZERO, Some(e.kind()));
+        }
+        checked
     }
 
     /// The bucket identifier.
@@ -306,20 +368,30 @@ impl OpenBucket {
             latency_us = tracing::field::Empty,
         );
         let call = timed(self.limits.operation_timeout_ms, what, fut);
-        if span.is_disabled() {
+        let metrics = self.op_metrics(what);
+        if span.is_disabled() && metrics.is_none() {
             return call.await.map_err(|e| self.fail(e));
         }
         let started = std::time::Instant::now();
-        // Boxed, so that the untraced path's state stays small.
-        let result = Box::pin(call.instrument(span.clone()))
-            .await
-            .map_err(|e| self.fail(e));
-        span.record(
-            "outcome",
-            result.as_ref().map_or_else(|e| e.kind().as_str(), |_| "ok"),
-        );
-        span.record("latency_us", started.elapsed().as_micros() as u64);
-        span.in_scope(|| tracing::debug!(target: "wasikv_host::call", "done"));
+        let result = if span.is_disabled() {
+            call.await
+        } else {
+            // Boxed, so that the untraced path's state stays small.
+            Box::pin(call.instrument(span.clone())).await
+        };
+        let elapsed = started.elapsed();
+        if let Some(m) = metrics {
+            m.record(elapsed, result.as_ref().err().map(Error::kind));
+        }
+        let result = result.map_err(|e| self.fail(e));
+        if !span.is_disabled() {
+            span.record(
+                "outcome",
+                result.as_ref().map_or_else(|e| e.kind().as_str(), |_| "ok"),
+            );
+            span.record("latency_us", elapsed.as_micros() as u64);
+            span.in_scope(|| tracing::debug!(target: "wasikv_host::call", "done"));
+        }
         result
     }
 
@@ -356,48 +428,59 @@ impl OpenBucket {
         e.in_bucket(&self.name, self.provider)
     }
 
-    fn check_key(&self, key: &str) -> Result<()> {
+    fn check_key(&self, what: &'static str, key: &str) -> Result<()> {
         let max = self.limits.max_key_bytes;
         if key.len() > max {
-            return Err(self.fail(Error::new(
-                ErrorKind::InvalidKey,
-                format!(
-                    "key is {} bytes, over the limit of {max} bytes (limits.max_key_bytes)",
-                    key.len()
-                ),
-            )));
+            return self.refused(
+                what,
+                Err(self.fail(Error::new(
+                    ErrorKind::InvalidKey,
+                    format!(
+                        "key is {} bytes, over the limit of {max} bytes (limits.max_key_bytes)",
+                        key.len()
+                    ),
+                ))),
+            );
         }
         Ok(())
     }
 
-    fn check_value(&self, len: usize) -> Result<()> {
+    fn check_value(&self, what: &'static str, len: usize) -> Result<()> {
         if len > self.max_value_bytes {
-            return Err(self.fail(Error::too_large("value", len, self.max_value_bytes)));
+            return self.refused(
+                what,
+                Err(self.fail(Error::too_large("value", len, self.max_value_bytes))),
+            );
         }
         Ok(())
     }
 
-    fn check_batch(&self, op: &str, n: usize) -> Result<()> {
+    fn check_batch(&self, op: &'static str, n: usize) -> Result<()> {
         let max = self.limits.max_batch_keys;
         if n > max {
-            return Err(self.fail(Error::new(
-                ErrorKind::TooLarge,
-                format!("{op} of {n} keys is over the limit of {max} keys (limits.max_batch_keys)"),
-            )));
+            return self.refused(
+                op,
+                Err(self.fail(Error::new(
+                    ErrorKind::TooLarge,
+                    format!(
+                        "{op} of {n} keys is over the limit of {max} keys (limits.max_batch_keys)"
+                    ),
+                ))),
+            );
         }
         Ok(())
     }
 
     /// `store.bucket.get`.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.check_key(key)?;
+        self.check_key("get", key)?;
         self.read("get", || self.bucket.get(key)).await
     }
 
     /// `store.bucket.set`.
     pub async fn set(&self, key: &str, value: Vec<u8>) -> Result<()> {
-        self.check_key(key)?;
-        self.check_value(value.len())?;
+        self.check_key("set", key)?;
+        self.check_value("set", value.len())?;
         self.run("set", self.bucket.set(key, value, WriteCondition::Always))
             .await?;
         Ok(())
@@ -405,7 +488,7 @@ impl OpenBucket {
 
     /// `store.bucket.delete`.
     pub async fn delete(&self, key: &str) -> Result<()> {
-        self.check_key(key)?;
+        self.check_key("delete", key)?;
         self.run("delete", self.bucket.delete(key)).await
     }
 
@@ -416,14 +499,16 @@ impl OpenBucket {
 
     /// `store.bucket.exists`.
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        self.check_key(key)?;
+        self.check_key("exists", key)?;
         self.read("exists", || self.bucket.exists(key)).await
     }
 
     /// `store.bucket.list-keys`: one page and the sealed cursor of the next.
     pub async fn list_keys(&self, cursor: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
         let token = match cursor {
-            Some(c) => Some(self.cursors.open(c).map_err(|e| self.fail(e))?),
+            Some(c) => {
+                Some(self.refused("list-keys", self.cursors.open(c).map_err(|e| self.fail(e)))?)
+            }
             None => None,
         };
         let page = self
@@ -437,14 +522,14 @@ impl OpenBucket {
 
     /// `atomics.increment`.
     pub async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        self.check_key(key)?;
+        self.check_key("increment", key)?;
         self.run("increment", self.bucket.increment(key, delta))
             .await
     }
 
     /// Reads a key with its version for a CAS handle.
     pub async fn read_versioned(&self, key: &str) -> Result<Option<Versioned>> {
-        self.check_key(key)?;
+        self.check_key("cas", key)?;
         self.read("cas", || self.bucket.get_versioned(key)).await
     }
 
@@ -455,8 +540,8 @@ impl OpenBucket {
         read: Option<&Versioned>,
         value: Vec<u8>,
     ) -> Result<WriteOutcome> {
-        self.check_key(key)?;
-        self.check_value(value.len())?;
+        self.check_key("swap", key)?;
+        self.check_value("swap", value.len())?;
         let condition = match read {
             Some(v) => WriteCondition::IfVersion(v.version.clone()),
             None => WriteCondition::IfAbsent,
@@ -470,7 +555,7 @@ impl OpenBucket {
     pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>> {
         self.check_batch("get-many", keys.len())?;
         for key in &keys {
-            self.check_key(key)?;
+            self.check_key("get-many", key)?;
         }
         let max = self.limits.max_call_bytes;
         let mut total = 0usize;
@@ -488,10 +573,10 @@ impl OpenBucket {
                 if let Some(v) = &value {
                     total += v.len() + key.len();
                     if total > max {
-                        return Err(self.fail(Error::new(
+                        return self.refused("get-many", Err(self.fail(Error::new(
                             ErrorKind::TooLarge,
                             format!("get-many result is over the limit of {max} bytes (limits.max_call_bytes); ask for fewer keys"),
-                        )));
+                        ))));
                     }
                 }
                 out.push(value.map(|v| (key, v)));
@@ -503,8 +588,8 @@ impl OpenBucket {
     pub async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
         self.check_batch("set-many", items.len())?;
         for (key, value) in &items {
-            self.check_key(key)?;
-            self.check_value(value.len())?;
+            self.check_key("set-many", key)?;
+            self.check_value("set-many", value.len())?;
         }
         self.run("set-many", self.bucket.set_many(items)).await
     }
@@ -513,7 +598,7 @@ impl OpenBucket {
     pub async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
         self.check_batch("delete-many", keys.len())?;
         for key in &keys {
-            self.check_key(key)?;
+            self.check_key("delete-many", key)?;
         }
         self.run("delete-many", self.bucket.delete_many(&keys))
             .await

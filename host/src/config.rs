@@ -5,6 +5,7 @@
 //! See `docs/configuration.md` for every key with a full example.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -31,6 +32,9 @@ pub struct Config {
     /// Places and guest resource limits.
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// `wasikv serve`: listeners and the limits that protect the server.
+    #[serde(default)]
+    pub serve: ServeConfig,
 }
 
 /// One bucket: its provider and the provider's options.
@@ -139,6 +143,72 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// `wasikv serve`: where it listens and the limits that protect the host
+/// from its HTTP component (see `docs/serve.md`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// The HTTP listener.
+    pub listen: SocketAddr,
+    /// The admin listener (`/healthz`, `/metrics`); off when unset.
+    pub admin: Option<SocketAddr>,
+    /// Requests handled at once; beyond it a request is answered 503 with
+    /// `Retry-After` at once (never queued). Each holds one instance.
+    pub max_concurrent_requests: usize,
+    /// Wall-clock budget of one request in milliseconds, from instantiation
+    /// to the last byte of the response body; a guest past it is stopped and
+    /// the request answered 504 (or cut, once the response has started).
+    pub request_timeout_ms: u64,
+    /// Largest request body in bytes: a larger `Content-Length` is answered
+    /// 413 before the guest runs; a streamed body that grows past it fails
+    /// the guest's read, and the request is answered 413.
+    pub max_request_body_bytes: u64,
+    /// After SIGINT/SIGTERM (Ctrl-C/Ctrl-Break on Windows), how long
+    /// in-flight requests may take to finish before the server exits anyway.
+    pub drain_timeout_ms: u64,
+    /// Whether guests may send outgoing HTTP requests
+    /// (`wasi:http/outgoing-handler`); refused with `HTTP-request-denied`
+    /// unless enabled.
+    pub outgoing_http: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin: None,
+            max_concurrent_requests: 128,
+            request_timeout_ms: 30_000,
+            max_request_body_bytes: 16 << 20,
+            drain_timeout_ms: 30_000,
+            outgoing_http: false,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The runtime settings for serving: the request deadline as the guest
+    /// deadline, and a pooling allocator with an instance per concurrent
+    /// request unless `runtime.pooling_instances` is set.
+    pub fn runtime(&self, base: &RuntimeConfig) -> Result<RuntimeConfig> {
+        let mut runtime = base.clone();
+        runtime.deadline_ms = self.request_timeout_ms;
+        let wanted = u32::try_from(self.max_concurrent_requests).unwrap_or(u32::MAX);
+        if runtime.pooling_instances == 0 {
+            runtime.pooling_instances = wanted;
+        } else if runtime.pooling_instances < wanted {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "serve.max_concurrent_requests ({}) is more than runtime.pooling_instances ({}): every request in flight holds an instance",
+                    self.max_concurrent_requests, runtime.pooling_instances
+                ),
+            ));
+        }
+        Ok(runtime)
+    }
+}
+
 impl RuntimeConfig {
     /// The component cache directory.
     pub fn cache_dir(&self) -> PathBuf {
@@ -222,12 +292,20 @@ impl Config {
             ("batch_concurrency", l.batch_concurrency),
             ("increment_attempts", l.increment_attempts as usize),
             ("watch_queue", l.watch_queue),
+            (
+                "serve.max_concurrent_requests",
+                self.serve.max_concurrent_requests,
+            ),
+            (
+                "serve.request_timeout_ms",
+                self.serve.request_timeout_ms as usize,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
-                    format!("limits.{name} must be at least 1"),
+                    format!("{} must be at least 1", qualified(name)),
                 ));
             }
         }
@@ -244,6 +322,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// A limit's full configuration key (`limits.` unless it names its section).
+fn qualified(name: &str) -> String {
+    if name.contains('.') {
+        name.to_string()
+    } else {
+        format!("limits.{name}")
     }
 }
 

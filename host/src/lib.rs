@@ -7,7 +7,12 @@
 //! * [`emulate`]: the one layer that emulates what a store lacks.
 //! * [`add_to_linker`], [`WasiKeyValueCtx`], [`WasiKeyValue`]: embed the
 //!   interface in your own wasmtime host.
-//! * [`Runtime`]: runs `wasi:cli/run` components (what the `wasikv` CLI uses).
+//! * [`Runtime`]: runs `wasi:cli/run` components and prepares HTTP and
+//!   watch-service components: one engine, component cache, linker and
+//!   bucket wiring for `run`, `watch` and `serve`.
+//! * [`serve`]: serves `wasi:http/incoming-handler` components over HTTP/1.1
+//!   with limits, graceful shutdown and an admin listener.
+//! * [`metrics`]: Prometheus metrics of key-value calls and HTTP requests.
 
 pub mod buckets;
 pub mod config;
@@ -16,12 +21,15 @@ pub mod emulate;
 pub mod keyvalue;
 pub mod keyvalue_draft;
 pub mod matrix;
+pub mod metrics;
 pub mod registry;
 pub mod runtime;
+pub mod serve;
 
 pub use buckets::{Buckets, OpenBucket};
-pub use config::Config;
+pub use config::{Config, ServeConfig};
 pub use keyvalue::{WasiKeyValue, WasiKeyValueCtx, add_to_linker};
+pub use metrics::Metrics;
 pub use runtime::{
     Prepared, RunOptions, RunOutcome, Runtime, Stdio, Watch, WatchOptions, WatchReport,
 };

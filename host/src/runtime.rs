@@ -15,6 +15,10 @@ use wasmtime::{Result, bail};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{
+    Error as HttpError, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
 
 use wasikv_core::Change;
 
@@ -30,8 +34,49 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     kv: WasiKeyValueCtx,
+    http: WasiHttpCtx,
+    outgoing: OutgoingHttp,
     limits: StoreLimits,
 }
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outgoing,
+        }
+    }
+}
+
+/// Whether a guest's outgoing HTTP requests are sent (`wasi:http/outgoing-handler`).
+#[derive(Debug, Clone, Copy)]
+struct OutgoingHttp {
+    allowed: bool,
+}
+
+impl WasiHttpHooks for OutgoingHttp {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = std::result::Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = OutgoingResult> + Send> {
+        if !self.allowed {
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        wasmtime_wasi_http::default_hooks().send_request(request, options, fut)
+    }
+}
+
+/// What [`WasiHttpHooks::send_request`] resolves to.
+type OutgoingResult = std::result::Result<
+    (
+        http::Response<wasmtime_wasi_http::WasiBody>,
+        Box<dyn Future<Output = std::result::Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+>;
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -84,12 +129,23 @@ pub struct Prepared {
     command: CommandPre<HostState>,
 }
 
-/// A wasmtime engine with wasi:cli and wasi:keyvalue, over one set of buckets.
+/// An HTTP component (exporting `wasi:http/incoming-handler@0.2.x`) checked
+/// against the host's imports once ([`Runtime::prepare_http`]); each request
+/// gets a fresh instance of it.
+#[derive(Clone)]
+pub struct HttpPrepared {
+    pub(crate) proxy: ProxyPre<HostState>,
+}
+
+/// A wasmtime engine with WASI (`wasi:cli`, `wasi:http`) and wasi:keyvalue,
+/// over one set of buckets: the one runtime path of `run`, `watch` and
+/// `serve`.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     buckets: Arc<Buckets>,
     config: RuntimeConfig,
+    outgoing: OutgoingHttp,
 }
 
 impl Runtime {
@@ -116,6 +172,7 @@ impl Runtime {
         }
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         add_to_linker(&mut linker, |s: &mut HostState| {
             WasiKeyValue::new(&s.kv, &mut s.table)
         })?;
@@ -124,7 +181,19 @@ impl Runtime {
             linker,
             buckets,
             config,
+            outgoing: OutgoingHttp { allowed: false },
         })
+    }
+
+    /// Lets guests send outgoing HTTP requests (refused with
+    /// `HTTP-request-denied` by default).
+    pub fn allow_outgoing_http(&mut self, allowed: bool) {
+        self.outgoing.allowed = allowed;
+    }
+
+    /// The runtime settings.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
     }
 
     /// The engine.
@@ -185,14 +254,16 @@ impl Runtime {
     }
 
     /// A wasmtime store for one instance of component `name`, with its
-    /// key-value context and memory limit.
-    fn new_store(&self, wasi: WasiCtx, name: &str) -> Store<HostState> {
+    /// key-value context, memory limit and deadline.
+    pub(crate) fn new_store(&self, wasi: WasiCtx, name: &str) -> Store<HostState> {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
             kv: WasiKeyValueCtx::builder(self.buckets.clone())
                 .component(name)
                 .build(),
+            http: WasiHttpCtx::new(),
+            outgoing: self.outgoing,
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.config.max_memory_bytes)
                 .trap_on_grow_failure(true)
@@ -208,7 +279,7 @@ impl Runtime {
     }
 
     /// The guest execution deadline (`runtime.deadline_ms`), if any.
-    fn deadline(&self) -> Option<Duration> {
+    pub fn deadline(&self) -> Option<Duration> {
         (self.config.deadline_ms > 0).then(|| Duration::from_millis(self.config.deadline_ms))
     }
 
@@ -218,6 +289,15 @@ impl Runtime {
         let command = CommandPre::new(self.linker.instantiate_pre(component)?)
             .context("the component is not a wasi:cli/run command")?;
         Ok(Prepared { command })
+    }
+
+    /// Checks an HTTP component (exporting
+    /// `wasi:http/incoming-handler@0.2.x`) against the host's imports once,
+    /// for [`crate::serve`].
+    pub fn prepare_http(&self, component: &Component) -> Result<HttpPrepared> {
+        let proxy = ProxyPre::new(self.linker.instantiate_pre(component)?)
+            .context("the component does not export wasi:http/incoming-handler@0.2.x")?;
+        Ok(HttpPrepared { proxy })
     }
 
     /// Runs a `wasi:cli/run` component to completion.
@@ -423,7 +503,7 @@ impl Watch {
 }
 
 /// Adds what a trap means in wasikv's terms.
-fn explain_trap(
+pub(crate) fn explain_trap(
     e: wasmtime::Error,
     deadline: Option<Duration>,
     max_memory: usize,

@@ -802,3 +802,123 @@ async fn redis_watch_sees_other_hosts() {
     assert_eq!(events, ["set k vv", "delete k"]);
     eprintln!("redis watch: 2 changes from another host recorded by the watcher in {latency:.1?}");
 }
+
+/// Answers one request through the library's [`HttpHandler`], as an
+/// embedder would without a server: status and body.
+async fn handle(
+    handler: &wasikv_host::serve::HttpHandler,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    use http_body_util::BodyExt;
+
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://localhost{path}"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let response = handler.handle(request).await;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// An HTTP handler for `wasm` over `config`, through the public API only.
+fn http_handler(
+    dir: &Path,
+    config_text: &str,
+    wasm: &str,
+    name: &str,
+    max_concurrent_requests: usize,
+) -> wasikv_host::serve::HttpHandler {
+    use wasikv_host::serve::{HandlerOptions, HttpHandler};
+
+    let config = config(dir, config_text);
+    let runtime = Runtime::with_buckets(
+        std::sync::Arc::new(wasikv_host::Buckets::from_config(&config).unwrap()),
+        config.serve.runtime(&config.runtime).unwrap(),
+    )
+    .unwrap();
+    let component = runtime.load(Path::new(wasm)).unwrap();
+    let mut options = HandlerOptions::new(name, &config.serve);
+    options.max_concurrent_requests = max_concurrent_requests;
+    HttpHandler::new(std::sync::Arc::new(runtime), &component, options).unwrap()
+}
+
+/// The HTTP example through the library API (`wasikv serve`'s tests drive
+/// it over real HTTP in serve.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn http_kv() {
+    let dir = tempfile::tempdir().unwrap();
+    let handler = http_handler(
+        dir.path(),
+        "[buckets.default]\nprovider = \"memory\"\n",
+        wasikv_artifacts::HTTP_KV,
+        "http-kv",
+        4,
+    );
+    assert_eq!(handle(&handler, "PUT", "/kv/a%20b", "value").await.0, 204);
+    assert_eq!(
+        handle(&handler, "GET", "/kv/a%20b", "").await,
+        (200, "value".into())
+    );
+    assert_eq!(
+        handle(&handler, "GET", "/counter/x", "").await,
+        (200, "{\"name\":\"x\",\"count\":1}\n".into())
+    );
+    assert_eq!(
+        handle(&handler, "GET", "/kv", "").await,
+        (200, "[\"a b\",\"counter:x\"]\n".into())
+    );
+    assert_eq!(handle(&handler, "GET", "/nowhere", "").await.0, 404);
+    assert_eq!(handler.in_flight(), 0);
+}
+
+/// A trap is a 500 for its request only; the concurrency limit is a 503.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let handler = std::sync::Arc::new(http_handler(
+        dir.path(),
+        "",
+        wasikv_artifacts::HTTP_PROBE,
+        "http-probe",
+        1,
+    ));
+    let (status, body) = handle(&handler, "GET", "/trap", "").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(handle(&handler, "GET", "/", "").await, (200, "ok\n".into()));
+    let slow = {
+        let handler = handler.clone();
+        tokio::spawn(async move { handle(&handler, "GET", "/sleep/1000", "").await })
+    };
+    while handler.in_flight() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(handle(&handler, "GET", "/", "").await.0, 503);
+    assert_eq!(slow.await.unwrap(), (200, "slept 1000 ms\n".into()));
+    assert!(handler.drain(std::time::Duration::from_secs(5)).await);
+}
+
+/// The serve benchmark's draft-WIT component runs under wasikv (its baseline
+/// run is in examples/serve_baseline.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn http_bench() {
+    let dir = tempfile::tempdir().unwrap();
+    let handler = http_handler(
+        dir.path(),
+        "[buckets.\"\"]\nprovider = \"memory\"\n",
+        wasikv_artifacts::HTTP_BENCH,
+        "http-bench",
+        4,
+    );
+    for count in 1..=3 {
+        assert_eq!(
+            handle(&handler, "GET", "/", "").await,
+            (200, format!("{count}\n"))
+        );
+    }
+}
