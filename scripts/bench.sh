@@ -6,7 +6,9 @@
 #   2. per store: guest calls/s vs a loop of the provider's own client (and
 #      redis-benchmark for Redis), server commands per get-many(100);
 #   3. scale: start-up, instantiation, 1/8/64 concurrent instances;
-#   4. contention: 8 instances on one counter and on one CAS key, exact.
+#   4. contention: 8 instances on one counter and on one CAS key, exact;
+#   5. serve: HTTP requests/s and latency of `wasikv serve` vs a server of
+#      wasmtime-wasi-http + wasmtime-wasi-keyvalue, driven by wrk.
 #
 #   scripts/bench.sh [--quick]      # --quick: a smoke run of seconds (CI)
 #
@@ -38,7 +40,7 @@ say "1. host call overhead, memory provider (wasikv vs wasmtime-wasi-keyvalue 48
 
 # --- 2. per store ---------------------------------------------------------------
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n ${server_pid:-} ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
 config=$work/wasikv.toml
 cat >"$config" <<TOML
 [runtime]
@@ -147,6 +149,76 @@ say "3 and 4. scale and contention"
 "$bin/examples/concurrency" "${quick_flag[@]}" --config "$config" \
     --scale memory,redis --contend "$(IFS=,; echo "${stores[*]}")" --json "$out/concurrency.json"
 
+# --- 5. serve ------------------------------------------------------------------
+say "5. serve: one HTTP component (get + increment per request), wrk -c 16, wasikv serve vs wasmtime-wasi-http + wasmtime-wasi-keyvalue"
+http_bench=$(dirname "$probe")/http_bench.wasm
+serve_log=$work/serve.log
+# Starts a server command (after the port) in the background; waits for its
+# "serving" line; sets server_pid.
+start_server() {
+    local port=$1; shift
+    : >"$serve_log"
+    "$@" >>"$serve_log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 600); do
+        grep -q "serving .* on http://127.0.0.1:$port" "$serve_log" && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "bench: server on port $port did not start:" >&2; cat "$serve_log" >&2; exit 1
+}
+stop_server() { kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
+# wrk against URL for SECONDS: prints "requests_per_s p50_ms p99_ms".
+load() {
+    local report
+    report=$(wrk -t1 -c16 -d"$2"s --latency "$1")
+    if grep -q "Non-2xx or 3xx responses" <<<"$report"; then
+        echo "bench: error responses from $1:" >&2; echo "$report" >&2; exit 1
+    fi
+    awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
+        END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' <<<"$report"
+}
+serve_config=$work/serve.toml
+printf '[runtime]\ncache_dir = "%s"\n[buckets.""]\nprovider = "memory"\n' "$work/cache" >"$serve_config"
+serve_redis_config=$work/serve-redis.toml
+printf '[runtime]\ncache_dir = "%s"\n[buckets.""]\nprovider = "redis"\nurl = "redis://127.0.0.1:6379/0"\nprefix = "wasikv-bench:serve-%s:"\n' \
+    "$work/cache" "$$" >"$serve_redis_config"
+seconds=10; rounds=3
+$quick && { seconds=1; rounds=1; }
+declare -A best=()
+# Alternating rounds; the best requests/s of each server counts (with its latencies).
+for _ in $(seq 1 "$rounds"); do
+    for side in baseline wasikv wasikv-redis; do
+        case $side in
+            baseline) port=18091; start_server $port "$bin/examples/serve_baseline" "$http_bench" 127.0.0.1:$port ;;
+            wasikv) port=18092; start_server $port "$bin/wasikv" serve "$http_bench" --config "$serve_config" --listen 127.0.0.1:$port ;;
+            wasikv-redis) port=18093; start_server $port "$bin/wasikv" serve "$http_bench" --config "$serve_redis_config" --listen 127.0.0.1:$port ;;
+        esac
+        result=$(load "http://127.0.0.1:$port/" "$seconds")
+        stop_server
+        read -r rps _ _ <<<"$result"
+        read -r prev _ _ <<<"${best[$side]:-0 0 0}"
+        awk -v a="$rps" -v b="$prev" 'BEGIN { exit !(a > b) }' && best[$side]=$result
+    done
+done
+redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "wasikv-bench:serve-$$:*" | xargs -r redis-cli -h 127.0.0.1 -p 6379 DEL >/dev/null
+read -r base_rps base_p50 base_p99 <<<"${best[baseline]}"
+printf '| server | bucket | requests/s | p50 ms | p99 ms | vs baseline |\n|---|---|---|---|---|---|\n'
+serve_rows=()
+for side in baseline wasikv wasikv-redis; do
+    read -r rps p50 p99 <<<"${best[$side]}"
+    case $side in
+        baseline) name="wasmtime-wasi-http + wasmtime-wasi-keyvalue"; bucket="in-memory (per instance)" ;;
+        wasikv) name="wasikv serve"; bucket="memory" ;;
+        wasikv-redis) name="wasikv serve"; bucket="redis" ;;
+    esac
+    r=$(ratio "$rps" "$base_rps")
+    printf '| %s | %s | %s | %s | %s | %sx |\n' "$name" "$bucket" "$rps" "$p50" "$p99" "$r"
+    serve_rows+=("{\"server\":\"$side\",\"requests_per_s\":$rps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"ratio\":$r}")
+done
+echo "(wrk -t1 -c16, ${seconds} s per round, best of $rounds alternating rounds; the load generator shares the machine's cores)"
+
 join() { local IFS=,; echo "$*"; }
 cat >"$out/results.json" <<JSON
 {
@@ -156,7 +228,8 @@ cat >"$out/results.json" <<JSON
   "overhead": $(cat "$out/overhead.json"),
   "stores": [$(join "${store_rows[@]}")],
   "wire": [$(join "${wire[@]}")],
-  "concurrency": $(cat "$out/concurrency.json")
+  "concurrency": $(cat "$out/concurrency.json"),
+  "serve": [$(join "${serve_rows[@]}")]
 }
 JSON
 say "results: $out/results.json"

@@ -46,6 +46,7 @@ if [[ "${1:-}" == "stop" ]]; then stop_all; exit 0; fi
 
 # --- Build prerequisites of provider crates.
 apt_install protoc protobuf-compiler   # etcd-client generates its gRPC code with protoc
+apt_install wrk wrk                    # the HTTP load generator of the serve benchmark (scripts/bench.sh)
 
 # --- Redis (redis provider): the machine's server on 6379, else our own there.
 REDIS_PORT=6379

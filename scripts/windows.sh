@@ -7,8 +7,8 @@
 # (twice: the count must persist), `wasikv check`, `wasikv providers`, and the
 # guest conformance component against every provider (memory and embedded in
 # the process; Redis, memcached, etcd, DynamoDB/moto, the Firestore emulator
-# and the Cosmos fixture started by scripts/services.sh). Any failure fails
-# the script.
+# and the Cosmos fixture started by scripts/services.sh), and `wasikv serve`
+# of the HTTP example answering curl from Linux. Any failure fails the script.
 #
 #   scripts/windows.sh            # install what is missing, build, check
 #
@@ -60,7 +60,7 @@ exe=$windows_dir/$TARGET/release/wasikv.exe
 
 say "building the guests (wasm32-wasip2)"
 cargo build --release --quiet --manifest-path examples/guests/Cargo.toml \
-    --target wasm32-wasip2 --target-dir "$windows_dir/guests" -p counter -p conformance
+    --target wasm32-wasip2 --target-dir "$windows_dir/guests" -p counter -p conformance -p http-kv
 guests=$windows_dir/guests/wasm32-wasip2/release
 
 # --- wine ---------------------------------------------------------------------
@@ -70,7 +70,7 @@ mkdir -p "$work/run"
 # >= 1.78 .exe imports: a test-only shim next to the .exe provides it.
 x86_64-w64-mingw32-gcc -shared -O2 -o "$(dirname "$exe")/bcryptprimitives.dll" \
     scripts/windows/bcryptprimitives.c -ladvapi32
-cp "$guests/counter.wasm" "$guests/conformance.wasm" "$work/run/"
+cp "$guests/counter.wasm" "$guests/conformance.wasm" "$guests/http_kv.wasm" "$work/run/"
 
 export WINEPREFIX=$work/prefix WINEDEBUG=-all WINEDLLOVERRIDES="bcryptprimitives=n,b"
 if [[ ! -f $WINEPREFIX/system.reg ]]; then
@@ -156,3 +156,27 @@ for bucket in mem default file redis memcached etcd dynamodb firestore cosmos co
 done
 [[ -f data/file.redb ]] || fail "the embedded bucket did not create data\\file.redb"
 say "all guest checks passed under wine: conformance $total_passed passed, $total_skipped skipped, 0 failed on 10 buckets"
+
+# Serving: the HTTP example under wine, requests from Linux over loopback.
+serve_port=18095
+serve_log=$work/serve.log
+"$WINE" "$exe" serve http_kv.wasm --listen "127.0.0.1:$serve_port" --env BUCKET=mem >"$serve_log" 2>&1 &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do
+    grep -q "serving .* on http://127.0.0.1:$serve_port" "$serve_log" && break
+    kill -0 "$serve_pid" 2>/dev/null || fail "wasikv serve exited: $(cat "$serve_log")"
+    sleep 0.1
+done
+grep -q "serving" "$serve_log" || fail "wasikv serve did not start within 60 s: $(cat "$serve_log")"
+url=http://127.0.0.1:$serve_port
+for expected in 1 2; do
+    got=$(curl -fsS "$url/counter/wine") || fail "GET /counter/wine: $(cat "$serve_log")"
+    [[ $got == *"\"count\":$expected}"* ]] || fail "GET /counter/wine answered $got"
+done
+curl -fsS -X PUT --data 'from linux' "$url/kv/greeting" >/dev/null || fail "PUT /kv/greeting"
+[[ $(curl -fsS "$url/kv/greeting") == "from linux" ]] || fail "GET /kv/greeting"
+kill "$serve_pid" 2>/dev/null || true
+wait "$serve_pid" 2>/dev/null || true
+trap - EXIT
+say "wasikv serve under wine: the HTTP example answered curl (counter, PUT/GET)"

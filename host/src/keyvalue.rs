@@ -38,6 +38,21 @@ pub(crate) mod watch_service {
     });
 }
 
+/// `batch` as revised upstream on 2024-10-17 (`get-many` returns
+/// `list<tuple<string, option<list<u8>>>>`), under the same version string;
+/// the revision Spin vendors. Served to components that import that shape
+/// ([`GetManyShape::KeyAndOption`]).
+mod batch_2024_10_17 {
+    wasmtime::component::bindgen!({
+        path: "../wit/draft2-2024-10-17",
+        world: "wasi:keyvalue/batch-2024-10-17@0.2.0-draft2",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:keyvalue/store": super::generated::wasi::keyvalue::store,
+        },
+    });
+}
+
 use generated::wasi::keyvalue::{atomics, batch, store};
 
 /// A guest's `bucket` resource.
@@ -157,11 +172,76 @@ pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     f: fn(&mut T) -> WasiKeyValue<'_>,
 ) -> wasmtime::Result<()> {
+    add_to_linker_with(linker, f, GetManyShape::OptionalPair)
+}
+
+/// [`add_to_linker`] with `batch@0.2.0-draft2` in the given shape: pick it
+/// per component with [`GetManyShape::of`] (one linker per shape).
+pub fn add_to_linker_with<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    f: fn(&mut T) -> WasiKeyValue<'_>,
+    shape: GetManyShape,
+) -> wasmtime::Result<()> {
     store::add_to_linker::<_, HasWasiKeyValue>(linker, f)?;
     atomics::add_to_linker::<_, HasWasiKeyValue>(linker, f)?;
-    batch::add_to_linker::<_, HasWasiKeyValue>(linker, f)?;
+    match shape {
+        GetManyShape::OptionalPair => batch::add_to_linker::<_, HasWasiKeyValue>(linker, f)?,
+        GetManyShape::KeyAndOption => {
+            batch_2024_10_17::wasi::keyvalue::batch::add_to_linker::<_, HasWasiKeyValue>(linker, f)?
+        }
+    }
     crate::keyvalue_draft::add_to_linker(linker, f)?;
     Ok(())
+}
+
+/// The two shapes of `wasi:keyvalue/batch@0.2.0-draft2`'s `get-many` result
+/// that components are built with: the same package version, two revisions
+/// of the upstream WIT. One linker can hold only one of them, so the host
+/// keeps a linker per shape and picks it per component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GetManyShape {
+    /// `list<option<tuple<string, list<u8>>>>` (`wit/batch.wit`: the
+    /// design contract, and what components that import no batch get).
+    OptionalPair,
+    /// `list<tuple<string, option<list<u8>>>>` (`wit/draft2-2024-10-17`,
+    /// the revision of 2024-10-17 that Spin's SDK and host use).
+    KeyAndOption,
+}
+
+impl GetManyShape {
+    /// The shape `component` imports (`OptionalPair` when it imports no
+    /// draft2 `batch`).
+    pub fn of(component: &wasmtime::component::Component, engine: &wasmtime::Engine) -> Self {
+        use wasmtime::component::types::{ComponentItem, Type};
+
+        let ty = component.component_type();
+        let Some(batch) = ty
+            .imports(engine)
+            .find(|(name, _)| name.starts_with("wasi:keyvalue/batch@0.2.0-draft2"))
+        else {
+            return GetManyShape::OptionalPair;
+        };
+        let ComponentItem::ComponentInstance(instance) = batch.1.ty else {
+            return GetManyShape::OptionalPair;
+        };
+        let Some(get_many) = instance.get_export(engine, "get-many") else {
+            return GetManyShape::OptionalPair;
+        };
+        let ComponentItem::ComponentFunc(func) = get_many.ty else {
+            return GetManyShape::OptionalPair;
+        };
+        let element = func.results().next().and_then(|result| match result {
+            Type::Result(r) => match r.ok() {
+                Some(Type::List(list)) => Some(list.ty()),
+                _ => None,
+            },
+            _ => None,
+        });
+        match element {
+            Some(Type::Tuple(_)) => GetManyShape::KeyAndOption,
+            _ => GetManyShape::OptionalPair,
+        }
+    }
 }
 
 pub(crate) struct HasWasiKeyValue;
@@ -351,5 +431,38 @@ impl batch::Host for WasiKeyValue<'_> {
     ) -> WitResult<()> {
         let b = self.bucket(&bucket)?;
         wit(b.delete_many(keys).await)
+    }
+}
+
+impl batch_2024_10_17::wasi::keyvalue::batch::Host for WasiKeyValue<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        keys: Vec<String>,
+    ) -> WitResult<Vec<(String, Option<Vec<u8>>)>> {
+        let b = self.bucket(&bucket)?;
+        let found = b.get_many(keys.clone()).await;
+        wit(found.map(|values| {
+            keys.into_iter()
+                .zip(values)
+                .map(|(key, value)| (key, value.map(|(_, v)| v)))
+                .collect()
+        }))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> WitResult<()> {
+        batch::Host::set_many(self, bucket, key_values).await
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        keys: Vec<String>,
+    ) -> WitResult<()> {
+        batch::Host::delete_many(self, bucket, keys).await
     }
 }

@@ -28,7 +28,9 @@ pub mod serve;
 
 pub use buckets::{Buckets, OpenBucket};
 pub use config::{Config, ServeConfig};
-pub use keyvalue::{WasiKeyValue, WasiKeyValueCtx, add_to_linker};
+pub use keyvalue::{
+    GetManyShape, WasiKeyValue, WasiKeyValueCtx, add_to_linker, add_to_linker_with,
+};
 pub use metrics::Metrics;
 pub use runtime::{
     Prepared, RunOptions, RunOutcome, Runtime, Stdio, Watch, WatchOptions, WatchReport,

@@ -24,7 +24,7 @@ use wasikv_core::Change;
 
 use crate::buckets::Buckets;
 use crate::config::{Config, RuntimeConfig};
-use crate::keyvalue::{WasiKeyValue, WasiKeyValueCtx, add_to_linker};
+use crate::keyvalue::{GetManyShape, WasiKeyValue, WasiKeyValueCtx, add_to_linker_with};
 
 /// How often the deadline clock ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -142,7 +142,11 @@ pub struct HttpPrepared {
 /// `serve`.
 pub struct Runtime {
     engine: Engine,
+    /// WASI and both `wasi:keyvalue` versions, `batch@0.2.0-draft2` in the
+    /// shape of the design contract ...
     linker: Linker<HostState>,
+    /// ... and in its 2024-10-17 revision (see [`GetManyShape`]).
+    linker_2024_10_17: Linker<HostState>,
     buckets: Arc<Buckets>,
     config: RuntimeConfig,
     outgoing: OutgoingHttp,
@@ -170,19 +174,25 @@ impl Runtime {
         if deadline {
             spawn_epoch_ticker(&engine);
         }
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        add_to_linker(&mut linker, |s: &mut HostState| {
-            WasiKeyValue::new(&s.kv, &mut s.table)
-        })?;
+        let linker = new_linker(&engine, GetManyShape::OptionalPair)?;
+        let linker_2024_10_17 = new_linker(&engine, GetManyShape::KeyAndOption)?;
         Ok(Runtime {
             engine,
             linker,
+            linker_2024_10_17,
             buckets,
             config,
             outgoing: OutgoingHttp { allowed: false },
         })
+    }
+
+    /// The linker for `component`: the one whose `batch@0.2.0-draft2` has
+    /// the shape the component imports.
+    fn linker_for(&self, component: &Component) -> &Linker<HostState> {
+        match GetManyShape::of(component, &self.engine) {
+            GetManyShape::OptionalPair => &self.linker,
+            GetManyShape::KeyAndOption => &self.linker_2024_10_17,
+        }
     }
 
     /// Lets guests send outgoing HTTP requests (refused with
@@ -286,7 +296,7 @@ impl Runtime {
     /// Checks a `wasi:cli/run` component against the host's imports once, so
     /// that each of its runs ([`Runtime::run_prepared`]) only instantiates.
     pub fn prepare(&self, component: &Component) -> Result<Prepared> {
-        let command = CommandPre::new(self.linker.instantiate_pre(component)?)
+        let command = CommandPre::new(self.linker_for(component).instantiate_pre(component)?)
             .context("the component is not a wasi:cli/run command")?;
         Ok(Prepared { command })
     }
@@ -295,7 +305,7 @@ impl Runtime {
     /// `wasi:http/incoming-handler@0.2.x`) against the host's imports once,
     /// for [`crate::serve`].
     pub fn prepare_http(&self, component: &Component) -> Result<HttpPrepared> {
-        let proxy = ProxyPre::new(self.linker.instantiate_pre(component)?)
+        let proxy = ProxyPre::new(self.linker_for(component).instantiate_pre(component)?)
             .context("the component does not export wasi:http/incoming-handler@0.2.x")?;
         Ok(HttpPrepared { proxy })
     }
@@ -420,9 +430,10 @@ impl Runtime {
         let mut store = self.new_store(wasi.build(), &options.name);
         let deadline = self.deadline();
         let ticks = deadline_ticks(deadline);
-        let service = WatchService::instantiate_async(&mut store, component, &self.linker)
-            .await
-            .context("the component does not export wasi:keyvalue/watcher@0.2.0-draft2")?;
+        let service =
+            WatchService::instantiate_async(&mut store, component, self.linker_for(component))
+                .await
+                .context("the component does not export wasi:keyvalue/watcher@0.2.0-draft2")?;
         Ok(Watch {
             store,
             service,
@@ -523,6 +534,27 @@ pub(crate) fn explain_trap(
     }
 }
 
+/// A linker with WASI (`cli`, `http`) and wasi:keyvalue, `batch@0.2.0-draft2` in `shape`.
+fn new_linker(engine: &Engine, shape: GetManyShape) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    add_to_linker_with(
+        &mut linker,
+        |s: &mut HostState| WasiKeyValue::new(&s.kv, &mut s.table),
+        shape,
+    )?;
+    Ok(linker)
+}
+
+/// Bytes of each pooled linear memory kept resident (reset by memset) when
+/// its instance ends.
+const KEEP_RESIDENT_BYTES: usize = 1 << 20;
+/// Bytes of each pooled table kept resident when its instance ends.
+const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
+/// Released pool slots decommitted together.
+const DECOMMIT_BATCH: usize = 16;
+
 /// The pooling allocator for `runtime.pooling_instances` concurrent
 /// instances: memories, tables and stacks are reserved once and reused, so an
 /// instantiation maps no new memory. An instance beyond the pool fails to
@@ -537,7 +569,16 @@ fn pooling(config: &RuntimeConfig) -> wasmtime::InstanceAllocationStrategy {
         .total_memories(instances.saturating_mul(2))
         .total_tables(instances.saturating_mul(8))
         .total_stacks(instances)
-        .max_memory_size(config.max_memory_bytes);
+        .max_memory_size(config.max_memory_bytes)
+        // A released slot is reset for reuse: the first pages of its memory
+        // and tables with memset instead of madvise (no page faults when the
+        // next instance touches them again), the rest by madvise in batches
+        // (one TLB shoot-down per batch, not per instance). Measured with
+        // `wasikv serve` (docs/benchmarks.md, part 5).
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES)
+        .decommit_batch_size(DECOMMIT_BATCH.min(instances as usize).max(1))
+        .pagemap_scan(wasmtime::Enabled::Auto);
     wasmtime::InstanceAllocationStrategy::Pooling(pool)
 }
 

@@ -922,3 +922,41 @@ async fn http_bench() {
         );
     }
 }
+
+/// A guest built against the 2024-10-17 revision of `batch@0.2.0-draft2`
+/// (the `get-many` shape Spin's SDK uses) runs unchanged: the host links the
+/// shape the component imports.
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_2024() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime =
+        Runtime::new(&config(dir.path(), "[buckets.b]\nprovider = \"memory\"\n")).unwrap();
+    let component = runtime
+        .load(Path::new(wasikv_artifacts::BATCH_2024))
+        .unwrap();
+    assert_eq!(
+        wasikv_host::GetManyShape::of(&component, runtime.engine()),
+        wasikv_host::GetManyShape::KeyAndOption
+    );
+    let conformance = runtime
+        .load(Path::new(wasikv_artifacts::CONFORMANCE))
+        .unwrap();
+    assert_eq!(
+        wasikv_host::GetManyShape::of(&conformance, runtime.engine()),
+        wasikv_host::GetManyShape::OptionalPair
+    );
+    let out = run(
+        &runtime,
+        wasikv_artifacts::BATCH_2024,
+        "batch-2024",
+        &["b"],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (out.exit_code, out.stdout.as_str()),
+        (0, "ok\n"),
+        "{}",
+        out.stderr
+    );
+}
