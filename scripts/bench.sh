@@ -40,7 +40,7 @@ say "1. host call overhead, memory provider (wasikv vs wasmtime-wasi-keyvalue 48
 
 # --- 2. per store ---------------------------------------------------------------
 work=$(mktemp -d)
-trap '[[ -n ${server_pid:-} ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'if [[ -n ${server_pid:-} ]]; then kill "$server_pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 config=$work/wasikv.toml
 cat >"$config" <<TOML
 [runtime]
@@ -167,7 +167,11 @@ start_server() {
     done
     echo "bench: server on port $port did not start:" >&2; cat "$serve_log" >&2; exit 1
 }
-stop_server() { kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
+stop_server() {
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
 # wrk against URL for SECONDS: prints "requests_per_s p50_ms p99_ms".
 load() {
     local report
@@ -189,10 +193,11 @@ $quick && { seconds=1; rounds=1; }
 declare -A best=()
 # Alternating rounds; the best requests/s of each server counts (with its latencies).
 for _ in $(seq 1 "$rounds"); do
-    for side in baseline wasikv wasikv-redis; do
+    for side in baseline wasikv wasikv-metrics wasikv-redis; do
         case $side in
             baseline) port=18091; start_server $port "$bin/examples/serve_baseline" "$http_bench" 127.0.0.1:$port ;;
             wasikv) port=18092; start_server $port "$bin/wasikv" serve "$http_bench" --config "$serve_config" --listen 127.0.0.1:$port ;;
+            wasikv-metrics) port=18094; start_server $port "$bin/wasikv" serve "$http_bench" --config "$serve_config" --listen 127.0.0.1:$port --admin 127.0.0.1:18095 ;;
             wasikv-redis) port=18093; start_server $port "$bin/wasikv" serve "$http_bench" --config "$serve_redis_config" --listen 127.0.0.1:$port ;;
         esac
         result=$(load "http://127.0.0.1:$port/" "$seconds")
@@ -206,11 +211,12 @@ redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "wasikv-bench:serve-$$:*" | xarg
 read -r base_rps base_p50 base_p99 <<<"${best[baseline]}"
 printf '| server | bucket | requests/s | p50 ms | p99 ms | vs baseline |\n|---|---|---|---|---|---|\n'
 serve_rows=()
-for side in baseline wasikv wasikv-redis; do
+for side in baseline wasikv wasikv-metrics wasikv-redis; do
     read -r rps p50 p99 <<<"${best[$side]}"
     case $side in
         baseline) name="wasmtime-wasi-http + wasmtime-wasi-keyvalue"; bucket="in-memory (per instance)" ;;
         wasikv) name="wasikv serve"; bucket="memory" ;;
+        wasikv-metrics) name="wasikv serve --admin (metrics counted)"; bucket="memory" ;;
         wasikv-redis) name="wasikv serve"; bucket="redis" ;;
     esac
     r=$(ratio "$rps" "$base_rps")

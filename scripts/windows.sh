@@ -158,7 +158,7 @@ done
 say "all guest checks passed under wine: conformance $total_passed passed, $total_skipped skipped, 0 failed on 10 buckets"
 
 # Serving: the HTTP example under wine, requests from Linux over loopback.
-serve_port=18095
+serve_port=18096
 serve_log=$work/serve.log
 "$WINE" "$exe" serve http_kv.wasm --listen "127.0.0.1:$serve_port" --env BUCKET=mem >"$serve_log" 2>&1 &
 serve_pid=$!

@@ -10,19 +10,23 @@
 //! ```
 //!
 //! `wasikv serve` does the same through `wasikv_host::serve` (limits,
-//! graceful shutdown, admin listener); this is the minimum without it.
+//! graceful shutdown, admin listener); this is the minimum without it. The
+//! per-request instance (`common/proxy.rs`) is wasmtime-wasi-http's own
+//! pattern, shared with the `serve_baseline` benchmark server.
 
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use tokio::net::TcpListener;
+#[path = "common/proxy.rs"]
+mod proxy;
+
 use wasikv_host::{Buckets, Config, Metrics, WasiKeyValue, WasiKeyValueCtx};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -127,28 +131,6 @@ impl Server {
                 .component("embed-http-example")
                 .build(),
         };
-        let mut store = Store::new(self.pre.engine(), state);
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let request = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, request)?;
-        let out = store.data_mut().http().new_response_outparam(sender)?;
-        let pre = self.pre.clone();
-        let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, out)
-                .await
-        });
-        match receiver.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => wasmtime::bail!("the component answered with an error: {code:?}"),
-            Err(_) => match task.await? {
-                Ok(()) => wasmtime::bail!("the component set no response"),
-                Err(e) => Err(e),
-            },
-        }
+        proxy::respond(&self.pre, Store::new(self.pre.engine(), state), request).await
     }
 }

@@ -17,11 +17,13 @@ use std::sync::Arc;
 
 use hyper::server::conn::http1;
 use tokio::net::TcpListener;
+#[path = "common/proxy.rs"]
+mod proxy;
+
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use wasmtime_wasi_keyvalue::{WasiKeyValue, WasiKeyValueCtx, WasiKeyValueCtxBuilder};
@@ -118,27 +120,5 @@ async fn handle(
         http: WasiHttpCtx::new(),
         kv: WasiKeyValueCtxBuilder::new().build(),
     };
-    let mut store = Store::new(pre.engine(), host);
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    let request = store
-        .data_mut()
-        .http()
-        .new_incoming_request(Scheme::Http, request)?;
-    let out = store.data_mut().http().new_response_outparam(sender)?;
-    let pre = pre.clone();
-    let task = tokio::spawn(async move {
-        let proxy = pre.instantiate_async(&mut store).await?;
-        proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut store, request, out)
-            .await
-    });
-    match receiver.await {
-        Ok(Ok(response)) => Ok(response),
-        Ok(Err(code)) => wasmtime::bail!("the component answered with an error: {code:?}"),
-        Err(_) => match task.await? {
-            Ok(()) => wasmtime::bail!("the component set no response"),
-            Err(e) => Err(e),
-        },
-    }
+    proxy::respond(pre, Store::new(pre.engine(), host), request).await
 }

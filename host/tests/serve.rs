@@ -633,3 +633,49 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn serve_refuses_what_it_cannot_serve_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasikv"));
+        cmd.arg("serve").args(args).current_dir(dir.path());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("WASIKV_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("XDG_CACHE_HOME", dir.path().join("xdg-cache"));
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A command component is not an HTTP component.
+    let (code, stderr) = run(&[wasikv_artifacts::COUNTER, "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not export wasi:http/incoming-handler"),
+        "{stderr}"
+    );
+    // Limits that cannot work are configuration errors naming the key.
+    let (code, stderr) = run(&[
+        wasikv_artifacts::HTTP_KV,
+        "--listen",
+        "127.0.0.1:0",
+        "--max-concurrent-requests",
+        "0",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("serve.max_concurrent_requests"), "{stderr}");
+    // A listener that cannot be bound names the address and the key.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, stderr) = run(&[wasikv_artifacts::HTTP_KV, "--listen", &addr]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (serve.listen)")),
+        "{stderr}"
+    );
+}
