@@ -874,6 +874,8 @@ async fn http_kv() {
         (200, "[\"a b\",\"counter:x\"]\n".into())
     );
     assert_eq!(handle(&handler, "GET", "/nowhere", "").await.0, 404);
+    // Each instance ends shortly after its response (its task drops it).
+    assert!(handler.drain(std::time::Duration::from_secs(10)).await);
     assert_eq!(handler.in_flight(), 0);
 }
 
@@ -891,6 +893,8 @@ async fn http_probe() {
     let (status, body) = handle(&handler, "GET", "/trap", "").await;
     assert_eq!(status, 500, "{body}");
     assert_eq!(handle(&handler, "GET", "/", "").await, (200, "ok\n".into()));
+    // The one permit comes back once that instance has ended.
+    assert!(handler.drain(std::time::Duration::from_secs(10)).await);
     let slow = {
         let handler = handler.clone();
         tokio::spawn(async move { handle(&handler, "GET", "/sleep/1000", "").await })

@@ -452,6 +452,12 @@ async fn requests_beyond_the_concurrency_limit_are_503() {
     for request in slow {
         assert_eq!(request.await.unwrap().0, 200);
     }
+    // Permits come back as the instances end, shortly after their responses.
+    served
+        .wait_for_metrics("no instance in flight", |m| {
+            m.value("wasikv_http_instances_in_flight", &[]) == 0.0
+        })
+        .await;
     assert_eq!(get(&client, &served.url("/")).await.0, 200);
 }
 
@@ -543,7 +549,12 @@ async fn metrics_count_requests_and_key_value_calls() {
         ),
         5.0
     );
-    assert_eq!(m.value("wasikv_http_instances_in_flight", &[]), 0.0);
+    // Each instance ends shortly after its response.
+    served
+        .wait_for_metrics("no instance in flight", |m| {
+            m.value("wasikv_http_instances_in_flight", &[]) == 0.0
+        })
+        .await;
     assert_eq!(get(&client, &served.admin_url("/nowhere")).await.0, 404);
 }
 
