@@ -325,12 +325,13 @@ impl OpenBucket {
         OPS.iter().position(|op| *op == what).map(|i| &ops[i])
     }
 
-    /// Counts a call refused by the host's checks (it never reached the store).
-    fn refused<T>(&self, what: &'static str, checked: Result<T>) -> Result<T> {
-        if let (Err(e), Some(m)) = (&checked, self.op_metrics(what)) {
+    /// Refuses call `what` with `e` (a host check failed; the store was not
+    /// asked): the error with the bucket's context, counted in the metrics.
+    fn reject<T>(&self, what: &'static str, e: Error) -> Result<T> {
+        if let Some(m) = self.op_metrics(what) {
             m.record(Duration::ZERO, Some(e.kind()));
         }
-        checked
+        Err(self.fail(e))
     }
 
     /// The bucket identifier.
@@ -431,15 +432,15 @@ impl OpenBucket {
     fn check_key(&self, what: &'static str, key: &str) -> Result<()> {
         let max = self.limits.max_key_bytes;
         if key.len() > max {
-            return self.refused(
+            return self.reject(
                 what,
-                Err(self.fail(Error::new(
+                Error::new(
                     ErrorKind::InvalidKey,
                     format!(
                         "key is {} bytes, over the limit of {max} bytes (limits.max_key_bytes)",
                         key.len()
                     ),
-                ))),
+                ),
             );
         }
         Ok(())
@@ -447,10 +448,7 @@ impl OpenBucket {
 
     fn check_value(&self, what: &'static str, len: usize) -> Result<()> {
         if len > self.max_value_bytes {
-            return self.refused(
-                what,
-                Err(self.fail(Error::too_large("value", len, self.max_value_bytes))),
-            );
+            return self.reject(what, Error::too_large("value", len, self.max_value_bytes));
         }
         Ok(())
     }
@@ -458,14 +456,14 @@ impl OpenBucket {
     fn check_batch(&self, op: &'static str, n: usize) -> Result<()> {
         let max = self.limits.max_batch_keys;
         if n > max {
-            return self.refused(
+            return self.reject(
                 op,
-                Err(self.fail(Error::new(
+                Error::new(
                     ErrorKind::TooLarge,
                     format!(
                         "{op} of {n} keys is over the limit of {max} keys (limits.max_batch_keys)"
                     ),
-                ))),
+                ),
             );
         }
         Ok(())
@@ -506,9 +504,10 @@ impl OpenBucket {
     /// `store.bucket.list-keys`: one page and the sealed cursor of the next.
     pub async fn list_keys(&self, cursor: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
         let token = match cursor {
-            Some(c) => {
-                Some(self.refused("list-keys", self.cursors.open(c).map_err(|e| self.fail(e)))?)
-            }
+            Some(c) => match self.cursors.open(c) {
+                Ok(token) => Some(token),
+                Err(e) => return self.reject("list-keys", e),
+            },
             None => None,
         };
         let page = self
@@ -573,10 +572,10 @@ impl OpenBucket {
                 if let Some(v) = &value {
                     total += v.len() + key.len();
                     if total > max {
-                        return self.refused("get-many", Err(self.fail(Error::new(
+                        return self.reject("get-many", Error::new(
                             ErrorKind::TooLarge,
                             format!("get-many result is over the limit of {max} bytes (limits.max_call_bytes); ask for fewer keys"),
-                        ))));
+                        ));
                     }
                 }
                 out.push(value.map(|v| (key, v)));

@@ -187,10 +187,31 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
+    /// Refuses limits a server cannot work with (checked at load, and again
+    /// by [`ServeConfig::runtime`] after flags override the file).
+    pub fn check(&self) -> Result<()> {
+        for (name, value) in [
+            (
+                "max_concurrent_requests",
+                self.max_concurrent_requests as u64,
+            ),
+            ("request_timeout_ms", self.request_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("serve.{name} must be at least 1"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The runtime settings for serving: the request deadline as the guest
     /// deadline, and a pooling allocator with an instance per concurrent
     /// request unless `runtime.pooling_instances` is set.
     pub fn runtime(&self, base: &RuntimeConfig) -> Result<RuntimeConfig> {
+        self.check()?;
         let mut runtime = base.clone();
         runtime.deadline_ms = self.request_timeout_ms;
         let wanted = u32::try_from(self.max_concurrent_requests).unwrap_or(u32::MAX);
@@ -292,23 +313,16 @@ impl Config {
             ("batch_concurrency", l.batch_concurrency),
             ("increment_attempts", l.increment_attempts as usize),
             ("watch_queue", l.watch_queue),
-            (
-                "serve.max_concurrent_requests",
-                self.serve.max_concurrent_requests,
-            ),
-            (
-                "serve.request_timeout_ms",
-                self.serve.request_timeout_ms as usize,
-            ),
         ];
         for (name, value) in positive {
             if value == 0 {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
-                    format!("{} must be at least 1", qualified(name)),
+                    format!("limits.{name} must be at least 1"),
                 ));
             }
         }
+        self.serve.check()?;
         for (component, c) in &self.components {
             for bucket in &c.buckets {
                 if !self.buckets.contains_key(bucket) {
@@ -322,15 +336,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-}
-
-/// A limit's full configuration key (`limits.` unless it names its section).
-fn qualified(name: &str) -> String {
-    if name.contains('.') {
-        name.to_string()
-    } else {
-        format!("limits.{name}")
     }
 }
 

@@ -212,35 +212,37 @@ impl GetManyShape {
     /// The shape `component` imports (`OptionalPair` when it imports no
     /// draft2 `batch`).
     pub fn of(component: &wasmtime::component::Component, engine: &wasmtime::Engine) -> Self {
-        use wasmtime::component::types::{ComponentItem, Type};
-
-        let ty = component.component_type();
-        let Some(batch) = ty
-            .imports(engine)
-            .find(|(name, _)| name.starts_with("wasi:keyvalue/batch@0.2.0-draft2"))
-        else {
-            return GetManyShape::OptionalPair;
-        };
-        let ComponentItem::ComponentInstance(instance) = batch.1.ty else {
-            return GetManyShape::OptionalPair;
-        };
-        let Some(get_many) = instance.get_export(engine, "get-many") else {
-            return GetManyShape::OptionalPair;
-        };
-        let ComponentItem::ComponentFunc(func) = get_many.ty else {
-            return GetManyShape::OptionalPair;
-        };
-        let element = func.results().next().and_then(|result| match result {
-            Type::Result(r) => match r.ok() {
-                Some(Type::List(list)) => Some(list.ty()),
-                _ => None,
-            },
-            _ => None,
-        });
-        match element {
-            Some(Type::Tuple(_)) => GetManyShape::KeyAndOption,
+        match get_many_element(component, engine) {
+            Some(wasmtime::component::types::Type::Tuple(_)) => GetManyShape::KeyAndOption,
             _ => GetManyShape::OptionalPair,
         }
+    }
+}
+
+/// The element type of the list that the draft2 `batch.get-many` imported by
+/// `component` returns, if it imports one.
+fn get_many_element(
+    component: &wasmtime::component::Component,
+    engine: &wasmtime::Engine,
+) -> Option<wasmtime::component::types::Type> {
+    use wasmtime::component::types::{ComponentItem, Type};
+
+    let ty = component.component_type();
+    let (_, batch) = ty
+        .imports(engine)
+        .find(|(name, _)| name.starts_with("wasi:keyvalue/batch@0.2.0-draft2"))?;
+    let ComponentItem::ComponentInstance(instance) = batch.ty else {
+        return None;
+    };
+    let ComponentItem::ComponentFunc(get_many) = instance.get_export(engine, "get-many")?.ty else {
+        return None;
+    };
+    match get_many.results().next()? {
+        Type::Result(result) => match result.ok()? {
+            Type::List(list) => Some(list.ty()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -53,34 +53,14 @@ enum Command {
     Serve {
         /// The component (.wasm), exporting wasi:http/incoming-handler.
         component: PathBuf,
-        /// Address to listen on [config: serve.listen; default 127.0.0.1:8080].
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// Admin address for /healthz and /metrics [config: serve.admin; default off].
-        #[arg(long)]
-        admin: Option<std::net::SocketAddr>,
         /// Component name for its allow-list (default: the file stem).
         #[arg(long)]
         name: Option<String>,
         /// An environment variable for the guest, K=V (repeatable).
         #[arg(long = "env", value_parser = parse_env)]
         env: Vec<(String, String)>,
-        /// Requests handled at once; more get 503 [config: serve.max_concurrent_requests].
-        #[arg(long)]
-        max_concurrent_requests: Option<usize>,
-        /// Per-request deadline in ms; later gets 504 [config: serve.request_timeout_ms].
-        #[arg(long)]
-        request_timeout_ms: Option<u64>,
-        /// Largest request body in bytes; larger gets 413 [config: serve.max_request_body_bytes].
-        #[arg(long)]
-        max_request_body_bytes: Option<u64>,
-        /// How long in-flight requests may finish after SIGINT/SIGTERM, in ms
-        /// [config: serve.drain_timeout_ms].
-        #[arg(long)]
-        drain_timeout_ms: Option<u64>,
-        /// Let the component send outgoing HTTP requests [config: serve.outgoing_http].
-        #[arg(long)]
-        allow_outgoing_http: bool,
+        #[command(flatten)]
+        flags: ServeFlags,
     },
     /// Print the capability matrix of the compiled-in providers.
     Providers,
@@ -144,38 +124,37 @@ fn main() -> ExitCode {
         } => runtime.block_on(watch(cli.config, component, name, buckets)),
         Command::Serve {
             component,
-            listen,
-            admin,
             name,
             env,
-            max_concurrent_requests,
-            request_timeout_ms,
-            max_request_body_bytes,
-            drain_timeout_ms,
-            allow_outgoing_http,
-        } => {
-            let flags = ServeFlags {
-                listen,
-                admin,
-                max_concurrent_requests,
-                request_timeout_ms,
-                max_request_body_bytes,
-                drain_timeout_ms,
-                allow_outgoing_http,
-            };
-            runtime.block_on(serve(cli.config, component, name, env, flags))
-        }
+            flags,
+        } => runtime.block_on(serve(cli.config, component, name, env, flags)),
     }
 }
 
 /// `wasikv serve` flags that override the `[serve]` section.
+#[derive(clap::Args, Debug)]
 struct ServeFlags {
+    /// Address to listen on [config: serve.listen; default 127.0.0.1:8080].
+    #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Admin address for /healthz and /metrics [config: serve.admin; default off].
+    #[arg(long)]
     admin: Option<std::net::SocketAddr>,
+    /// Requests handled at once; more get 503 [config: serve.max_concurrent_requests].
+    #[arg(long)]
     max_concurrent_requests: Option<usize>,
+    /// Per-request deadline in ms; later gets 504 [config: serve.request_timeout_ms].
+    #[arg(long)]
     request_timeout_ms: Option<u64>,
+    /// Largest request body in bytes; larger gets 413 [config: serve.max_request_body_bytes].
+    #[arg(long)]
     max_request_body_bytes: Option<u64>,
+    /// How long in-flight requests may finish after SIGINT/SIGTERM, in ms
+    /// [config: serve.drain_timeout_ms].
+    #[arg(long)]
     drain_timeout_ms: Option<u64>,
+    /// Let the component send outgoing HTTP requests [config: serve.outgoing_http].
+    #[arg(long)]
     allow_outgoing_http: bool,
 }
 
@@ -224,11 +203,6 @@ async fn serve(
         eprintln!("wasikv: bad configuration: {e}");
         ExitCode::from(2)
     };
-    if settings.max_concurrent_requests == 0 || settings.request_timeout_ms == 0 {
-        return bad_config(
-            &"serve.max_concurrent_requests and serve.request_timeout_ms must be at least 1",
-        );
-    }
     let runtime_config = match settings.runtime(&config.runtime) {
         Ok(r) => r,
         Err(e) => return bad_config(&e),

@@ -177,16 +177,6 @@ impl KvMetrics {
             labels: Arc::new(labels),
         }
     }
-
-    /// Calls of `op` on `bucket` so far (0 if none).
-    pub fn calls(&self, bucket: &str, provider: &str, op: &str) -> u64 {
-        let labels = OpLabels {
-            bucket: bucket.into(),
-            provider: provider.into(),
-            op: op.into(),
-        };
-        self.calls.get(&labels).map_or(0, |c| c.get())
-    }
 }
 
 /// One bucket's operation: bumped once per call.
@@ -252,11 +242,6 @@ impl HttpMetrics {
     pub fn instance(&self) -> InFlight {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
-    }
-
-    /// Instances serving a request now.
-    pub fn in_flight(&self) -> i64 {
-        self.in_flight.get()
     }
 }
 

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use wasmtime::Result;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::error::Context;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime::{Result, bail};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -145,8 +145,9 @@ pub struct Runtime {
     /// WASI and both `wasi:keyvalue` versions, `batch@0.2.0-draft2` in the
     /// shape of the design contract ...
     linker: Linker<HostState>,
-    /// ... and in its 2024-10-17 revision (see [`GetManyShape`]).
-    linker_2024_10_17: Linker<HostState>,
+    /// ... and in its 2024-10-17 revision (see [`GetManyShape`]), built on
+    /// first use: most components never need it.
+    linker_2024_10_17: std::sync::OnceLock<Linker<HostState>>,
     buckets: Arc<Buckets>,
     config: RuntimeConfig,
     outgoing: OutgoingHttp,
@@ -175,11 +176,10 @@ impl Runtime {
             spawn_epoch_ticker(&engine);
         }
         let linker = new_linker(&engine, GetManyShape::OptionalPair)?;
-        let linker_2024_10_17 = new_linker(&engine, GetManyShape::KeyAndOption)?;
         Ok(Runtime {
             engine,
             linker,
-            linker_2024_10_17,
+            linker_2024_10_17: std::sync::OnceLock::new(),
             buckets,
             config,
             outgoing: OutgoingHttp { allowed: false },
@@ -188,10 +188,16 @@ impl Runtime {
 
     /// The linker for `component`: the one whose `batch@0.2.0-draft2` has
     /// the shape the component imports.
-    fn linker_for(&self, component: &Component) -> &Linker<HostState> {
+    fn linker_for(&self, component: &Component) -> Result<&Linker<HostState>> {
         match GetManyShape::of(component, &self.engine) {
-            GetManyShape::OptionalPair => &self.linker,
-            GetManyShape::KeyAndOption => &self.linker_2024_10_17,
+            GetManyShape::OptionalPair => Ok(&self.linker),
+            GetManyShape::KeyAndOption => {
+                if let Some(linker) = self.linker_2024_10_17.get() {
+                    return Ok(linker);
+                }
+                let built = new_linker(&self.engine, GetManyShape::KeyAndOption)?;
+                Ok(self.linker_2024_10_17.get_or_init(|| built))
+            }
         }
     }
 
@@ -296,7 +302,7 @@ impl Runtime {
     /// Checks a `wasi:cli/run` component against the host's imports once, so
     /// that each of its runs ([`Runtime::run_prepared`]) only instantiates.
     pub fn prepare(&self, component: &Component) -> Result<Prepared> {
-        let command = CommandPre::new(self.linker_for(component).instantiate_pre(component)?)
+        let command = CommandPre::new(self.linker_for(component)?.instantiate_pre(component)?)
             .context("the component is not a wasi:cli/run command")?;
         Ok(Prepared { command })
     }
@@ -305,7 +311,7 @@ impl Runtime {
     /// `wasi:http/incoming-handler@0.2.x`) against the host's imports once,
     /// for [`crate::serve`].
     pub fn prepare_http(&self, component: &Component) -> Result<HttpPrepared> {
-        let proxy = ProxyPre::new(self.linker_for(component).instantiate_pre(component)?)
+        let proxy = ProxyPre::new(self.linker_for(component)?.instantiate_pre(component)?)
             .context("the component does not export wasi:http/incoming-handler@0.2.x")?;
         Ok(HttpPrepared { proxy })
     }
@@ -353,17 +359,7 @@ impl Runtime {
             instantiate_time = started.elapsed();
             command.wasi_cli_run().call_run(&mut store).await
         };
-        let result = match deadline {
-            // Guest code is stopped by the epoch deadline; this bounds time spent in host calls.
-            Some(d) => match tokio::time::timeout(d + Duration::from_millis(500), run).await {
-                Ok(r) => r,
-                Err(_) => bail!(
-                    "the component exceeded its deadline of {} ms (runtime.deadline_ms)",
-                    d.as_millis()
-                ),
-            },
-            None => run.await,
-        };
+        let result = within_deadline(deadline, run).await;
         let exit_code = match result {
             Ok(Ok(())) => 0,
             Ok(Err(())) => 1,
@@ -431,7 +427,7 @@ impl Runtime {
         let deadline = self.deadline();
         let ticks = deadline_ticks(deadline);
         let service =
-            WatchService::instantiate_async(&mut store, component, self.linker_for(component))
+            WatchService::instantiate_async(&mut store, component, self.linker_for(component)?)
                 .await
                 .context("the component does not export wasi:keyvalue/watcher@0.2.0-draft2")?;
         Ok(Watch {
@@ -510,6 +506,26 @@ impl Watch {
             delivered += 1;
         }
         Ok(WatchReport { delivered })
+    }
+}
+
+/// How long past the deadline a guest blocked in a host call (a store call,
+/// a sleep, a body read) may take before it is stopped.
+const HOST_CALL_SLACK: Duration = Duration::from_millis(500);
+
+/// Runs an instance's `call` within `deadline`: guest code is stopped by the
+/// epoch deadline, and a call still running [`HOST_CALL_SLACK`] later (blocked
+/// in a host call) is dropped and ends as `Trap::Interrupt`, which
+/// [`explain_trap`] turns into the deadline error.
+pub(crate) async fn within_deadline<T>(
+    deadline: Option<Duration>,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match deadline {
+        Some(d) => tokio::time::timeout(d + HOST_CALL_SLACK, call)
+            .await
+            .unwrap_or_else(|_| Err(wasmtime::Error::new(wasmtime::Trap::Interrupt))),
+        None => call.await,
     }
 }
 

@@ -36,11 +36,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::Metrics;
 use crate::config::ServeConfig;
-use crate::runtime::{HttpPrepared, Runtime, explain_trap};
-
-/// How long past the deadline a request's task may take to unwind a guest
-/// that was blocked in a host call when the deadline struck.
-const DEADLINE_SLACK: Duration = Duration::from_millis(500);
+use crate::runtime::{HttpPrepared, Runtime, explain_trap, within_deadline};
 
 /// The response header carrying the id a request is logged under.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -181,7 +177,7 @@ impl HttpHandler {
         if let Some(length) = content_length(request.headers())
             && length > max_body
         {
-            return too_large(length, max_body);
+            return too_large(Some(length), max_body);
         }
         let exceeded = Arc::new(AtomicBool::new(false));
         let request = request.map(|body| LimitedBody {
@@ -202,7 +198,7 @@ impl HttpHandler {
             Some(d) => tokio::time::timeout(d, response).await,
             None => Ok(response.await),
         };
-        let over_limit = || too_large_streamed(max_body);
+        let over_limit = || too_large(None, max_body);
         match outcome {
             Ok(Ok(Ok(response))) if exceeded.load(Ordering::Relaxed) => {
                 drop(response);
@@ -298,16 +294,9 @@ impl HttpHandler {
                     .call_handle(&mut store, incoming, out)
                     .await
             };
-            let result = match deadline {
-                // Guest code is stopped by the epoch deadline; this bounds a
-                // guest blocked in a host call.
-                Some(d) => match tokio::time::timeout(d + DEADLINE_SLACK, call).await {
-                    Ok(result) => result,
-                    Err(_) => Err(wasmtime::Error::new(wasmtime::Trap::Interrupt)),
-                },
-                None => call.await,
-            };
-            result.map_err(|e| explain_trap(e, deadline, max_memory))
+            within_deadline(deadline, call)
+                .await
+                .map_err(|e| explain_trap(e, deadline, max_memory))
         });
         Ok(RequestTask { response, done })
     }
@@ -345,19 +334,15 @@ fn internal(id: &str) -> String {
     format!("internal error: the component failed; request id {id}\n")
 }
 
-fn too_large(length: u64, max: u64) -> Response<HyperOutgoingBody> {
+/// 413 for a body of `length` bytes (by its `Content-Length`), or of
+/// unknown length that grew past the limit as it streamed.
+fn too_large(length: Option<u64>, max: u64) -> Response<HyperOutgoingBody> {
+    let size = length.map_or(String::new(), |n| format!(" of {n} bytes"));
     reply(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
-            "request body of {length} bytes is over the limit of {max} bytes (serve.max_request_body_bytes)\n"
+            "request body{size} is over the limit of {max} bytes (serve.max_request_body_bytes)\n"
         ),
-    )
-}
-
-fn too_large_streamed(max: u64) -> Response<HyperOutgoingBody> {
-    reply(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body is over the limit of {max} bytes (serve.max_request_body_bytes)\n"),
     )
 }
 
