@@ -184,9 +184,9 @@ load() {
         END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' <<<"$report"
 }
 serve_config=$work/serve.toml
-printf '[runtime]\ncache_dir = "%s"\n[buckets.""]\nprovider = "memory"\n' "$work/cache" >"$serve_config"
+printf '[runtime]\ncache_dir = "%s"\n[buckets.""]\nprovider = "memory"\n[components.http_bench]\nbuckets = [""]\n' "$work/cache" >"$serve_config"
 serve_redis_config=$work/serve-redis.toml
-printf '[runtime]\ncache_dir = "%s"\n[buckets.""]\nprovider = "redis"\nurl = "redis://127.0.0.1:6379/0"\nprefix = "wasikv-bench:serve-%s:"\n' \
+printf '[runtime]\ncache_dir = "%s"\n[buckets.""]\nprovider = "redis"\nurl = "redis://127.0.0.1:6379/0"\nprefix = "wasikv-bench:serve-%s:"\n[components.http_bench]\nbuckets = [""]\n' \
     "$work/cache" "$$" >"$serve_redis_config"
 seconds=10; rounds=3
 $quick && { seconds=1; rounds=1; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the wasikv CLI and the HTTP example guest (examples/guests/http-kv),
 # then serves it on 127.0.0.1:8080 (or ADDR) over the embedded default bucket
-# (.wasikv/default.redb here), with /healthz and /metrics on 127.0.0.1:9090,
+# (.wasikv/default.redb here; examples/config/serve.toml lists the component),
+# with /healthz and /metrics on 127.0.0.1:9090,
 # until Ctrl-C.
 #
 #   scripts/serve-example.sh [ADDR] [-- MORE wasikv serve FLAGS]
@@ -16,4 +17,5 @@ cargo build --release --quiet --manifest-path examples/guests/Cargo.toml \
     --target wasm32-wasip2 --target-dir examples/guests/target -p http-kv
 exec cargo run --release --quiet -p wasikv-host --bin wasikv -- \
     serve examples/guests/target/wasm32-wasip2/release/http_kv.wasm \
+    --config examples/config/serve.toml \
     --listen "$addr" --admin 127.0.0.1:9090 "$@"

@@ -129,6 +129,9 @@ provider = "memory"
 
 [components.conformance]
 buckets = ["default", "mem", "file", "redis", "memcached", "etcd", "dynamodb", "firestore", "cosmos", "cosmos-partition"]
+
+[components.http_kv]
+buckets = ["mem"]
 TOML
 "$root/scripts/test-buckets.sh" "wasikv-win-$(date +%s)-$$" >> wasikv.toml
 wasikv check

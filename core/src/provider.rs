@@ -276,12 +276,47 @@ impl Options {
     }
 
     /// Deserializes into the provider's config type (which should
-    /// `deny_unknown_fields`), with an error naming the bucket and provider.
+    /// `deny_unknown_fields`), with an error naming the bucket, provider and
+    /// option. The error never contains an option's value (a password set
+    /// as `WASIKV_BUCKETS__X__PASSWORD=123456` arrives as a number): it says
+    /// which option is wrong and what was expected.
     pub fn parse<T: DeserializeOwned>(&self, bucket: &str, provider: &str) -> Result<T> {
-        serde_json::from_value(serde_json::Value::Object(self.0.clone())).map_err(|e| {
-            Error::new(ErrorKind::InvalidConfig, format!("bad options: {e}"))
-                .in_bucket(bucket, provider)
+        let value = serde_json::Value::Object(self.0.clone());
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let option = e.path().to_string();
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("bad options: {}", redact(&option, &e.into_inner())),
+            )
+            .in_bucket(bucket, provider)
         })
+    }
+}
+
+/// A deserialization error of option `option` without the value: serde's
+/// messages quote the value in "invalid type: integer `123456`, expected a
+/// string" and "unknown variant `x`"; only the part naming a field or what
+/// was expected is kept.
+fn redact(option: &str, error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    // serde_json appends " at line L column C"; values are not positioned text here.
+    let message = message
+        .rsplit_once(" at line ")
+        .map_or(message.as_str(), |(m, _)| m);
+    // Field names are the provider's option names, not values: safe to show.
+    for safe in ["unknown field", "missing field", "duplicate field"] {
+        if message.starts_with(safe) {
+            return message.to_string();
+        }
+    }
+    let expected = message
+        .split_once(", expected ")
+        .map(|(_, expected)| format!(": expected {expected}"))
+        .unwrap_or_default();
+    if option.is_empty() || option == "." {
+        format!("the options are not valid{expected}")
+    } else {
+        format!("option `{option}` has a value that is not valid{expected}")
     }
 }
 
@@ -313,6 +348,42 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("\"default\" (embedded)"), "{text}");
         assert!(text.contains("pth"), "{text}");
+    }
+
+    /// No value of any type reaches the message; the option's name does.
+    #[test]
+    fn options_errors_name_the_option_never_its_value() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Cfg {
+            password: Option<String>,
+            mode: Option<Mode>,
+            port: Option<u16>,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(rename_all = "lowercase")]
+        enum Mode {
+            Fast,
+        }
+        for (value, option) in [
+            (serde_json::json!({"password": 987654321}), "password"),
+            (serde_json::json!({"password": true}), "password"),
+            (serde_json::json!({"password": 3.25}), "password"),
+            (serde_json::json!({"password": ["s3cr3t"]}), "password"),
+            (serde_json::json!({"mode": "s3cr3t"}), "mode"),
+            (serde_json::json!({"port": 987654321}), "port"),
+        ] {
+            let text = Options::from_json(value.clone())
+                .unwrap()
+                .parse::<Cfg>("b", "p")
+                .unwrap_err()
+                .to_string();
+            assert!(text.contains(&format!("option `{option}`")), "{text}");
+            for secret in ["987654321", "true", "3.25", "s3cr3t"] {
+                assert!(!text.contains(secret), "{value} leaked: {text}");
+            }
+        }
     }
 
     #[test]

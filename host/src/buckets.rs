@@ -14,7 +14,7 @@ use wasikv_core::{
     Versioned, WriteCondition, WriteOutcome,
 };
 
-use crate::config::{Config, Limits};
+use crate::config::{Config, Limits, Unlisted};
 use crate::cursor::CursorSealer;
 use crate::emulate::{EmulatedBucket, EmulationPolicy};
 use crate::metrics::{Metrics, OpMetrics};
@@ -38,7 +38,9 @@ struct Entry {
 /// first use, and shared.
 pub struct Buckets {
     entries: BTreeMap<String, Entry>,
+    /// Allow-lists by lowercased component name.
     allow: HashMap<String, HashSet<String>>,
+    unlisted: Unlisted,
     limits: Limits,
     policy: EmulationPolicy,
     /// One store per `(provider, connection)`, each connected once; the map
@@ -79,7 +81,12 @@ impl Buckets {
         let allow = config
             .components
             .iter()
-            .map(|(c, cfg)| (c.clone(), cfg.buckets.iter().cloned().collect()))
+            .map(|(c, cfg)| {
+                (
+                    c.to_ascii_lowercase(),
+                    cfg.buckets.iter().cloned().collect(),
+                )
+            })
             .collect();
         let policy = EmulationPolicy {
             batch_concurrency: config.limits.batch_concurrency,
@@ -90,6 +97,7 @@ impl Buckets {
         Ok(Buckets {
             entries,
             allow,
+            unlisted: config.unlisted_policy(),
             limits: config.limits.clone(),
             policy,
             stores: Mutex::new(HashMap::new()),
@@ -129,18 +137,33 @@ impl Buckets {
         self.entries.get(name).map(|e| &e.plan)
     }
 
-    /// Whether `component` may open `bucket`. Components without an
-    /// allow-list may open every configured bucket.
+    /// Whether `component` may open `bucket`: its `[components.NAME]`
+    /// allow-list (name matched ignoring ASCII case), or for a component
+    /// without one the `access.unlisted` policy. `None` is the host itself
+    /// (an operator command, a startup check), which may open every bucket.
     pub fn allowed(&self, component: Option<&str>, bucket: &str) -> bool {
-        match component.and_then(|c| self.allow.get(c)) {
+        let Some(component) = component else {
+            return true;
+        };
+        match self.allow.get(&component.to_ascii_lowercase()) {
             Some(list) => list.contains(bucket),
-            None => true,
+            None => self.unlisted == Unlisted::Allow,
         }
     }
 
-    /// Opens `identifier` for `component`: `no-such-store` when not
-    /// configured, `access-denied` when configured but outside the
-    /// component's allow-list.
+    /// The policy for components without a `[components.NAME]` section.
+    pub fn unlisted_policy(&self) -> Unlisted {
+        self.unlisted
+    }
+
+    /// Whether `component` has a `[components.NAME]` section.
+    pub fn is_listed(&self, component: &str) -> bool {
+        self.allow.contains_key(&component.to_ascii_lowercase())
+    }
+
+    /// Opens `identifier` for `component` (`None`: the host itself; see
+    /// [`Buckets::allowed`]): `no-such-store` when not configured,
+    /// `access-denied` when configured but not allowed.
     pub async fn open(&self, component: Option<&str>, identifier: &str) -> Result<Arc<OpenBucket>> {
         let Some(entry) = self.entries.get(identifier) else {
             return Err(Error::new(
@@ -149,13 +172,17 @@ impl Buckets {
             ));
         };
         if !self.allowed(component, identifier) {
+            let component = component.unwrap_or_default();
+            let why = if self.is_listed(component) {
+                format!("not in components.{component}.buckets")
+            } else {
+                format!(
+                    "it has no [components.{component}] section and access.unlisted is \"deny\"; add one listing the buckets it may open"
+                )
+            };
             return Err(Error::new(
                 ErrorKind::AccessDenied,
-                format!(
-                    "component {:?} may not open bucket {identifier:?} (not in components.{}.buckets)",
-                    component.unwrap_or_default(),
-                    component.unwrap_or_default()
-                ),
+                format!("component {component:?} may not open bucket {identifier:?} ({why})"),
             ));
         }
         entry
@@ -523,6 +550,14 @@ impl OpenBucket {
     pub async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
         self.check_key("increment", key)?;
         self.run("increment", self.bucket.increment(key, delta))
+            .await
+    }
+
+    /// `atomics.increment` of the 0.2.0-draft interface (`u64` counters): a
+    /// counter that is or would become negative is an error, value unchanged.
+    pub async fn increment_unsigned(&self, key: &str, delta: u64) -> Result<u64> {
+        self.check_key("increment", key)?;
+        self.run("increment", self.bucket.increment_unsigned(key, delta))
             .await
     }
 

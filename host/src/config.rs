@@ -23,9 +23,14 @@ pub struct Config {
     /// Buckets by identifier (what guests pass to `store.open`).
     #[serde(default)]
     pub buckets: BTreeMap<String, BucketConfig>,
-    /// Per-component allow-lists, by component name (the file stem, or `--name`).
+    /// Per-component allow-lists, by component name (the file stem, or
+    /// `--name`). Names are matched ignoring ASCII case, because environment
+    /// variables (`WASIKV_COMPONENTS__NAME__BUCKETS`) cannot carry it.
     #[serde(default)]
     pub components: BTreeMap<String, ComponentConfig>,
+    /// What components without a `[components.NAME]` section may open.
+    #[serde(default)]
+    pub access: AccessConfig,
     /// Limits on what one guest call may do.
     #[serde(default)]
     pub limits: Limits,
@@ -53,6 +58,39 @@ pub struct BucketConfig {
 pub struct ComponentConfig {
     /// The buckets this component may open; any other gets `access-denied`.
     pub buckets: Vec<String>,
+}
+
+/// `[access]`: the policy for components that have no `[components.NAME]`
+/// section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// `"allow"` (every configured bucket) or `"deny"` (none). Unset: deny
+    /// as soon as any `[components.NAME]` section exists (so renaming a
+    /// component never escapes its allow-list), allow while none does (the
+    /// zero-config `wasikv run app.wasm`); `wasikv serve` sets `"deny"`
+    /// when unset. See [`Config::unlisted_policy`].
+    pub unlisted: Option<Unlisted>,
+}
+
+/// Access of a component without a `[components.NAME]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unlisted {
+    /// It may open every configured bucket.
+    Allow,
+    /// It may open none (`access-denied`).
+    Deny,
+}
+
+impl Unlisted {
+    /// As written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unlisted::Allow => "allow",
+            Unlisted::Deny => "deny",
+        }
+    }
 }
 
 /// Limits on guest calls. Each violation is a clear error naming the limit.
@@ -284,6 +322,28 @@ impl Config {
         Ok(config)
     }
 
+    /// The policy for components without a `[components.NAME]` section:
+    /// `access.unlisted` if set; otherwise deny when any component is
+    /// listed, allow when none is.
+    pub fn unlisted_policy(&self) -> Unlisted {
+        self.access
+            .unlisted
+            .unwrap_or(if self.components.is_empty() {
+                Unlisted::Allow
+            } else {
+                Unlisted::Deny
+            })
+    }
+
+    /// The `[components.NAME]` section of `component`, matched ignoring
+    /// ASCII case (the check at load refuses two names that differ only in it).
+    pub fn component(&self, component: &str) -> Option<&ComponentConfig> {
+        self.components
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(component))
+            .map(|(_, c)| c)
+    }
+
     /// Adds the `default` bucket (embedded, `<data_dir>/default.redb`) unless configured.
     fn fill_defaults(&mut self) {
         self.buckets
@@ -323,6 +383,8 @@ impl Config {
             }
         }
         self.serve.check()?;
+        same_but_for_case("components", self.components.keys())?;
+        same_but_for_case("buckets", self.buckets.keys())?;
         for (component, c) in &self.components {
             for bucket in &c.buckets {
                 if !self.buckets.contains_key(bucket) {
@@ -337,6 +399,25 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Refuses two names of one section that differ only in ASCII case: an
+/// environment variable (`WASIKV_BUCKETS__CACHE__URL`) reaches its section
+/// lowercased, so such names would silently split one entry in two.
+fn same_but_for_case<'a>(section: &str, names: impl Iterator<Item = &'a String>) -> Result<()> {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for name in names {
+        if let Some(other) = seen.insert(name.to_ascii_lowercase(), name) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "{section}.{other} and {section}.{name} differ only in case: names from WASIKV_{} environment variables arrive lowercased, so use one spelling (lowercase to set it from the environment)",
+                    section.to_ascii_uppercase()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `WASIKV_SECTION__KEY...` variables. Only nested keys are read, so that
@@ -379,6 +460,55 @@ mod tests {
     fn allow_list_must_name_configured_buckets() {
         let err = Config::from_toml("[components.app]\nbuckets = [\"nope\"]\n").unwrap_err();
         assert!(err.to_string().contains("\"nope\""), "{err}");
+    }
+
+    #[test]
+    fn unlisted_components_are_denied_once_any_component_is_listed() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.unlisted_policy(), Unlisted::Allow);
+        let config = Config::from_toml("[components.app]\nbuckets = [\"default\"]\n").unwrap();
+        assert_eq!(config.unlisted_policy(), Unlisted::Deny);
+        let config = Config::from_toml(
+            "[access]\nunlisted = \"allow\"\n[components.app]\nbuckets = [\"default\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.unlisted_policy(), Unlisted::Allow);
+        let config = Config::from_toml("[access]\nunlisted = \"deny\"\n").unwrap();
+        assert_eq!(config.unlisted_policy(), Unlisted::Deny);
+        let err = Config::from_toml("[access]\nunlisted = \"maybe\"\n").unwrap_err();
+        assert!(err.to_string().contains("unlisted"), "{err}");
+    }
+
+    #[test]
+    fn component_names_ignore_case_and_may_not_collide() {
+        let config = Config::from_toml("[components.MyApp]\nbuckets = [\"default\"]\n").unwrap();
+        assert!(config.component("myapp").is_some());
+        assert!(config.component("MYAPP").is_some());
+        assert!(config.component("other").is_none());
+        let err = Config::from_toml(
+            "[components.MyApp]\nbuckets = [\"default\"]\n[components.myapp]\nbuckets = []\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("differ only in case"), "{err}");
+        let err = Config::from_toml(
+            "[buckets.Cache]\nprovider = \"memory\"\n[buckets.cache]\nprovider = \"memory\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("differ only in case"), "{err}");
+    }
+
+    /// The environment reaches a mixed-case component: `WASIKV_COMPONENTS__MYAPP__BUCKETS`
+    /// restricts `MyApp.wasm`.
+    #[test]
+    fn component_allow_lists_from_the_environment_apply_whatever_the_case() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WASIKV_COMPONENTS__MYAPP__BUCKETS", "[\"default\"]");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let c = config.component("MyApp").expect("listed");
+            assert_eq!(c.buckets, vec!["default".to_string()]);
+            assert_eq!(config.unlisted_policy(), Unlisted::Deny);
+            Ok(())
+        });
     }
 
     #[test]

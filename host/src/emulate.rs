@@ -163,7 +163,14 @@ impl EmulatedBucket {
         self.policy.batch_concurrency.max(1)
     }
 
-    async fn increment_by_cas(&self, key: &str, delta: i64) -> Result<i64> {
+    /// `increment` as a CAS retry loop; `check` sees the new counter before
+    /// it is written and can refuse it (nothing is written then).
+    async fn increment_by_cas(
+        &self,
+        key: &str,
+        delta: i64,
+        check: impl Fn(i64) -> Result<()>,
+    ) -> Result<i64> {
         let attempts = self.policy.increment_attempts.max(1);
         for attempt in 0..attempts {
             let current = self.inner.get_versioned(key).await?;
@@ -174,6 +181,7 @@ impl EmulatedBucket {
                 ),
                 None => (counter::apply(None, delta)?, WriteCondition::IfAbsent),
             };
+            check(new)?;
             match self.inner.set(key, counter::format(new), condition).await? {
                 WriteOutcome::Written => return Ok(new),
                 WriteOutcome::ConditionFailed => {
@@ -317,7 +325,9 @@ impl Bucket for EmulatedBucket {
         let increment = async {
             match self.native().increment {
                 Support::Native => self.inner.increment(key, delta).await,
-                _ if self.native().cas.is_available() => self.increment_by_cas(key, delta).await,
+                _ if self.native().cas.is_available() => {
+                    self.increment_by_cas(key, delta, |_| Ok(())).await
+                }
                 _ => Err(Error::unsupported("increment")),
             }
         };
@@ -407,6 +417,61 @@ impl Bucket for EmulatedBucket {
 }
 
 impl EmulatedBucket {
+    /// `increment` for the 0.2.0-draft interface, whose counters are `u64`:
+    /// a counter that is (or would become) negative is an `InvalidValue`
+    /// error and is left unchanged. Checked before the write, so this runs
+    /// the CAS loop even where the store increments natively; a store with
+    /// native increment but no CAS is checked by a read first, which a
+    /// concurrent negative write can slip past (no such provider exists).
+    pub async fn increment_unsigned(&self, key: &str, delta: u64) -> Result<u64> {
+        let Ok(delta) = i64::try_from(delta) else {
+            return Err(Error::new(
+                ErrorKind::InvalidValue,
+                format!("increment delta {delta} is over the signed 64-bit range counters use"),
+            ));
+        };
+        let non_negative = |n: i64| {
+            if n < 0 {
+                return Err(Error::new(
+                    ErrorKind::InvalidValue,
+                    format!(
+                        "cannot increment: the counter would be {n}, which the 0.2.0-draft interface (u64) cannot hold; the value is unchanged"
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        let increment = async {
+            if self.native().cas.is_available() {
+                self.increment_by_cas(key, delta, non_negative).await
+            } else if self.native().increment.is_native() {
+                let current = self.inner.get(key).await?;
+                non_negative(counter::apply(current.as_deref(), delta)?)?;
+                self.inner.increment(key, delta).await
+            } else {
+                Err(Error::unsupported("increment"))
+            }
+        };
+        let n = self
+            .write_then_notify(increment, |n| {
+                vec![Change::Set {
+                    key: key.to_string(),
+                    value: counter::format(*n),
+                }]
+            })
+            .await?;
+        // Checked above; a concurrent writer may still have made it negative
+        // on the read-then-increment path.
+        u64::try_from(n).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidValue,
+                format!(
+                    "the counter is now {n}, which the 0.2.0-draft interface (u64) cannot return"
+                ),
+            )
+        })
+    }
+
     async fn set_many_deduped(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
         if self.native().set_many.is_native() {
             for chunk in owned_chunks(items, self.chunk_size()) {

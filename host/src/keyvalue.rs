@@ -140,7 +140,12 @@ impl<'a> WasiKeyValue<'a> {
         let opened = self
             .ctx
             .buckets
-            .open(self.ctx.component.as_deref(), identifier)
+            // An unnamed context is a component like any other (named ""),
+            // never the host's own access.
+            .open(
+                Some(self.ctx.component.as_deref().unwrap_or("")),
+                identifier,
+            )
             .await;
         Ok(match opened {
             Ok(bucket) => Ok(self.table.push(BucketResource { bucket })?),

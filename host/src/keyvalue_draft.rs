@@ -48,13 +48,15 @@ impl DraftCursors {
         self.next
     }
 
-    fn take(&mut self, bucket: &str, number: u64) -> Result<String, Error> {
-        let position = self
+    /// The sealed cursor of `number`, left in the table: a call that fails
+    /// (a timeout, say) leaves the guest's place usable for a retry.
+    fn get(&self, bucket: &str, number: u64) -> Result<String, Error> {
+        match self
             .entries
             .iter()
-            .position(|(n, b, _)| *n == number && b == bucket);
-        match position.and_then(|i| self.entries.remove(i)) {
-            Some((_, _, cursor)) => Ok(cursor),
+            .find(|(n, b, _)| *n == number && b == bucket)
+        {
+            Some((_, _, cursor)) => Ok(cursor.clone()),
             None => Err(Error::new(
                 ErrorKind::InvalidCursor,
                 format!(
@@ -62,6 +64,11 @@ impl DraftCursors {
                 ),
             )),
         }
+    }
+
+    /// Forgets `number` once the page it continued was served.
+    fn consume(&mut self, number: u64) {
+        self.entries.retain(|(n, _, _)| *n != number);
     }
 }
 
@@ -131,14 +138,14 @@ impl store::HostBucket for WasiKeyValue<'_> {
         let sealed = match cursor {
             None => None,
             Some(n) => {
-                let taken = self
+                let found = self
                     .ctx
                     .draft_cursors
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .take(b.name(), n)
+                    .get(b.name(), n)
                     .map_err(|e| e.in_bucket(b.name(), b.provider()));
-                match taken {
+                match found {
                     Ok(c) => Some(c),
                     Err(e) => return wit(Err(e)),
                 }
@@ -146,13 +153,15 @@ impl store::HostBucket for WasiKeyValue<'_> {
         };
         let page = b.list_keys(sealed.as_deref()).await;
         wit(page.map(|(keys, next)| {
-            let cursor = next.map(|c| {
-                self.ctx
-                    .draft_cursors
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .issue(b.name(), c)
-            });
+            let mut cursors = self
+                .ctx
+                .draft_cursors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = cursor {
+                cursors.consume(n);
+            }
+            let cursor = next.map(|c| cursors.issue(b.name(), c));
             store::KeyResponse { keys, cursor }
         }))
     }
@@ -171,22 +180,7 @@ impl atomics::Host for WasiKeyValue<'_> {
         delta: u64,
     ) -> WitResult<u64> {
         let b = self.bucket(&bucket)?;
-        let context = |e: Error| e.in_bucket(b.name(), b.provider());
-        let Ok(delta) = i64::try_from(delta) else {
-            return wit(Err(context(Error::new(
-                ErrorKind::InvalidValue,
-                format!("increment delta {delta} is over the signed 64-bit range counters use"),
-            ))));
-        };
-        let result = b.increment(&key, delta).await.and_then(|n| {
-            u64::try_from(n).map_err(|_| {
-                context(Error::new(
-                    ErrorKind::InvalidValue,
-                    format!("the counter is now {n}, which the 0.2.0-draft interface (u64) cannot return"),
-                ))
-            })
-        });
-        wit(result)
+        wit(b.increment_unsigned(&key, delta).await)
     }
 }
 
@@ -229,18 +223,26 @@ mod tests {
         let a = cursors.issue("a", "sealed-a".into());
         let b = cursors.issue("b", "sealed-b".into());
         assert_eq!(
-            cursors.take("b", a).unwrap_err().kind(),
+            cursors.get("b", a).unwrap_err().kind(),
             ErrorKind::InvalidCursor
         );
-        assert_eq!(cursors.take("a", a).unwrap(), "sealed-a");
-        assert!(cursors.take("a", a).is_err(), "used once");
-        assert_eq!(cursors.take("b", b).unwrap(), "sealed-b");
-        assert!(cursors.take("a", 999).is_err());
+        assert_eq!(cursors.get("a", a).unwrap(), "sealed-a");
+        // Looking a cursor up (for a call that may fail) keeps it ...
+        assert_eq!(
+            cursors.get("a", a).unwrap(),
+            "sealed-a",
+            "kept until served"
+        );
+        // ... serving its page uses it up.
+        cursors.consume(a);
+        assert!(cursors.get("a", a).is_err(), "used once");
+        assert_eq!(cursors.get("b", b).unwrap(), "sealed-b");
+        assert!(cursors.get("a", 999).is_err());
         let first = cursors.issue("a", "old".into());
         for i in 0..MAX_DRAFT_CURSORS {
             cursors.issue("a", format!("c{i}"));
         }
-        assert!(cursors.take("a", first).is_err(), "evicted");
+        assert!(cursors.get("a", first).is_err(), "evicted");
         assert_eq!(cursors.entries.len(), MAX_DRAFT_CURSORS);
     }
 }

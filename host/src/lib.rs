@@ -27,7 +27,7 @@ pub mod runtime;
 pub mod serve;
 
 pub use buckets::{Buckets, OpenBucket};
-pub use config::{Config, ServeConfig};
+pub use config::{AccessConfig, Config, ServeConfig, Unlisted};
 pub use keyvalue::{
     GetManyShape, WasiKeyValue, WasiKeyValueCtx, add_to_linker, add_to_linker_with,
 };

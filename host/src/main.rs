@@ -198,6 +198,12 @@ async fn serve(
         Err(code) => return code,
     };
     flags.apply(&mut config.serve);
+    // A server answers whoever can reach it: components without an
+    // allow-list open nothing unless the configuration says otherwise.
+    config
+        .access
+        .unlisted
+        .get_or_insert(wasikv_host::Unlisted::Deny);
     let settings = config.serve.clone();
     let bad_config = |e: &dyn std::fmt::Display| {
         eprintln!("wasikv: bad configuration: {e}");
@@ -230,7 +236,15 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    let mut options = HandlerOptions::new(component_name(&component, name), &settings);
+    let name = component_name(&component, name);
+    if !runtime.buckets().is_listed(&name)
+        && runtime.buckets().unlisted_policy() == wasikv_host::Unlisted::Deny
+    {
+        eprintln!(
+            "wasikv: warning: component {name:?} has no [components.{name}] section and access.unlisted is \"deny\" (serve's default): every store.open it makes gets access-denied. List the buckets it may open in [components.{name}], or set access.unlisted = \"allow\"."
+        );
+    }
+    let mut options = HandlerOptions::new(name, &settings);
     options.env = env;
     let handler = match HttpHandler::new(Arc::new(runtime), &loaded, options) {
         Ok(h) => Arc::new(h),

@@ -338,6 +338,22 @@ async fn probe() {
         "error access-denied"
     );
     assert_eq!(run_probe(&["open", "mem"]).await.stdout.trim(), "ok opened");
+    // Renamed, the same component has no section: once any component is
+    // listed, an unlisted one opens nothing (no escape by renaming the file).
+    let dir = tempfile::tempdir().unwrap();
+    let listed = Runtime::new(&config(dir.path(), PROBE_CONFIG)).unwrap();
+    let renamed = run(&listed, wasikv_artifacts::PROBE, "x", &["open", "mem"], &[]).await;
+    assert_eq!(renamed.stdout.trim(), "error access-denied");
+    // The section applies whatever the case of the name.
+    let shouted = run(
+        &listed,
+        wasikv_artifacts::PROBE,
+        "PROBE",
+        &["open", "mem"],
+        &[],
+    )
+    .await;
+    assert_eq!(shouted.stdout.trim(), "ok opened");
 
     // Oversized key and values: clear errors naming bucket, provider and limit.
     let key = run_probe(&["set", "mem", "101", "1"]).await.stdout;

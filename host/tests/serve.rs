@@ -58,11 +58,18 @@ impl Served {
 }
 
 /// Starts `wasikv serve COMPONENT` in `dir` with `config` (TOML, after the
-/// places of the default bucket and cache under `dir`) and `args`.
+/// places of the default bucket and cache under `dir`) and `args`. The
+/// component may open every bucket (`access.unlisted = "allow"`) unless
+/// `config` has its own `[access]` or `[components.*]` sections.
 fn serve(dir: &Path, config: &str, component: &str, args: &[&str]) -> Served {
     let config_path = dir.join("wasikv.toml");
+    let access = if config.contains("[access]") || config.contains("[components.") {
+        ""
+    } else {
+        "[access]\nunlisted = \"allow\"\n"
+    };
     let text = format!(
-        "[runtime]\ndata_dir = {:?}\ncache_dir = {:?}\n{config}",
+        "[runtime]\ndata_dir = {:?}\ncache_dir = {:?}\n{access}{config}",
         dir.join("data"),
         dir.join("cache")
     );
@@ -482,6 +489,44 @@ async fn the_allow_list_holds_under_serve() {
     assert_eq!(
         get(&client, &served.url("/open/nope")).await,
         (404, "no-such-store\n".to_string())
+    );
+}
+
+/// A served component without a `[components.NAME]` section opens nothing
+/// unless `access.unlisted` allows it (serve's default is deny), and the
+/// server says so when it starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unlisted_component_opens_nothing_under_serve_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(
+        dir.path(),
+        "[access]\n[buckets.default]\nprovider = \"memory\"\n",
+        wasikv_artifacts::HTTP_PROBE,
+        &["--name", "renamed"],
+    );
+    let client = client();
+    assert_eq!(
+        get(&client, &served.url("/open/default")).await,
+        (403, "access-denied\n".to_string())
+    );
+    assert!(
+        served
+            .log()
+            .contains("component \"renamed\" has no [components.renamed] section"),
+        "{}",
+        served.log()
+    );
+    // A section for the component, whatever the case of its name, opens its buckets.
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(
+        dir.path(),
+        "[buckets.default]\nprovider = \"memory\"\n[components.RENAMED]\nbuckets = [\"default\"]\n",
+        wasikv_artifacts::HTTP_PROBE,
+        &["--name", "renamed"],
+    );
+    assert_eq!(
+        get(&client, &served.url("/open/default")).await,
+        (200, "opened\n".to_string())
     );
 }
 

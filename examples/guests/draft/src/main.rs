@@ -85,11 +85,26 @@ fn increment(b: &store::Bucket) -> Check {
     if atomics::increment(b, "draft:n", u64::MAX).is_ok() {
         return Err("a delta over i64::MAX was accepted".into());
     }
-    b.set("draft:neg", b"-3").map_err(|e| show(&e))?;
-    if atomics::increment(b, "draft:neg", 1).is_ok() {
+    // -10 + 5 = -5 cannot be returned as u64: an error, and nothing written
+    // (a retry must not count twice).
+    b.set("draft:neg", b"-10").map_err(|e| show(&e))?;
+    if atomics::increment(b, "draft:neg", 5).is_ok() {
         return Err("a negative counter was returned as u64".into());
     }
-    Ok(())
+    match b.get("draft:neg").map_err(|e| show(&e))? {
+        Some(v) if v == b"-10" => {}
+        other => {
+            return Err(format!(
+                "a refused increment changed the counter: -10 became {:?}",
+                other.map(|v| String::from_utf8_lossy(&v).into_owned())
+            ));
+        }
+    }
+    // -10 + 15 = 5 is representable: allowed.
+    match atomics::increment(b, "draft:neg", 15) {
+        Ok(5) => Ok(()),
+        other => Err(format!("-10 + 15 gave {:?}", other.map_err(|e| show(&e)))),
+    }
 }
 
 fn list_keys(b: &store::Bucket) -> Check {

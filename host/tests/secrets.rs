@@ -1,0 +1,99 @@
+//! No option value, secret or not, appears in a configuration error: a
+//! number-like secret set through the environment (which figment reads as a
+//! number, not a string) is reported by the option's name only.
+
+use wasikv_host::{Buckets, Config};
+
+/// Each provider's secret options and the options it needs besides them.
+fn secret_options() -> Vec<(
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+)> {
+    #[allow(unused_mut)]
+    let mut cases: Vec<(&str, &str, &[(&str, &str)])> = Vec::new();
+    #[cfg(feature = "redis")]
+    cases.push(("redis", "URL", &[("PREFIX", "p:")]));
+    #[cfg(feature = "etcd")]
+    {
+        cases.push((
+            "etcd",
+            "PASSWORD",
+            &[("ENDPOINTS", "[\"http://127.0.0.1:2379\"]")],
+        ));
+        cases.push((
+            "etcd",
+            "USERNAME",
+            &[("ENDPOINTS", "[\"http://127.0.0.1:2379\"]")],
+        ));
+    }
+    #[cfg(feature = "dynamodb")]
+    for secret in ["SECRET_ACCESS_KEY", "ACCESS_KEY_ID", "SESSION_TOKEN"] {
+        cases.push(("dynamodb", secret, &[("TABLE", "table1")]));
+    }
+    #[cfg(feature = "cosmos")]
+    cases.push((
+        "cosmos",
+        "KEY",
+        &[("ENDPOINT", "https://127.0.0.1:8081"), ("DATABASE", "d")],
+    ));
+    cases
+}
+
+#[test]
+fn number_like_secrets_from_the_environment_never_appear_in_errors() {
+    let cases = secret_options();
+    #[cfg(all(
+        feature = "redis",
+        feature = "etcd",
+        feature = "dynamodb",
+        feature = "cosmos"
+    ))]
+    assert_eq!(
+        cases.len(),
+        7,
+        "every provider's secret options are covered"
+    );
+    for (provider, secret, others) in cases {
+        for value in ["987654321", "-987654321", "98765.4321", "true"] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env("WASIKV_BUCKETS__S__PROVIDER", provider);
+                jail.set_env(format!("WASIKV_BUCKETS__S__{secret}"), value);
+                for (option, v) in others {
+                    jail.set_env(format!("WASIKV_BUCKETS__S__{option}"), v);
+                }
+                let config = Config::load(None).map_err(|e| e.to_string())?;
+                let Err(e) = Buckets::from_config(&config) else {
+                    panic!("{provider}: a non-string {secret} was accepted");
+                };
+                let text = e.to_string();
+                let digits = value.trim_start_matches('-');
+                assert!(
+                    !text.contains(digits) && !text.contains(value),
+                    "{provider}.{secret} = {value} leaked: {text}"
+                );
+                assert!(
+                    text.contains(&format!("option `{}`", secret.to_ascii_lowercase())),
+                    "{provider}: the error names the option: {text}"
+                );
+                Ok(())
+            });
+        }
+    }
+}
+
+/// A number-like secret is set as a string by quoting it in the variable's
+/// value, as `docs/configuration.md` says.
+#[cfg(feature = "dynamodb")]
+#[test]
+fn a_quoted_number_like_secret_is_a_string() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("WASIKV_BUCKETS__S__PROVIDER", "dynamodb");
+        jail.set_env("WASIKV_BUCKETS__S__TABLE", "table1");
+        jail.set_env("WASIKV_BUCKETS__S__ACCESS_KEY_ID", "\"123\"");
+        jail.set_env("WASIKV_BUCKETS__S__SECRET_ACCESS_KEY", "\"987654321\"");
+        let config = Config::load(None).map_err(|e| e.to_string())?;
+        Buckets::from_config(&config).map_err(|e| e.to_string())?;
+        Ok(())
+    });
+}
