@@ -28,6 +28,6 @@ pub use capability::{Capabilities, Consistency, EmulationScope, Operation, Suppo
 pub use codec::KeyCodec;
 pub use error::{Error, ErrorKind, Result};
 pub use provider::{
-    Bucket, BucketPlan, Change, ChangeStream, ListPage, Namespace, Options, Provider, Store,
-    Version, Versioned, WriteCondition, WriteOutcome,
+    Bucket, BucketPlan, Change, ChangeStream, Endpoint, ListPage, Location, Namespace, Options,
+    Provider, Store, Version, Versioned, WriteCondition, WriteOutcome,
 };

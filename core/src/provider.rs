@@ -243,6 +243,111 @@ impl std::fmt::Display for Namespace {
     }
 }
 
+/// One place a store's data is served from or kept in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A server: host name or IP literal (lowercase, no brackets) and port
+    /// (the store's default filled in). The host compares two hosts after
+    /// resolving them where it can, so `localhost` and `127.0.0.1` match.
+    Server {
+        /// Host name or IP address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// A file or socket path, absolute.
+    Path(std::path::PathBuf),
+    /// This host process's memory.
+    Process,
+}
+
+impl Endpoint {
+    /// A server endpoint from `host` and `port`, normalised (lowercase,
+    /// brackets of an IPv6 literal removed).
+    pub fn server(host: &str, port: u16) -> Self {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Endpoint::Server {
+            host: host.to_ascii_lowercase(),
+            port,
+        }
+    }
+
+    /// A server endpoint from `host:port` (or `[v6]:port`, or a bare host
+    /// with `default_port`), after an optional `scheme://` and before any
+    /// `/path`; `None` if the port is not a number.
+    pub fn parse_server(address: &str, default_port: u16) -> Option<Self> {
+        let rest = address.split_once("://").map_or(address, |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        // Credentials before '@' are not part of the place.
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (host, after) = v6.split_once(']')?;
+                match after.strip_prefix(':') {
+                    Some(port) => (host, port.parse().ok()?),
+                    None => (host, default_port),
+                }
+            }
+            None => match authority.rsplit_once(':') {
+                Some((host, port)) => (host, port.parse().ok()?),
+                None => (authority, default_port),
+            },
+        };
+        Some(Endpoint::server(host, port))
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Server { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Endpoint::Server { host, port } => write!(f, "{host}:{port}"),
+            Endpoint::Path(path) => write!(f, "{}", path.display()),
+            Endpoint::Process => f.write_str("this process"),
+        }
+    }
+}
+
+/// Where a bucket's data lives, apart from how the host reaches it
+/// (credentials, timeouts, retries, TLS settings): the host's overlap
+/// check compares [`Namespace`]s of buckets at one location, so two
+/// spellings of one server cannot give two components one keyspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The servers (a cluster's members) or file holding the data; two
+    /// locations with a common endpoint and equal scopes are one store.
+    pub endpoints: Vec<Endpoint>,
+    /// The keyspace within those endpoints that namespaces are in: a Redis
+    /// database index, a Firestore project and database; empty where the
+    /// endpoints hold one keyspace (the namespace then names everything).
+    pub scope: String,
+}
+
+impl Location {
+    /// One endpoint, one scope.
+    pub fn new(endpoint: Endpoint, scope: impl Into<String>) -> Self {
+        Location {
+            endpoints: vec![endpoint],
+            scope: scope.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.endpoints.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{e}")?;
+        }
+        if !self.scope.is_empty() {
+            write!(f, " ({})", self.scope)?;
+        }
+        Ok(())
+    }
+}
+
 /// A validated bucket configuration.
 #[derive(Debug, Clone)]
 pub struct BucketPlan {
@@ -253,7 +358,10 @@ pub struct BucketPlan {
     /// Identity of the connection: buckets with equal identities share one
     /// [`Store`]. May hold secrets: never print it.
     pub connection: String,
-    /// Where the bucket lives on that connection.
+    /// Where the data lives, whatever the client settings: the overlap
+    /// check compares namespaces of buckets at one location.
+    pub location: Location,
+    /// Where the bucket lives at that location.
     pub namespace: Namespace,
     /// The provider's options, as configured.
     pub options: Options,
@@ -384,6 +492,27 @@ mod tests {
                 assert!(!text.contains(secret), "{value} leaked: {text}");
             }
         }
+    }
+
+    #[test]
+    fn server_endpoints_are_normalised() {
+        let e = |a, p| Endpoint::parse_server(a, p).unwrap();
+        assert_eq!(
+            e("redis://LocalHost:6379/0", 6379),
+            Endpoint::server("localhost", 6379)
+        );
+        assert_eq!(
+            e("redis://:pw@127.0.0.1/3", 6379),
+            Endpoint::server("127.0.0.1", 6379)
+        );
+        assert_eq!(e("http://[::1]:2379", 2379), Endpoint::server("::1", 2379));
+        assert_eq!(e("[::1]", 11211), Endpoint::server("::1", 11211));
+        assert_eq!(
+            e("memcache://h:1?timeout=3", 11211),
+            Endpoint::server("h", 1)
+        );
+        assert!(Endpoint::parse_server("h:port", 1).is_none());
+        assert_eq!(Endpoint::server("::1", 1).to_string(), "[::1]:1");
     }
 
     #[test]

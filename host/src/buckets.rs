@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::Instrument;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Error, ErrorKind, Options, Provider, Result, Store,
+    Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, Options, Provider, Result, Store,
     Versioned, WriteCondition, WriteOutcome,
 };
 
@@ -228,18 +228,31 @@ impl Buckets {
     }
 }
 
+/// Refuses two buckets whose namespaces overlap at one location: the same
+/// provider, a common endpoint (hosts compared after resolving them, see
+/// [`Places`]) and the same scope. Client settings (credentials, timeouts,
+/// the spelling of a URL) play no part: they do not separate keyspaces.
 fn check_overlaps(entries: &BTreeMap<String, Entry>) -> Result<()> {
     let plans: Vec<&BucketPlan> = entries.values().map(|e| &e.plan).collect();
+    let mut places = Places::default();
     for (i, a) in plans.iter().enumerate() {
         for b in &plans[i + 1..] {
             if a.provider == b.provider
-                && a.connection == b.connection
                 && a.namespace.overlaps(&b.namespace)
+                && places.same_location(&a.location, &b.location)
             {
+                let at = if a.location == b.location {
+                    format!("at {}", a.location)
+                } else {
+                    format!(
+                        "at {} and {}, which reach one store",
+                        a.location, b.location
+                    )
+                };
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
                     format!(
-                        "buckets {:?} and {:?} overlap on the same {} store ({} and {}): one could read and list the other's keys; give each its own namespace",
+                        "buckets {:?} and {:?} overlap on one {} store {at} ({} and {}): one could read and list the other's keys; give each its own namespace",
                         a.bucket, b.bucket, a.provider, a.namespace, b.namespace
                     ),
                 ));
@@ -247,6 +260,78 @@ fn check_overlaps(entries: &BTreeMap<String, Entry>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a server endpoint's host stands for: its addresses, with every
+/// loopback and unspecified address as one ("this machine"), or the
+/// lowercase name itself where it does not resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Place {
+    ThisMachine,
+    Address(std::net::IpAddr),
+    Name(String),
+}
+
+/// Resolves hosts for the overlap check, once each. Only hosts spelled
+/// differently on the same port are resolved, so a configuration whose
+/// buckets name their servers alike never waits for DNS.
+#[derive(Default)]
+struct Places {
+    resolved: HashMap<(String, u16), HashSet<Place>>,
+}
+
+impl Places {
+    fn same_location(&mut self, a: &wasikv_core::Location, b: &wasikv_core::Location) -> bool {
+        a.scope == b.scope
+            && a.endpoints
+                .iter()
+                .any(|x| b.endpoints.iter().any(|y| self.same_endpoint(x, y)))
+    }
+
+    fn same_endpoint(&mut self, a: &Endpoint, b: &Endpoint) -> bool {
+        match (a, b) {
+            (Endpoint::Server { host: h1, port: p1 }, Endpoint::Server { host: h2, port: p2 }) => {
+                p1 == p2
+                    && (h1 == h2 || {
+                        let x = self.resolve(h1, *p1).clone();
+                        !x.is_disjoint(self.resolve(h2, *p2))
+                    })
+            }
+            _ => a == b,
+        }
+    }
+
+    fn resolve(&mut self, host: &str, port: u16) -> &HashSet<Place> {
+        use std::net::ToSocketAddrs as _;
+        self.resolved
+            .entry((host.to_string(), port))
+            .or_insert_with(|| {
+                let place = |ip: std::net::IpAddr| {
+                    let ip = match ip {
+                        std::net::IpAddr::V6(v6) => v6
+                            .to_ipv4_mapped()
+                            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+                        v4 => v4,
+                    };
+                    if ip.is_loopback() || ip.is_unspecified() {
+                        Place::ThisMachine
+                    } else {
+                        Place::Address(ip)
+                    }
+                };
+                match (host, port).to_socket_addrs() {
+                    Ok(addrs) => {
+                        let found: HashSet<Place> = addrs.map(|a| place(a.ip())).collect();
+                        if found.is_empty() {
+                            HashSet::from([Place::Name(host.to_string())])
+                        } else {
+                            found
+                        }
+                    }
+                    Err(_) => HashSet::from([Place::Name(host.to_string())]),
+                }
+            })
+    }
 }
 
 async fn timed<T>(timeout_ms: u64, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {

@@ -57,3 +57,108 @@ async fn draft_increment_refuses_before_writing() {
     assert_eq!(e.kind(), ErrorKind::InvalidValue);
     assert_eq!(m.get("n").await.unwrap().as_deref(), Some(&b"5"[..]));
 }
+
+/// Item 1: two spellings of one store, or one store reached with different
+/// client settings, are one store to the overlap check.
+#[test]
+fn aliases_of_one_store_cannot_hold_overlapping_buckets() {
+    let refused = |what: &str, a: &str, b: &str| {
+        let toml = format!("[buckets.a]\n{a}\n[buckets.b]\n{b}\n");
+        let err = Buckets::from_config(&Config::from_toml(&toml).unwrap())
+            .err()
+            .unwrap_or_else(|| panic!("{what}: accepted\n{toml}"));
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{what}: {err}");
+        assert!(
+            err.to_string().contains("buckets \"a\" and \"b\" overlap"),
+            "{what}: {err}"
+        );
+    };
+    let accepted = |what: &str, a: &str, b: &str| {
+        let toml = format!("[buckets.a]\n{a}\n[buckets.b]\n{b}\n");
+        if let Err(e) = Buckets::from_config(&Config::from_toml(&toml).unwrap()) {
+            panic!("{what}: {e}");
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("x")).unwrap();
+    let file = dir.path().join("a.redb");
+    let alias = dir.path().join("x").join("..").join("a.redb");
+    refused(
+        "embedded: x/../a.redb is a.redb",
+        &format!("provider = \"embedded\"\npath = {file:?}\ntable = \"t\""),
+        &format!("provider = \"embedded\"\npath = {alias:?}\ntable = \"t\""),
+    );
+    #[cfg(feature = "redis")]
+    {
+        refused(
+            "redis: localhost and 127.0.0.1/0",
+            "provider = \"redis\"\nurl = \"redis://localhost:6379\"\nprefix = \"p:\"",
+            "provider = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\nprefix = \"p:a:\"",
+        );
+        refused(
+            "redis: default port, credentials",
+            "provider = \"redis\"\nurl = \"redis://127.0.0.1\"\nprefix = \"p:\"",
+            "provider = \"redis\"\nurl = \"redis://user:pw@127.0.0.1:6379/0\"\nprefix = \"p:\"",
+        );
+        accepted(
+            "redis: another database index",
+            "provider = \"redis\"\nurl = \"redis://localhost:6379\"\nprefix = \"p:\"",
+            "provider = \"redis\"\nurl = \"redis://127.0.0.1:6379/1\"\nprefix = \"p:\"",
+        );
+    }
+    #[cfg(feature = "memcached")]
+    refused(
+        "memcached: localhost and 127.0.0.1",
+        "provider = \"memcached\"\naddress = \"localhost:11211\"\nprefix = \"p:\"",
+        "provider = \"memcached\"\naddress = \"127.0.0.1:11211\"\nprefix = \"p:\"",
+    );
+    #[cfg(feature = "etcd")]
+    {
+        refused(
+            "etcd: another user, another spelling",
+            "provider = \"etcd\"\nendpoints = [\"http://localhost:2379\"]\nprefix = \"p/\"\nusername = \"u1\"\npassword = \"x\"",
+            "provider = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\", \"http://127.0.0.1:22379\"]\nprefix = \"p/\"\nusername = \"u2\"\npassword = \"y\"",
+        );
+        accepted(
+            "etcd: disjoint prefixes",
+            "provider = \"etcd\"\nendpoints = [\"http://localhost:2379\"]\nprefix = \"p/\"",
+            "provider = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nprefix = \"q/\"",
+        );
+    }
+    #[cfg(feature = "dynamodb")]
+    {
+        let ddb = "provider = \"dynamodb\"\ntable = \"things\"\nregion = \"us-east-1\"\nendpoint = \"http://localhost:14566\"";
+        refused(
+            "dynamodb: max_attempts and credentials differ",
+            &format!("{ddb}\nmax_attempts = 1"),
+            "provider = \"dynamodb\"\ntable = \"things\"\nregion = \"us-east-1\"\nendpoint = \"http://127.0.0.1:14566\"\nmax_attempts = 5\naccess_key_id = \"k\"\nsecret_access_key = \"s\"",
+        );
+        accepted(
+            "dynamodb: another table",
+            ddb,
+            "provider = \"dynamodb\"\ntable = \"others\"\nregion = \"us-east-1\"\nendpoint = \"http://localhost:14566\"",
+        );
+    }
+    #[cfg(feature = "cosmos")]
+    refused(
+        "cosmos: primary and secondary key, timeouts",
+        "provider = \"cosmos\"\nendpoint = \"https://localhost:8081\"\nkey = \"primary\"\ndatabase = \"d\"\ncontainer = \"c\"",
+        "provider = \"cosmos\"\nendpoint = \"https://127.0.0.1:8081/\"\nkey = \"secondary\"\ndatabase = \"d\"\ncontainer = \"c\"\ntimeout_ms = 5",
+    );
+    #[cfg(feature = "firestore")]
+    refused(
+        "firestore: timeouts, emulator spelling",
+        "provider = \"firestore\"\nproject_id = \"p\"\ncollection = \"c\"\nemulator_host = \"localhost:8686\"",
+        "provider = \"firestore\"\nproject_id = \"p\"\ncollection = \"c\"\nemulator_host = \"127.0.0.1:8686\"\ntimeout_ms = 5",
+    );
+}
+
+/// Item 8: an etcd bucket may not take the whole cluster's keyspace.
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_refuses_an_empty_prefix() {
+    let toml = "[buckets.e]\nprovider = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nprefix = \"\"\n";
+    let err = Buckets::from_config(&Config::from_toml(toml).unwrap()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("prefix is empty"), "{err}");
+}

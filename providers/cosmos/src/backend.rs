@@ -18,9 +18,9 @@ use azure_data_cosmos::{CosmosError, FeedScope, Query, TransactionalBatch};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, KeyCodec, ListPage, Namespace,
-    Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
-    counter,
+    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
+    Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    WriteCondition, WriteOutcome, counter,
 };
 
 use crate::config::CosmosConfig;
@@ -122,10 +122,20 @@ impl Provider for CosmosProvider {
         if let Some(partition) = &config.partition {
             namespace.push_str(&serde_json::to_string(partition).unwrap_or_default());
         }
+        let endpoint = Endpoint::parse_server(&config.endpoint, 443).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                "endpoint must be a URL with host and port (the port a number)",
+            )
+            .in_bucket(bucket, NAME)
+        })?;
         Ok(BucketPlan {
             bucket: bucket.to_string(),
             provider: NAME,
             connection: config.connection_identity(),
+            // The account's endpoint, whichever key (primary, secondary)
+            // or timeout a bucket uses; the namespace names the database.
+            location: Location::new(endpoint, ""),
             namespace: Namespace::Prefix(namespace),
             options: options.clone(),
         })

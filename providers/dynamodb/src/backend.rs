@@ -12,9 +12,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
 };
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, KeyCodec, ListPage, Namespace,
-    Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
-    counter,
+    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
+    Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    WriteCondition, WriteOutcome, counter,
 };
 
 use crate::config::DynamoConfig;
@@ -115,10 +115,33 @@ impl Provider for DynamoProvider {
         if config.session_token.is_some() && config.access_key_id.is_none() {
             return invalid("session_token needs access_key_id and secret_access_key".into());
         }
+        let endpoint = match &config.endpoint {
+            Some(url) => Endpoint::parse_server(url, 443).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    "endpoint must be a URL with host and port (the port a number)",
+                )
+                .in_bucket(bucket, NAME)
+            })?,
+            None => Endpoint::server(
+                &format!(
+                    "dynamodb.{}.amazonaws.com",
+                    config
+                        .region
+                        .as_deref()
+                        .unwrap_or("<region from the environment>")
+                ),
+                443,
+            ),
+        };
         Ok(BucketPlan {
             bucket: bucket.to_string(),
             provider: NAME,
             connection: config.connection_identity(),
+            // Tables of one region's endpoint. The account behind the
+            // credentials is not known without a call, so buckets with
+            // different credentials on one table name count as one table.
+            location: Location::new(endpoint, ""),
             // Table names cannot hold '/', so "table/prefix" only prefixes
             // another bucket's on the same table.
             namespace: Namespace::Prefix(format!("{}/{}", config.table, config.prefix)),

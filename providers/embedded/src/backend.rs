@@ -6,8 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, ListPage, Namespace, Options,
-    Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome, counter,
+    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, ListPage, Location,
+    Namespace, Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition,
+    WriteOutcome, counter,
 };
 
 use crate::config::EmbeddedConfig;
@@ -36,6 +37,20 @@ pub fn capabilities() -> Capabilities {
     }
 }
 
+/// Identity of a database file: absolute, with its directory resolved
+/// (symbolic links, `..`) where it exists, so `./a.redb`, `a.redb` and
+/// `x/../a.redb` are one file: one open, one overlap check.
+fn file_identity(file: std::path::PathBuf) -> std::path::PathBuf {
+    let absolute = std::path::absolute(&file).unwrap_or(file);
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(dir), Some(name)) => match std::fs::canonicalize(dir) {
+            Ok(dir) => dir.join(name),
+            Err(_) => absolute,
+        },
+        _ => absolute,
+    }
+}
+
 #[async_trait]
 impl Provider for EmbeddedProvider {
     fn name(&self) -> &'static str {
@@ -49,12 +64,12 @@ impl Provider for EmbeddedProvider {
     fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
         let config: EmbeddedConfig = options.parse(bucket, NAME)?;
         let file = config.file(bucket);
-        // Identity of the file: absolute, so `./a.redb` and `a.redb` share one open.
-        let absolute = std::path::absolute(&file).unwrap_or(file);
+        let absolute = file_identity(file);
         Ok(BucketPlan {
             bucket: bucket.to_string(),
             provider: NAME,
             connection: absolute.to_string_lossy().into_owned(),
+            location: Location::new(Endpoint::Path(absolute.clone()), ""),
             namespace: Namespace::Exclusive(config.table(bucket)),
             options: options.clone(),
         })

@@ -7,9 +7,9 @@ use etcd_client::{
     Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchClient,
 };
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Error, ErrorKind, ListPage,
-    Namespace, Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition,
-    WriteOutcome,
+    Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Endpoint, Error, ErrorKind,
+    ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    WriteCondition, WriteOutcome,
 };
 
 use crate::config::EtcdConfig;
@@ -87,11 +87,37 @@ impl Provider for EtcdProvider {
             )
             .in_bucket(bucket, NAME));
         }
+        let prefix = config.prefix(bucket);
+        if prefix.is_empty() {
+            // The whole cluster's keyspace: listing would walk every
+            // foreign key, and the empty key would be the prefix itself.
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "prefix is empty: give the bucket its own key prefix (default: \"<bucket>/\")",
+            )
+            .in_bucket(bucket, NAME));
+        }
+        let mut endpoints = Vec::with_capacity(config.endpoints.len());
+        for address in &config.endpoints {
+            endpoints.push(Endpoint::parse_server(address, 2379).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    "every endpoint must be http(s)://host:port (the port a number)",
+                )
+                .in_bucket(bucket, NAME)
+            })?);
+        }
         Ok(BucketPlan {
             bucket: bucket.to_string(),
             provider: NAME,
             connection: config.connection_identity(),
-            namespace: Namespace::Prefix(config.prefix(bucket)),
+            // A cluster has one keyspace, whoever logs in: users see the
+            // same keys (RBAC aside).
+            location: Location {
+                endpoints,
+                scope: String::new(),
+            },
+            namespace: Namespace::Prefix(prefix),
             options: options.clone(),
         })
     }

@@ -14,8 +14,9 @@ use firestore::gcloud_sdk::prost::Message;
 use firestore::gcloud_sdk::prost_types::Timestamp;
 use firestore::gcloud_sdk::tonic::Code;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, KeyCodec, ListPage, Namespace,
-    Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
+    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
+    Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    WriteCondition, WriteOutcome,
 };
 
 use crate::config::FirestoreConfig;
@@ -99,10 +100,25 @@ impl Provider for FirestoreProvider {
                 ));
             }
         }
+        let endpoint = match &config.emulator_host {
+            Some(host) => Endpoint::parse_server(host, 8080).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    "emulator_host must be host:port (the port a number)",
+                )
+                .in_bucket(bucket, NAME)
+            })?,
+            None => Endpoint::server("firestore.googleapis.com", 443),
+        };
         Ok(BucketPlan {
             bucket: bucket.to_string(),
             provider: NAME,
             connection: config.connection_identity(),
+            // A project's database, whatever the timeout.
+            location: Location::new(
+                endpoint,
+                format!("{}/{}", config.project_id, config.database_id),
+            ),
             namespace: Namespace::Exclusive(format!(
                 "{}/{collection}",
                 config.parent.as_deref().unwrap_or("")

@@ -6,8 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use wasikv_core::codec::EncodedKey;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, KeyCodec, ListPage, Namespace,
-    Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
+    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
+    Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    WriteCondition, WriteOutcome,
 };
 
 use crate::config::MemcachedConfig;
@@ -85,10 +86,19 @@ impl Provider for MemcachedProvider {
         let config: MemcachedConfig = options.parse(bucket, NAME)?;
         let prefix = config.prefix(bucket);
         check_prefix(&prefix).map_err(|e| e.in_bucket(bucket, NAME))?;
+        let endpoint = Endpoint::parse_server(&config.address, 11211).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                "address must be host:port (the port a number)",
+            )
+            .in_bucket(bucket, NAME)
+        })?;
         Ok(BucketPlan {
             bucket: bucket.to_string(),
             provider: NAME,
             connection: config.address.clone(),
+            // A memcached server has one keyspace.
+            location: Location::new(endpoint, ""),
             namespace: Namespace::Prefix(prefix),
             options: options.clone(),
         })

@@ -6,8 +6,9 @@ use std::sync::{Arc, PoisonError, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Error, ErrorKind, ListPage, Namespace, Options, Provider,
-    Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome, counter,
+    Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, ListPage, Location, Namespace,
+    Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
+    counter,
 };
 
 use crate::config::MemoryConfig;
@@ -55,6 +56,7 @@ impl Provider for MemoryProvider {
             bucket: bucket.to_string(),
             provider: NAME,
             connection: NAME.to_string(),
+            location: Location::new(Endpoint::Process, ""),
             namespace: Namespace::Exclusive(config.map.unwrap_or_else(|| bucket.to_string())),
             options: options.clone(),
         })

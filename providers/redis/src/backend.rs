@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Error, ErrorKind, ListPage,
-    Namespace, Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition,
-    WriteOutcome,
+    Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Endpoint, Error, ErrorKind,
+    ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    WriteCondition, WriteOutcome,
 };
 
 use crate::config::RedisConfig;
@@ -57,7 +57,22 @@ impl Provider for RedisProvider {
 
     fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
         let config: RedisConfig = options.parse(bucket, NAME)?;
-        redis::Client::open(config.url.as_str()).map_err(|e| bad_url(e).in_bucket(bucket, NAME))?;
+        let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())
+            .map_err(|e| bad_url(e).in_bucket(bucket, NAME))?;
+        let endpoint = match info.addr() {
+            redis::ConnectionAddr::Tcp(host, port)
+            | redis::ConnectionAddr::TcpTls { host, port, .. } => Endpoint::server(host, *port),
+            redis::ConnectionAddr::Unix(path) => {
+                Endpoint::Path(std::path::absolute(path).unwrap_or_else(|_| path.clone()))
+            }
+            other => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("unsupported redis address kind {other:?}"),
+                )
+                .in_bucket(bucket, NAME));
+            }
+        };
         if config.ca_file.is_some() && !config.url.starts_with("rediss://") {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
@@ -69,6 +84,9 @@ impl Provider for RedisProvider {
             bucket: bucket.to_string(),
             provider: NAME,
             connection: config.url.clone(),
+            // One keyspace per server and database index, whatever the
+            // spelling of the url, its credentials or its TLS settings.
+            location: Location::new(endpoint, format!("db {}", info.redis_settings().db())),
             namespace: Namespace::Prefix(config.prefix(bucket)),
             options: options.clone(),
         })
