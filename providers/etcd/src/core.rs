@@ -90,6 +90,15 @@ pub fn map_err(e: etcd_client::Error) -> Error {
             // tonic's `Code`, by name (etcd-client does not re-export tonic).
             let code = format!("{:?}", status.code());
             let message = status.message();
+            if message.contains("database space exceeded") {
+                // The NOSPACE alarm: writes fail until an operator compacts,
+                // defragments and disarms it; reads still work.
+                return Error::new(
+                    ErrorKind::Unavailable,
+                    "etcd's database is over its quota (NOSPACE alarm): writes fail until it is compacted, defragmented and the alarm disarmed",
+                )
+                .set_retryable(false);
+            }
             let kind = match code.as_str() {
                 // A call on a connection that drops mid-flight ends `Cancelled`.
                 "Unavailable" | "DeadlineExceeded" | "Aborted" | "Cancelled" => {

@@ -136,7 +136,40 @@ impl RedisStore {
         let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
             .await
             .map_err(map_err)?;
+        check_eviction_policy(&mut conn.clone()).await?;
         Ok(RedisStore { conn, client })
+    }
+}
+
+/// Refuses a server whose `maxmemory-policy` may evict any key
+/// (`allkeys-*`): it could evict a bucket's key index or version hash, and
+/// listing would then silently miss keys and CAS lose its versions. Where
+/// `CONFIG GET` is not allowed (managed services often rename it), the
+/// policy cannot be checked: a warning says so. A policy changed after
+/// the connection was made is not seen.
+async fn check_eviction_policy(conn: &mut ConnectionManager) -> Result<()> {
+    let reply: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(conn)
+        .await;
+    match reply {
+        Ok(pair) => match pair.get(1) {
+            Some(policy) if policy.starts_with("allkeys-") => Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "the server's maxmemory-policy is {policy}, which may evict any key, including a bucket's key index and versions (listing would miss keys, CAS lose versions); set it to noeviction or a volatile-* policy"
+                ),
+            )),
+            _ => Ok(()),
+        },
+        Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => Err(map_err(e)),
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the redis server's maxmemory-policy ({e}); an allkeys-* policy would evict bucket indexes and versions: make sure it is noeviction or volatile-*"
+            );
+            Ok(())
+        }
     }
 }
 

@@ -210,6 +210,23 @@ pub fn map_err(e: RedisError) -> Error {
     if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
         return Error::new(ErrorKind::Unavailable, "redis is unreachable").with_source(e);
     }
+    // Temporary server states: the same call can succeed later.
+    let temporary = match e.code() {
+        Some("LOADING") => Some("redis is loading its data set"),
+        Some("BUSY") => Some("redis is busy running a script or function"),
+        Some("TRYAGAIN") => Some("redis asks to try again (a slot is being migrated)"),
+        Some("MASTERDOWN") => Some("redis lost its link to the master"),
+        Some("CLUSTERDOWN") => Some("the redis cluster is down"),
+        Some("READONLY") => {
+            Some("redis is a read-only replica (a failover moved the master elsewhere?)")
+        }
+        _ => None,
+    };
+    if let Some(why) = temporary {
+        return Error::new(ErrorKind::Unavailable, why)
+            .set_retryable(true)
+            .with_source(e);
+    }
     if matches!(
         e.kind(),
         redis::ErrorKind::AuthenticationFailed
@@ -240,5 +257,56 @@ pub fn parse_change(payload: &[u8]) -> Option<wasikv_core::Change> {
         }),
         b'd' if value.is_empty() => Some(wasikv_core::Change::Delete { key }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Temporary server states are `unavailable` and retryable; the rest are not.
+    #[test]
+    fn temporary_server_states_are_retryable() {
+        for (reply, kind, retryable) in [
+            (
+                &b"-LOADING Redis is loading the dataset in memory\r\n"[..],
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                b"-BUSY Redis is busy running a script.\r\n",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                b"-READONLY You can't write against a read only replica.\r\n",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                b"-MASTERDOWN Link with MASTER is down\r\n",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                b"-CLUSTERDOWN The cluster is down\r\n",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (b"-ERR syntax error\r\n", ErrorKind::Other, false),
+        ] {
+            let value = redis::parse_redis_value(reply).unwrap();
+            let redis::Value::ServerError(server) = value else {
+                panic!("{value:?}");
+            };
+            let e = map_err(server.into());
+            assert_eq!(e.kind(), kind, "{e}");
+            assert_eq!(e.is_retryable(), retryable, "{e}");
+        }
     }
 }
