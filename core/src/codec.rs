@@ -5,9 +5,16 @@
 //! * The empty key becomes `%` alone (no escape produces it).
 //! * An id matching a reserved pattern (Firestore's `__.*__`) gets its first
 //!   byte escaped.
+//! * A trailing space is escaped where the store mishandles ids ending in one
+//!   (Cosmos DB).
 //! * An id longer than the store's limit becomes `%H` + the SHA-256 of the key
 //!   in hex; `%H` cannot come from escaping, and [`KeyCodec::decode`] returns
 //!   `None` for it: the provider keeps the original key in the item.
+//!
+//! Every key has exactly one id: decoding accepts only the canonical
+//! encoding (uppercase hex, only the bytes that must be escaped), so a
+//! foreign id such as `%41` or `%2f` never lists as a key that `get` could
+//! not find. [`KeyCodec::listed_key`] is what listings use.
 
 use sha2::{Digest, Sha256};
 
@@ -22,6 +29,8 @@ pub struct KeyCodec {
     pub max_id_bytes: usize,
     /// Whether ids of the form `__.*__` are reserved (Firestore).
     pub reserve_dunder: bool,
+    /// Whether a trailing space must be escaped (Cosmos DB).
+    pub escape_trailing_space: bool,
 }
 
 /// An encoded id.
@@ -50,7 +59,8 @@ impl KeyCodec {
                 || c.is_control()
                 || (self.escape_space && c == ' ')
                 || self.forbidden.contains(&c)
-                || (i == 0 && self.reserve_dunder && is_dunder(key));
+                || (i == 0 && self.reserve_dunder && is_dunder(key))
+                || (self.escape_trailing_space && c == ' ' && i + 1 == key.len());
             if escape {
                 let mut buf = [0u8; 4];
                 for b in c.encode_utf8(&mut buf).bytes() {
@@ -75,8 +85,27 @@ impl KeyCodec {
     }
 
     /// Decodes an id made by [`KeyCodec::encode`]; `None` for a hashed id (read
-    /// the original key from the item) or an id that encode cannot produce.
+    /// the original key from the item) or an id that encode cannot produce
+    /// (not canonical: `encode(decode(id)) == id` always holds).
     pub fn decode(&self, id: &str) -> Option<String> {
+        let key = self.decode_escapes(id)?;
+        let canonical = self.encode(&key);
+        (!canonical.hashed && canonical.id == id).then_some(key)
+    }
+
+    /// The key of a listed item with id `id` and, for a hashed id, the
+    /// original key stored in the item: `None` for an item this codec did
+    /// not write (skip it: it is not the bucket's).
+    pub fn listed_key(&self, id: &str, original: Option<&str>) -> Option<String> {
+        if let Some(key) = self.decode(id) {
+            return Some(key);
+        }
+        let key = original?;
+        let canonical = self.encode(key);
+        (canonical.hashed && canonical.id == id).then(|| key.to_string())
+    }
+
+    fn decode_escapes(&self, id: &str) -> Option<String> {
         if id == "%" {
             return Some(String::new());
         }
@@ -151,6 +180,15 @@ mod tests {
         escape_space: true,
         max_id_bytes: 250,
         reserve_dunder: true,
+        escape_trailing_space: false,
+    };
+
+    const COSMOS_LIKE: KeyCodec = KeyCodec {
+        forbidden: &['/', '\\', '?', '#'],
+        escape_space: false,
+        max_id_bytes: 1023,
+        reserve_dunder: false,
+        escape_trailing_space: true,
     };
 
     #[test]
@@ -191,5 +229,48 @@ mod tests {
         assert_eq!(STRICT.decode("%Z1"), None);
         assert_eq!(STRICT.decode("abc%4"), None);
         assert_eq!(STRICT.decode("%FF"), None);
+        // `%+F` parses as hex in from_str_radix; not an encoding.
+        assert_eq!(STRICT.decode("%+F"), None);
+    }
+
+    /// Only the canonical id decodes: lowercase hex, needless escapes and
+    /// a hash id with a stored key that does not hash to it are foreign.
+    #[test]
+    fn only_canonical_ids_decode() {
+        assert_eq!(STRICT.decode("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(STRICT.decode("a%2fb"), None, "lowercase hex");
+        assert_eq!(STRICT.decode("%41"), None, "A needs no escape");
+        assert_eq!(STRICT.decode("__x__"), None, "a reserved id unescaped");
+        let long = "k".repeat(300);
+        let hashed = STRICT.encode(&long);
+        assert!(hashed.hashed);
+        assert_eq!(
+            STRICT.listed_key(&hashed.id, Some(&long)),
+            Some(long.clone())
+        );
+        assert_eq!(STRICT.listed_key(&hashed.id, Some("other")), None);
+        assert_eq!(STRICT.listed_key("%Hdeadbeef", Some(&long)), None);
+        assert_eq!(STRICT.listed_key("plain", None).as_deref(), Some("plain"));
+        assert_eq!(STRICT.listed_key("%2f", Some("/")), None);
+    }
+
+    #[test]
+    fn trailing_spaces_are_escaped_where_the_store_needs_it() {
+        assert_eq!(COSMOS_LIKE.encode("a b ").id, "a b%20");
+        assert_eq!(COSMOS_LIKE.encode(" ").id, "%20");
+        assert_eq!(COSMOS_LIKE.encode("  ").id, " %20");
+        assert_eq!(COSMOS_LIKE.decode("a b%20").as_deref(), Some("a b "));
+        assert_eq!(
+            COSMOS_LIKE.decode("a b "),
+            None,
+            "an unescaped trailing space is foreign"
+        );
+        for key in corpus() {
+            let enc = COSMOS_LIKE.encode(&key);
+            assert!(!enc.id.ends_with(' '), "{key:?}");
+            if !enc.hashed {
+                assert_eq!(COSMOS_LIKE.decode(&enc.id).as_deref(), Some(key.as_str()));
+            }
+        }
     }
 }

@@ -135,10 +135,13 @@ pub trait Bucket: Send + Sync + 'static {
     /// Whether the key exists.
     async fn exists(&self, key: &str) -> Result<bool>;
 
-    /// One page of at most `limit` keys (at least one when any remain), continuing
-    /// after `cursor` (a token from an earlier page of this bucket). Together the
-    /// pages return every key exactly once when nothing changes meanwhile. A
-    /// token this bucket could not have issued is `InvalidCursor`, never a panic.
+    /// One page of at most `limit` keys, continuing after `cursor` (a token
+    /// from an earlier page of this bucket). Together the pages return every
+    /// key exactly once when nothing changes meanwhile. Items in the
+    /// bucket's namespace that it did not write (ids that are not a canonical
+    /// encoding, keys that are not UTF-8) are skipped, never an error; a page
+    /// may then hold fewer keys, even none, with a token to go on. A token
+    /// this bucket could not have issued is `InvalidCursor`, never a panic.
     async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage>;
 
     /// Adds `delta` to the decimal counter at `key` (created as `delta` when

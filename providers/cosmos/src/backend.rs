@@ -263,6 +263,9 @@ impl CosmosBucket {
                 escape_space: false,
                 max_id_bytes: MAX_ID_BYTES,
                 reserve_dunder: false,
+
+                // The service is reported to mishandle ids that end in a space.
+                escape_trailing_space: true,
             },
             capabilities: capabilities(partitioned),
         }
@@ -526,19 +529,10 @@ impl CosmosBucket {
         }
     }
 
-    fn decode(&self, row: ListedId) -> Result<String> {
-        if let Some(key) = row.k {
-            return Ok(key);
-        }
-        self.codec.decode(&row.id).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Other,
-                format!(
-                    "item {:?} was not written by wasikv (its id does not decode)",
-                    row.id
-                ),
-            )
-        })
+    /// The key of a listed item; `None` for one this bucket did not write
+    /// (an id that is not the canonical encoding of its key): skipped.
+    fn decode(&self, row: &ListedId) -> Option<String> {
+        self.codec.listed_key(&row.id, row.k.as_deref())
     }
 }
 
@@ -630,11 +624,14 @@ impl Bucket for CosmosBucket {
                 return Ok(ListPage::default());
             };
             let done = self.partition.is_some() && page.headers().continuation().is_none();
-            let keys = page
-                .into_items()
-                .into_iter()
-                .map(|row| self.decode(row))
-                .collect::<Result<Vec<_>>>()?;
+            let rows = page.into_items();
+            let keys: Vec<String> = rows.iter().filter_map(|row| self.decode(row)).collect();
+            if rows.len() > keys.len() {
+                tracing::debug!(
+                    "list skipped {} items that wasikv did not write",
+                    rows.len() - keys.len()
+                );
+            }
             if keys.is_empty() && !done {
                 continue;
             }

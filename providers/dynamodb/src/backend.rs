@@ -223,6 +223,7 @@ impl DynamoBucket {
                 escape_space: false,
                 max_id_bytes: MAX_PARTITION_KEY_BYTES - prefix.len(),
                 reserve_dunder: false,
+                escape_trailing_space: false,
             },
             capabilities: {
                 let mut caps = capabilities(max_item_bytes);
@@ -288,30 +289,14 @@ impl DynamoBucket {
         Ok(item)
     }
 
-    /// The original key of a listed item.
-    fn listed_key(&self, item: &HashMap<String, AttributeValue>) -> Result<String> {
-        let id = item
-            .get(&self.key_attribute)
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Other,
-                    "a listed item has no string partition key",
-                )
-            })?;
-        let encoded = id.strip_prefix(&self.prefix).unwrap_or(id);
-        if let Some(key) = self.codec.decode(encoded) {
-            return Ok(key);
-        }
-        item.get(ORIGINAL_KEY)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Other,
-                    format!("item {id:?} in table {:?} was not written by wasikv (its id does not decode)", self.table),
-                )
-            })
+    /// The original key of a listed item; `None` for an item this bucket
+    /// did not write (no string key, an id that is not a canonical
+    /// encoding): listings skip it.
+    fn listed_key(&self, item: &HashMap<String, AttributeValue>) -> Option<String> {
+        let id = item.get(&self.key_attribute)?.as_s().ok()?;
+        let encoded = id.strip_prefix(&self.prefix)?;
+        let original = item.get(ORIGINAL_KEY).and_then(|v| v.as_s().ok());
+        self.codec.listed_key(encoded, original.map(String::as_str))
     }
 
     /// A consistent read of the item `id`: all of it, or only its key.
@@ -644,11 +629,18 @@ impl Bucket for DynamoBucket {
                     map_err(e)
                 }
             })?;
-            let keys = out
+            let keys: Vec<String> = out
                 .items()
                 .iter()
-                .map(|item| self.listed_key(item))
-                .collect::<Result<Vec<_>>>()?;
+                .filter_map(|item| self.listed_key(item))
+                .collect();
+            let foreign = out.items().len() - keys.len();
+            if foreign > 0 {
+                tracing::debug!(
+                    table = %self.table,
+                    "list skipped {foreign} items under the bucket's prefix that wasikv did not write"
+                );
+            }
             let next = out
                 .last_evaluated_key
                 .and_then(|mut k| k.remove(&self.key_attribute))

@@ -310,3 +310,57 @@ async fn watch_sees_other_clients_writes() {
         }
     );
 }
+
+/// Items under a bucket's prefix that wasikv did not write (an id that is
+/// not a canonical encoding, a hash id whose stored key does not hash to it,
+/// no string key at all) are skipped by listing, which still returns every
+/// key of the bucket.
+#[tokio::test]
+async fn foreign_items_are_skipped_by_listing() {
+    use wasikv_core::Bucket;
+    let store = test_store().await.expect("moto reachable");
+    store
+        .ensure_table(wasikv_dynamodb::testing::TEST_TABLE, "pk", true)
+        .await
+        .unwrap();
+    let prefix = format!("{}/", table_name("foreign"));
+    let bucket = wasikv_dynamodb::DynamoBucket::new(
+        store.client.clone(),
+        wasikv_dynamodb::testing::TEST_TABLE,
+        "pk",
+        &prefix,
+        MOTO_MAX_ITEM_BYTES,
+    );
+    for key in ["a", "b/c", "d"] {
+        bucket
+            .set(key, b"v".to_vec(), WriteCondition::Always)
+            .await
+            .unwrap();
+    }
+    for id in ["%41", "%2f", "%ZZ", "%Hdeadbeef", "%+F"] {
+        store
+            .client
+            .put_item()
+            .table_name(wasikv_dynamodb::testing::TEST_TABLE)
+            .item("pk", AttributeValue::S(format!("{prefix}{id}")))
+            .item(
+                wasikv_dynamodb::core::ORIGINAL_KEY,
+                AttributeValue::S("a".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut keys = Vec::new();
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let page = bucket.list(cursor.as_deref(), 2).await.expect("listing");
+        keys.extend(page.keys);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    keys.sort();
+    assert_eq!(keys, ["a", "b/c", "d"]);
+}

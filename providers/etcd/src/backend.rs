@@ -252,12 +252,10 @@ impl Bucket for EtcdBucket {
     async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
         let start = match cursor {
             None => self.prefix.clone(),
-            Some(last) => {
-                std::str::from_utf8(last)
-                    .map_err(|_| Error::new(ErrorKind::InvalidCursor, "malformed list cursor"))?;
-                // The smallest key after `last` within the bucket.
-                [self.prefix.as_slice(), last, b"\0"].concat()
-            }
+            // The smallest key after `last` within the bucket (the last
+            // raw key of the page before: a foreign key that is not UTF-8
+            // may end a page).
+            Some(last) => [self.prefix.as_slice(), last, b"\0"].concat(),
         };
         let limit = limit.max(1);
         let mut kv = self.kv.clone();
@@ -266,21 +264,25 @@ impl Bucket for EtcdBucket {
             .with_limit(limit as i64)
             .with_keys_only();
         let response = kv.get(start, Some(options)).await.map_err(map_err)?;
-        let keys = response
+        let raw: Vec<&[u8]> = response
             .kvs()
             .iter()
-            .map(|kv| {
-                let key = kv
-                    .key()
-                    .strip_prefix(self.prefix.as_slice())
-                    .unwrap_or_default();
-                String::from_utf8(key.to_vec()).map_err(|_| {
-                    Error::new(ErrorKind::Other, "a non-UTF-8 key under the bucket prefix")
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let next = match (response.more(), keys.last()) {
-            (true, Some(last)) => Some(last.as_bytes().to_vec()),
+            .filter_map(|kv| kv.key().strip_prefix(self.prefix.as_slice()))
+            .collect();
+        // A key that is not UTF-8 was not written by wasikv: skipped, never
+        // an error for the whole listing.
+        let keys: Vec<String> = raw
+            .iter()
+            .filter_map(|key| String::from_utf8(key.to_vec()).ok())
+            .collect();
+        if raw.len() > keys.len() {
+            tracing::debug!(
+                "list skipped {} keys under the bucket prefix that are not UTF-8 (not wasikv's)",
+                raw.len() - keys.len()
+            );
+        }
+        let next = match (response.more(), raw.last()) {
+            (true, Some(last)) => Some(last.to_vec()),
             _ => None,
         };
         Ok(ListPage { keys, next })

@@ -210,6 +210,7 @@ impl FirestoreBucket {
                 escape_space: false,
                 max_id_bytes: MAX_ID_BYTES,
                 reserve_dunder: true,
+                escape_trailing_space: false,
             },
             capabilities: capabilities(),
         }
@@ -432,30 +433,30 @@ impl Bucket for FirestoreBucket {
                 }
             })?
             .into_inner();
-        let keys = response
+        // Documents this bucket did not write (an id that is not a canonical
+        // encoding) are skipped, never an error for the whole listing.
+        let keys: Vec<String> = response
             .documents
             .iter()
-            .map(|document| {
+            .filter_map(|document| {
                 let id = document.name.rsplit('/').next().unwrap_or_default();
-                if let Some(key) = self.codec.decode(id) {
-                    return Ok(key);
-                }
-                match document
+                let original = match document
                     .fields
                     .get(ORIGINAL_KEY)
                     .and_then(|v| v.value_type.as_ref())
                 {
-                    Some(ValueType::StringValue(key)) => Ok(key.clone()),
-                    _ => Err(Error::new(
-                        ErrorKind::Other,
-                        format!(
-                            "document {} was not written by wasikv (its id does not decode)",
-                            document.name
-                        ),
-                    )),
-                }
+                    Some(ValueType::StringValue(key)) => Some(key.as_str()),
+                    _ => None,
+                };
+                self.codec.listed_key(id, original)
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
+        let foreign = response.documents.len() - keys.len();
+        if foreign > 0 {
+            tracing::debug!(
+                "list skipped {foreign} documents in the collection that wasikv did not write"
+            );
+        }
         let next =
             (!response.next_page_token.is_empty()).then(|| response.next_page_token.into_bytes());
         Ok(ListPage { keys, next })

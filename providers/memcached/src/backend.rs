@@ -152,6 +152,7 @@ impl MemcachedBucket {
                 escape_space: true,
                 max_id_bytes: MAX_KEY_BYTES - prefix.len(),
                 reserve_dunder: false,
+                escape_trailing_space: false,
             },
             capabilities: capabilities(max_item_bytes),
         })

@@ -348,11 +348,8 @@ impl Bucket for RedisBucket {
     async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
         let start = match cursor {
             None => b"-".to_vec(),
-            Some(last) => {
-                std::str::from_utf8(last)
-                    .map_err(|_| Error::new(ErrorKind::InvalidCursor, "malformed list cursor"))?;
-                [b"(", last].concat()
-            }
+            // After the last raw member of the page before.
+            Some(last) => [b"(", last].concat(),
         };
         let mut conn = self.conn.clone();
         let (keys, more): (Vec<Vec<u8>>, i64) = self
@@ -366,18 +363,23 @@ impl Bucket for RedisBucket {
             .invoke_async(&mut conn)
             .await
             .map_err(map_err)?;
-        let keys: Vec<String> = keys
-            .into_iter()
-            .map(|k| {
-                String::from_utf8(k).map_err(|_| {
-                    Error::new(ErrorKind::Other, "a non-UTF-8 key in the bucket index")
-                })
-            })
-            .collect::<Result<_>>()?;
         let next = match (more, keys.last()) {
-            (1, Some(last)) => Some(last.as_bytes().to_vec()),
+            (1, Some(last)) => Some(last.clone()),
             _ => None,
         };
+        // Only wasikv writes the index; a member that is not UTF-8 was put
+        // there by another client: skipped, never an error for the listing.
+        let members = keys.len();
+        let keys: Vec<String> = keys
+            .into_iter()
+            .filter_map(|k| String::from_utf8(k).ok())
+            .collect();
+        if members > keys.len() {
+            tracing::debug!(
+                "list skipped {} index members that are not UTF-8 (not wasikv's)",
+                members - keys.len()
+            );
+        }
         Ok(ListPage { keys, next })
     }
 

@@ -110,3 +110,34 @@ async fn unreachable_server_is_unavailable() {
         .expect("nothing listens on port 1");
     assert_eq!(err.kind(), wasikv_core::ErrorKind::Unavailable, "{err}");
 }
+
+/// An index member another client added that is not UTF-8 is skipped by
+/// listing, which still returns every key of the bucket.
+#[tokio::test]
+async fn foreign_index_members_that_are_not_utf8_are_skipped() {
+    let (b, mut raw, prefix) = bucket().await;
+    for key in ["a", "c", "e"] {
+        b.set(key, b"v".to_vec(), WriteCondition::Always)
+            .await
+            .unwrap();
+    }
+    let index = wasikv_redis::core::index_key(&prefix);
+    for member in [&b"b\xff"[..], b"d\xc3", b"z\x80"] {
+        let _: i64 = raw.zadd(&index, member, 0).await.unwrap();
+    }
+    let mut keys = Vec::new();
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let page = b.list(cursor.as_deref(), 1).await.expect("listing");
+        keys.extend(page.keys);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(keys, ["a", "c", "e"]);
+    for member in [&b"b\xff"[..], b"d\xc3", b"z\x80"] {
+        let _: i64 = raw.zrem(&index, member).await.unwrap();
+    }
+    cleanup(&b).await;
+}
