@@ -162,6 +162,9 @@ cosmos_patch handler/batch-documents.js 'const input = body[i];' 'const input = 
 # 4. Cross-partition queries: the SDK addresses each partition-key range with
 #    x-ms-documentdb-partitionkeyrangeid instead of the enable-cross-partition header.
 cosmos_patch handler/query-documents.js 'if (!(0, true_header_1.default)(req, "x-ms-documentdb-query-enablecrosspartition")) {' 'if (!(0, true_header_1.default)(req, "x-ms-documentdb-query-enablecrosspartition") && !req.headers["x-ms-documentdb-partitionkeyrangeid"]) {'
+# 5. Creating an item in a missing container dereferenced undefined: a 500
+#    where Cosmos answers 404 (the container is gone: no-such-store).
+cosmos_patch handler/create-document.js 'const collection = account.database(dbId).collection(collId);' 'const collection = account.database(dbId).collection(collId); if (!collection.read()) { res.statusCode = 404; return { code: "NotFound", message: "Resource Not Found" }; }'
 cosmos_ready() { curl -ksS -o /dev/null "https://127.0.0.1:$COSMOS_PORT/"; }
 if ! cosmos_ready 2>/dev/null; then
     mkdir -p "$STATE/cosmos"

@@ -44,6 +44,10 @@ pub struct EncodedKey {
 
 const HASH_PREFIX: &str = "%H";
 
+/// Length in bytes of a hashed id (`%H` and 64 hex digits): a store's id
+/// limit less its prefix must leave room for it.
+pub const HASHED_ID_BYTES: usize = HASH_PREFIX.len() + 64;
+
 impl KeyCodec {
     /// Encodes `key` into an id the store accepts.
     pub fn encode(&self, key: &str) -> EncodedKey {

@@ -3,39 +3,28 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use azure_data_cosmos::clients::ContainerClient;
-use azure_data_cosmos::models::{
-    ContainerProperties, CosmosNumber, PartitionKey, PatchInstructions, PatchOperation,
-};
-use azure_data_cosmos::options::{
-    ContentResponseOnWrite, ItemWriteOptions, MaxItemCountHint, OperationOptions, PatchItemOptions,
-    PatchStrategy, Precondition, QueryOptions,
-};
+use azure_data_cosmos::models::{ContainerProperties, PartitionKey};
+use azure_data_cosmos::options::{ItemWriteOptions, MaxItemCountHint, Precondition, QueryOptions};
 use azure_data_cosmos::{CosmosError, FeedScope, Query, TransactionalBatch};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use wasikv_core::{
     Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
     Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
-    WriteCondition, WriteOutcome, counter,
+    WriteCondition, WriteOutcome,
 };
 
 use crate::config::CosmosConfig;
 use crate::core::{
     CosmosStore, Item, MAX_BATCH_BYTES, MAX_BATCH_OPERATIONS, MAX_ID_BYTES, MAX_ITEM_BYTES,
-    MAX_PATCH_DELTA, MAX_VALUE_BYTES, NUMERIC_COUNTER_LIMIT, PARTITION_KEY_PATH, StoredValue,
-    map_error, status_code, write_token,
+    MAX_VALUE_BYTES, PARTITION_KEY_PATH, StoredValue, map_error, status_code, write_token,
 };
 
 /// The provider name in configuration.
 pub const NAME: &str = "cosmos";
-
-/// Attempts of an increment whose item changes under it while it converts a
-/// value between text and number (each a conditional write).
-const CONVERSION_ATTEMPTS: u32 = 16;
 
 /// Builds Cosmos DB stores.
 #[derive(Debug, Default, Clone, Copy)]
@@ -52,8 +41,10 @@ pub fn capabilities(partitioned: bool) -> Capabilities {
             Support::Unsupported
         }
     };
+    // `increment` is the host's CAS loop (a read, then a conditional replace
+    // on the ETag): Cosmos' server-side `incr` patch adds to any JSON number,
+    // 1.5 included, and its SDK has no filter to refuse one atomically.
     Capabilities {
-        increment: Support::Native,
         get_many: in_partition(partitioned),
         set_many: in_partition(partitioned),
         // A transactional batch fails as a whole on a missing item, but
@@ -238,12 +229,6 @@ struct ListedId {
     k: Option<String>,
 }
 
-fn with_content() -> OperationOptions {
-    let mut operation = OperationOptions::default();
-    operation.content_response_on_write = Some(ContentResponseOnWrite::Enabled);
-    operation
-}
-
 fn if_match(version: &Version) -> Option<Precondition> {
     let etag = std::str::from_utf8(&version.0).ok()?;
     Some(Precondition::if_match(etag.to_string()))
@@ -366,10 +351,29 @@ impl CosmosBucket {
                             WriteOutcome::ConditionFailed
                         })
                     }
-                    Err(e) if e.status().is_not_found() => Ok(WriteOutcome::ConditionFailed),
+                    Err(e) if e.status().is_not_found() => {
+                        // The item is missing, or the whole container is:
+                        // only the first is a lost race.
+                        self.check_container().await?;
+                        Ok(WriteOutcome::ConditionFailed)
+                    }
                     Err(e) => Err(map_error(e)),
                 }
             }
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    /// `no-such-store` when the bucket's container (or its database) no
+    /// longer exists: a 404 of an item operation cannot tell a missing item
+    /// from a missing container, so a conditional write that met one asks.
+    async fn check_container(&self) -> Result<()> {
+        match self.container.read(None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.status().is_not_found() => Err(Error::new(
+                ErrorKind::NoSuchStore,
+                "the bucket's Cosmos DB container (or its database) no longer exists",
+            )),
             Err(e) => Err(map_error(e)),
         }
     }
@@ -388,77 +392,6 @@ impl CosmosBucket {
         let (mut item, _) = self.item(key, StoredValue::bytes(&value))?;
         item.w = token;
         self.write(item, &condition).await
-    }
-
-    /// The server-side `incr` patch; `None` when the item is missing, a
-    /// `Bytes` value when it holds text (Cosmos refuses to increment it).
-    async fn patch_increment(&self, id: &str, delta: i64) -> Result<Option<StoredValue>> {
-        let patch = PatchInstructions::new()
-            .with_operation(PatchOperation::increment("/v", CosmosNumber::from(delta)));
-        let options = PatchItemOptions::default()
-            // One request: never the SDK's client-side read-modify-write.
-            .with_strategy(PatchStrategy::ServerSide)
-            .with_operation_options(with_content());
-        match self
-            .container
-            .patch_item(self.pk(id), id, patch, Some(options))
-            .await
-        {
-            Ok(response) => {
-                let item: Item = response.into_model().map_err(map_error)?;
-                Ok(Some(item.v))
-            }
-            Err(e) if e.status().is_not_found() => Ok(None),
-            // "Cannot increment non-numeric value": the item holds bytes.
-            Err(e) if status_code(&e) == 400 => Ok(Some(StoredValue::Bytes(String::new()))),
-            Err(e) => Err(map_error(e)),
-        }
-    }
-
-    /// Applies `delta` to the item of `key` by one conditional write (its
-    /// ETag, or create when missing): the first increment of a value written
-    /// by `set`, and counters beyond the numeric limit. `None` when the item
-    /// changed meanwhile.
-    async fn increment_by_replace(&self, key: &str, delta: i64) -> Result<Option<i64>> {
-        let current = self.read(key).await?;
-        let (new, condition) = match &current {
-            Some((item, version)) => (
-                counter::apply(Some(&item.v.to_bytes()?), delta)?,
-                WriteCondition::IfVersion(version.clone()),
-            ),
-            None => (counter::apply(None, delta)?, WriteCondition::IfAbsent),
-        };
-        let (item, _) = self.item(key, StoredValue::counter(new))?;
-        Ok(match self.write(item, &condition).await? {
-            WriteOutcome::Written => Some(new),
-            WriteOutcome::ConditionFailed => None,
-        })
-    }
-
-    /// Moves a counter that a racing `incr` took past the numeric limit to
-    /// text, where every later increment is a conditional replace with exact
-    /// 64-bit arithmetic.
-    async fn move_counter_to_text(&self, key: &str) -> Result<()> {
-        for _ in 0..CONVERSION_ATTEMPTS {
-            let Some((item, version)) = self.read(key).await? else {
-                return Ok(());
-            };
-            let StoredValue::Counter(n) = item.v else {
-                return Ok(());
-            };
-            if (-NUMERIC_COUNTER_LIMIT..=NUMERIC_COUNTER_LIMIT).contains(&n) {
-                return Ok(());
-            }
-            let (text, _) = self.item(key, StoredValue::counter(n))?;
-            if self
-                .write(text, &WriteCondition::IfVersion(version))
-                .await?
-                == WriteOutcome::Written
-            {
-                return Ok(());
-            }
-        }
-        Ok(()) // Another writer keeps changing it; the next increment retries.
     }
 
     /// Writes `items` in one partition by transactional batches of at most
@@ -649,44 +582,6 @@ impl Bucket for CosmosBucket {
             };
             return Ok(ListPage { keys, next });
         }
-    }
-
-    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        let (id, _) = self.id(key);
-        for attempt in 0..CONVERSION_ATTEMPTS {
-            if delta.unsigned_abs() <= MAX_PATCH_DELTA.unsigned_abs() {
-                match self.patch_increment(&id, delta).await? {
-                    Some(StoredValue::Counter(n)) => {
-                        if !(-NUMERIC_COUNTER_LIMIT..=NUMERIC_COUNTER_LIMIT).contains(&n) {
-                            self.move_counter_to_text(key).await?;
-                        }
-                        return Ok(n);
-                    }
-                    None => {
-                        // Missing: create it holding `delta`; a racing create
-                        // wins and the patch runs again.
-                        let (item, _) = self.item(key, StoredValue::counter(delta))?;
-                        if self.write(item, &WriteCondition::IfAbsent).await?
-                            == WriteOutcome::Written
-                        {
-                            return Ok(delta);
-                        }
-                        continue;
-                    }
-                    Some(StoredValue::Bytes(_)) => {} // text: below
-                }
-            }
-            if let Some(n) = self.increment_by_replace(key, delta).await? {
-                return Ok(n);
-            }
-            tokio::time::sleep(Duration::from_millis(1 << attempt.min(6))).await;
-        }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!(
-                "increment of {key:?} gave up after {CONVERSION_ATTEMPTS} attempts: other writers kept changing it"
-            ),
-        ))
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {

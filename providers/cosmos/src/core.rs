@@ -14,7 +14,7 @@ use azure_data_cosmos::{
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
-use wasikv_core::{Error, ErrorKind, Result, counter};
+use wasikv_core::{Error, ErrorKind, Result};
 
 use crate::config::CosmosConfig;
 
@@ -41,31 +41,25 @@ pub const MAX_BATCH_BYTES: usize = 1_900_000;
 /// The partition key path of containers wasikv creates and uses.
 pub const PARTITION_KEY_PATH: &str = "/pk";
 
-/// Counters are held as JSON numbers while within +-2^52: Cosmos (and the
-/// emulator) compute in IEEE doubles, exact up to 2^53, so a counter stays
-/// exact even when many increments race past this bound before one of them
-/// moves it to text (see `CosmosBucket::increment`).
-pub const NUMERIC_COUNTER_LIMIT: i64 = 1 << 52;
-
-/// Largest delta sent as a server-side `incr`.
-pub const MAX_PATCH_DELTA: i64 = 1 << 32;
-
-/// The stored value: bytes (base64 text) or a counter (a JSON number, so
-/// that the server-side `incr` patch works on it).
+/// The stored value: bytes (base64 text), as wasikv writes every value, or
+/// a JSON number (counters of earlier wasikv versions, numbers written by
+/// other clients), which `get` renders as its JSON text: `42`, `-8`, `1.5`.
+/// Only decimal integers increment; anything else is refused unchanged by
+/// the counter rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum StoredValue {
-    /// A counter within +-[`NUMERIC_COUNTER_LIMIT`].
-    Counter(i64),
+    /// A JSON number.
+    Number(serde_json::Number),
     /// Bytes, base64.
     Bytes(String),
 }
 
 impl StoredValue {
-    /// The bytes `get` returns: a counter as decimal text.
+    /// The bytes `get` returns: a number as its JSON text.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         match self {
-            StoredValue::Counter(n) => Ok(counter::format(*n)),
+            StoredValue::Number(n) => Ok(n.to_string().into_bytes()),
             StoredValue::Bytes(text) => BASE64.decode(text).map_err(|e| {
                 Error::new(
                     ErrorKind::Other,
@@ -78,16 +72,6 @@ impl StoredValue {
     /// The stored form of bytes.
     pub fn bytes(value: &[u8]) -> Self {
         StoredValue::Bytes(BASE64.encode(value))
-    }
-
-    /// The stored form of a counter: a number while within the numeric
-    /// limit, else decimal text (bytes).
-    pub fn counter(n: i64) -> Self {
-        if (-NUMERIC_COUNTER_LIMIT..=NUMERIC_COUNTER_LIMIT).contains(&n) {
-            StoredValue::Counter(n)
-        } else {
-            StoredValue::bytes(&counter::format(n))
-        }
     }
 }
 

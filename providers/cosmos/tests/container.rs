@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use azure_data_cosmos::models::ContainerProperties;
 use wasikv_core::{Bucket, ErrorKind, Options, Provider, WriteCondition};
-use wasikv_cosmos::core::{MAX_VALUE_BYTES, NUMERIC_COUNTER_LIMIT};
+use wasikv_cosmos::core::MAX_VALUE_BYTES;
 use wasikv_cosmos::testing::{TEST_DATABASE, test_config, test_store};
 use wasikv_cosmos::{CosmosBucket, CosmosProvider};
 
@@ -78,66 +78,28 @@ async fn a_container_with_another_partition_key_is_refused() {
     assert!(err.to_string().contains("/pk"), "{err}");
 }
 
+/// Numbers other clients (or earlier wasikv versions) stored read as their
+/// JSON text; Cosmos' `incr` patch is not used (it would add to 1.5 too):
+/// `increment` is the host's CAS loop, which refuses `1.5` unchanged.
 #[tokio::test]
-async fn counters_are_json_numbers_and_set_values_convert_once() {
-    let (b, client) = bucket(&unique("counters"), None).await;
-    assert_eq!(b.increment("hits", 5).await.unwrap(), 5);
-    assert_eq!(raw_value(&client, "hits").await, serde_json::json!(5));
-    assert_eq!(b.get("hits").await.unwrap(), Some(b"5".to_vec()));
-    // A decimal written by `set` is base64 text until its first increment.
-    b.set("visits", b"41".to_vec(), WriteCondition::Always)
-        .await
-        .unwrap();
-    assert!(raw_value(&client, "visits").await.is_string());
-    assert_eq!(b.increment("visits", 1).await.unwrap(), 42);
-    assert_eq!(raw_value(&client, "visits").await, serde_json::json!(42));
-    assert_eq!(b.increment("visits", -50).await.unwrap(), -8);
-    assert_eq!(b.get("visits").await.unwrap(), Some(b"-8".to_vec()));
-}
-
-#[tokio::test]
-async fn counters_past_the_numeric_limit_stay_exact_as_text() {
-    let (b, client) = bucket(&unique("big"), None).await;
-    let start = NUMERIC_COUNTER_LIMIT - 2;
-    b.set("n", start.to_string().into_bytes(), WriteCondition::Always)
-        .await
-        .unwrap();
-    assert_eq!(b.increment("n", 1).await.unwrap(), start + 1);
-    assert!(raw_value(&client, "n").await.is_number());
-    // The server-side incr takes it past the limit; it moves to text.
-    assert_eq!(b.increment("n", 10).await.unwrap(), start + 11);
-    assert!(
-        raw_value(&client, "n").await.is_string(),
-        "moved to text past 2^52"
-    );
-    assert_eq!(b.increment("n", 1).await.unwrap(), start + 12);
+async fn numbers_from_other_clients_read_as_their_text() {
+    let (b, client) = bucket(&unique("numbers"), None).await;
+    for (id, v, text) in [
+        ("int", serde_json::json!(42), "42"),
+        ("neg", serde_json::json!(-8), "-8"),
+        ("float", serde_json::json!(1.5), "1.5"),
+    ] {
+        let item = serde_json::json!({"id": id, "pk": id, "v": v});
+        client
+            .upsert_item(id.to_string(), id, &item, None)
+            .await
+            .expect("raw write");
+        assert_eq!(b.get(id).await.unwrap(), Some(text.as_bytes().to_vec()));
+    }
+    assert!(!b.capabilities().increment.is_available());
     assert_eq!(
-        b.get("n").await.unwrap(),
-        Some((start + 12).to_string().into_bytes())
-    );
-    // A delta too large for a patch is one conditional replace, exact.
-    let big = 1i64 << 40;
-    assert_eq!(b.increment("m", 3).await.unwrap(), 3);
-    assert_eq!(b.increment("m", big).await.unwrap(), big + 3);
-    assert_eq!(
-        b.increment("m", i64::MAX - big - 3).await.unwrap(),
-        i64::MAX
-    );
-    let err = b.increment("m", 1).await.expect_err("overflow");
-    assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
-    assert_eq!(
-        b.get("m").await.unwrap(),
-        Some(i64::MAX.to_string().into_bytes())
-    );
-    // i64::MIN as a delta (whose absolute value does not fit) is exact too.
-    assert_eq!(b.increment("low", -5).await.unwrap(), -5);
-    let err = b.increment("low", i64::MIN).await.expect_err("underflow");
-    assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
-    assert_eq!(b.increment("low", 5).await.unwrap(), 0);
-    assert_eq!(b.increment("low", i64::MIN).await.unwrap(), i64::MIN);
-    assert_eq!(
-        b.get("low").await.unwrap(),
-        Some(i64::MIN.to_string().into_bytes())
+        b.increment("int", 1).await.unwrap_err().kind(),
+        ErrorKind::Unsupported
     );
 }
 
@@ -308,4 +270,40 @@ async fn foreign_items_are_skipped_by_listing() {
     }
     keys.sort();
     assert_eq!(keys, ["a", "b/c", "trailing "]);
+}
+
+/// A conditional write that meets a 404 because the container is gone is
+/// `no-such-store`, not a lost race (which would make a CAS swap fail with
+/// `cas-failed` forever and an increment give up with `conflict`).
+#[tokio::test]
+async fn a_deleted_container_is_no_such_store_not_a_lost_race() {
+    let (b, client) = bucket(&unique("deleted"), None).await;
+    b.set("k", b"v".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    let version = b
+        .get_versioned("k")
+        .await
+        .unwrap()
+        .expect("written")
+        .version;
+    // While the container exists, a missing item is a lost race.
+    assert_eq!(
+        b.set(
+            "gone",
+            b"v".to_vec(),
+            WriteCondition::IfVersion(version.clone())
+        )
+        .await
+        .unwrap(),
+        wasikv_core::WriteOutcome::ConditionFailed
+    );
+    client.delete(None).await.expect("delete the container");
+    for condition in [WriteCondition::IfVersion(version), WriteCondition::IfAbsent] {
+        let e = b
+            .set("k", b"w".to_vec(), condition.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NoSuchStore, "{condition:?}: {e}");
+    }
 }

@@ -17,8 +17,9 @@ use crate::core::{Item, MAX_KEY_BYTES, MemcachedStore, StoreCommand, Stored};
 /// The provider name in configuration.
 pub const NAME: &str = "memcached";
 
-/// Longest bucket prefix, leaving room for the encoded key.
-pub const MAX_PREFIX_BYTES: usize = 200;
+/// Longest bucket prefix: memcached's 250-byte key limit less a hashed id
+/// (every key fits: escaped ids longer than the room left are hashed).
+pub const MAX_PREFIX_BYTES: usize = MAX_KEY_BYTES - wasikv_core::codec::HASHED_ID_BYTES;
 
 /// Most keys in one `gets` or pipelined batch.
 pub const MAX_BATCH: usize = 100;
@@ -28,8 +29,29 @@ const PLAIN: u32 = 0;
 /// Item flag: the key was hashed; the data is `u16 key length, key, value`.
 const HASHED: u32 = 1;
 
-/// Room kept in an item for memcached's own header and a hashed key.
-const ITEM_OVERHEAD: usize = 1024;
+/// Longest original key a hashed item can hold (its length is a `u16`).
+pub const MAX_HASHED_KEY_BYTES: usize = u16::MAX as usize;
+
+/// Room an item needs besides its data: memcached's item header (about 56
+/// bytes with CAS), the key (at most 250 bytes and its terminator) and the
+/// `flags bytes` suffix, rounded up.
+const ITEM_HEADER: usize = 512;
+
+/// Keys up to this length are within the declared value limit under any
+/// key: the contracts' minimum key length, which the host's default
+/// `limits.max_key_bytes` also is. A longer hashed key leaves less room,
+/// checked per write.
+const DECLARED_FOR_KEY_BYTES: usize = 1024;
+
+/// The smallest `max_item_bytes` that leaves room for a value under a
+/// 1024-byte hashed key.
+pub const MIN_ITEM_BYTES: usize = 2048;
+
+/// The value limit declared for items of `max_item_bytes`: what remains
+/// after the header and a hashed key of up to 1024 bytes.
+fn declared_max_value(max_item_bytes: usize) -> usize {
+    max_item_bytes.saturating_sub(ITEM_HEADER + 2 + DECLARED_FOR_KEY_BYTES)
+}
 
 /// Builds memcached stores.
 #[derive(Debug, Default, Clone, Copy)]
@@ -44,13 +66,25 @@ pub fn capabilities(max_item_bytes: usize) -> Capabilities {
         set_many: Support::Native,
         delete_many: Support::Native,
         max_key_bytes: Some(MAX_KEY_BYTES),
-        max_value_bytes: Some(max_item_bytes.saturating_sub(ITEM_OVERHEAD)),
+        max_value_bytes: Some(declared_max_value(max_item_bytes)),
         max_batch_items: Some(MAX_BATCH),
         consistency: Consistency::Strong,
         durable: false,
         versioning: "CAS unique (server-wide counter)",
         ..Capabilities::required()
     }
+}
+
+fn check_max_item_bytes(max_item_bytes: usize) -> Result<()> {
+    if max_item_bytes < MIN_ITEM_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "max_item_bytes is {max_item_bytes}, under the least of {MIN_ITEM_BYTES} bytes that leaves room for a value under a 1024-byte key"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_prefix(prefix: &str) -> Result<()> {
@@ -86,6 +120,7 @@ impl Provider for MemcachedProvider {
         let config: MemcachedConfig = options.parse(bucket, NAME)?;
         let prefix = config.prefix(bucket);
         check_prefix(&prefix).map_err(|e| e.in_bucket(bucket, NAME))?;
+        check_max_item_bytes(config.max_item_bytes).map_err(|e| e.in_bucket(bucket, NAME))?;
         let endpoint = Endpoint::parse_server(&config.address, 11211).ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidConfig,
@@ -138,12 +173,14 @@ pub struct MemcachedBucket {
     prefix: String,
     codec: KeyCodec,
     capabilities: Capabilities,
+    max_item_bytes: usize,
 }
 
 impl MemcachedBucket {
     /// The bucket at `prefix` on `store`.
     pub fn new(store: Arc<MemcachedStore>, prefix: &str, max_item_bytes: usize) -> Result<Self> {
         check_prefix(prefix)?;
+        check_max_item_bytes(max_item_bytes)?;
         Ok(MemcachedBucket {
             store,
             prefix: prefix.to_string(),
@@ -155,6 +192,7 @@ impl MemcachedBucket {
                 escape_trailing_space: false,
             },
             capabilities: capabilities(max_item_bytes),
+            max_item_bytes,
         })
     }
 
@@ -171,6 +209,30 @@ impl MemcachedBucket {
         }
         if !encoded.hashed {
             return Ok((PLAIN, value.to_vec()));
+        }
+        if key.len() > MAX_HASHED_KEY_BYTES {
+            return Err(Error::new(
+                ErrorKind::InvalidKey,
+                format!(
+                    "key is {} bytes, over memcached's limit of {MAX_HASHED_KEY_BYTES} bytes for keys longer than its ids",
+                    key.len()
+                ),
+            ));
+        }
+        // A hashed key longer than the declared allowance takes room from the value.
+        let room = self
+            .max_item_bytes
+            .saturating_sub(ITEM_HEADER + 2 + key.len());
+        if value.len() > room {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "value is {} bytes, over the limit of {room} bytes for a {}-byte key (max_item_bytes {} less the item header and the key)",
+                    value.len(),
+                    key.len(),
+                    self.max_item_bytes
+                ),
+            ));
         }
         let mut data = Vec::with_capacity(2 + key.len() + value.len());
         data.extend_from_slice(&(key.len() as u16).to_be_bytes());

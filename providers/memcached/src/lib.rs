@@ -27,5 +27,5 @@ pub mod core;
 #[doc(hidden)]
 pub mod testing;
 
-pub use backend::{MemcachedBucket, MemcachedProvider};
+pub use backend::{MAX_PREFIX_BYTES, MemcachedBucket, MemcachedProvider};
 pub use config::MemcachedConfig;
