@@ -173,6 +173,10 @@ pub struct Capabilities {
     pub max_value_bytes: Option<usize>,
     /// Most items in one native batch call, if limited (the host chunks above it).
     pub max_batch_items: Option<usize>,
+    /// Most items in one native `set-many` or `delete-many` call where that
+    /// is less than [`Capabilities::max_batch_items`] (DynamoDB reads 100
+    /// items per call, writes 25); `None`: the same.
+    pub max_write_batch_items: Option<usize>,
     /// Read consistency.
     pub consistency: Consistency,
     /// Whether acknowledged writes survive a restart of the store.
@@ -200,6 +204,7 @@ impl Capabilities {
             max_key_bytes: None,
             max_value_bytes: None,
             max_batch_items: None,
+            max_write_batch_items: None,
             consistency: Consistency::Strong,
             durable: false,
             versioning: "",
@@ -210,6 +215,23 @@ impl Capabilities {
     pub fn check_value(&self, len: usize) -> crate::Result<()> {
         match self.max_value_bytes {
             Some(max) if len > max => Err(crate::Error::too_large("value", len, max)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The write batch limit: [`Capabilities::max_write_batch_items`], else
+    /// [`Capabilities::max_batch_items`].
+    pub fn write_batch_limit(&self) -> Option<usize> {
+        self.max_write_batch_items.or(self.max_batch_items)
+    }
+
+    /// `TooLarge` when a native write batch of `items` is over [`Capabilities::write_batch_limit`].
+    pub fn check_write_batch(&self, items: usize) -> crate::Result<()> {
+        match self.write_batch_limit() {
+            Some(max) if items > max => Err(crate::Error::new(
+                crate::ErrorKind::TooLarge,
+                format!("write batch of {items} items is over the limit of {max} items"),
+            )),
             _ => Ok(()),
         }
     }
@@ -283,7 +305,15 @@ impl Capabilities {
         let limit = |v: Option<usize>| v.map_or("none".to_string(), |n| n.to_string());
         row("max key bytes", &|c| limit(c.max_key_bytes));
         row("max value bytes", &|c| limit(c.max_value_bytes));
-        row("max batch items", &|c| limit(c.max_batch_items));
+        row(
+            "max batch items",
+            &|c| match (c.max_batch_items, c.max_write_batch_items) {
+                (read, Some(write)) if Some(write) != read => {
+                    format!("{} (writes {write})", limit(read))
+                }
+                (read, _) => limit(read),
+            },
+        );
         row("consistency", &|c| c.consistency.to_string());
         row("durable", &|c| {
             if c.durable { "yes" } else { "no" }.to_string()

@@ -9,7 +9,7 @@
 //!   operations with bounded concurrency.
 //! * Every batch: repeated keys in `set-many`/`delete-many` are deduplicated
 //!   (the last occurrence wins) and native batches are chunked to the store's
-//!   `max_batch_items`.
+//!   `max_batch_items` (reads) and `write_batch_limit` (writes).
 //! * `watch` without a native change feed: host-local notifications of the
 //!   writes made through this layer (so through this host process), from a
 //!   bounded queue per bucket.
@@ -157,6 +157,13 @@ impl EmulatedBucket {
 
     fn chunk_size(&self) -> usize {
         self.native().max_batch_items.unwrap_or(usize::MAX).max(1)
+    }
+
+    fn write_chunk_size(&self) -> usize {
+        self.native()
+            .write_batch_limit()
+            .unwrap_or(usize::MAX)
+            .max(1)
     }
 
     fn concurrency(&self) -> usize {
@@ -474,7 +481,7 @@ impl EmulatedBucket {
 
     async fn set_many_deduped(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
         if self.native().set_many.is_native() {
-            for chunk in owned_chunks(items, self.chunk_size()) {
+            for chunk in owned_chunks(items, self.write_chunk_size()) {
                 self.inner.set_many(chunk).await?;
             }
             return Ok(());
@@ -490,7 +497,7 @@ impl EmulatedBucket {
 
     async fn delete_many_distinct(&self, keys: &[String]) -> Result<()> {
         if self.native().delete_many.is_native() {
-            for chunk in keys.chunks(self.chunk_size()) {
+            for chunk in keys.chunks(self.write_chunk_size()) {
                 self.inner.delete_many(chunk).await?;
             }
             return Ok(());

@@ -825,7 +825,7 @@ async fn get_many_order_holes_and_repeats(b: Arc<dyn Bucket>) -> Outcome {
 }
 
 async fn set_many_and_delete_many(b: Arc<dyn Bucket>) -> Outcome {
-    let limit = b.capabilities().max_batch_items.unwrap_or(50).min(50);
+    let limit = b.capabilities().write_batch_limit().unwrap_or(50).min(50);
     let items: Vec<(String, Vec<u8>)> = (0..limit)
         .map(|i| (format!("m{i}"), format!("v{i}").into_bytes()))
         .collect();

@@ -5,16 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
 };
 use wasikv_core::{
     Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
     Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
-    WriteCondition, WriteOutcome, counter,
+    WriteCondition, WriteOutcome,
 };
 
 use crate::config::DynamoConfig;
@@ -36,24 +35,23 @@ pub const MAX_PREFIX_BYTES: usize = 1024;
 /// Attempts of a batch call while DynamoDB leaves items unprocessed (throttling).
 const BATCH_ATTEMPTS: u32 = 8;
 
-/// Attempts of an increment whose native `ADD` cannot apply (the value was
-/// written by `set`, so it is converted once) and keeps racing other writers.
-const INCREMENT_ATTEMPTS: u32 = 16;
-
 /// Builds DynamoDB stores.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DynamoProvider;
 
 /// The capabilities of a DynamoDB bucket whose items may hold `max_item_bytes`.
 pub fn capabilities(max_item_bytes: usize) -> Capabilities {
+    // `increment` is the host's CAS loop on the version attribute: a native
+    // `ADD` adds to any number, 1.5 included, and no condition expression
+    // can tell an integer from a fraction to refuse it atomically.
     Capabilities {
-        increment: Support::Native,
         get_many: Support::Native,
         set_many: Support::Native,
         delete_many: Support::Native,
         max_key_bytes: Some(MAX_PARTITION_KEY_BYTES),
         max_value_bytes: Some(max_item_bytes.saturating_sub(ITEM_OVERHEAD)),
         max_batch_items: Some(MAX_BATCH_GET),
+        max_write_batch_items: Some(MAX_BATCH_WRITE),
         consistency: Consistency::Strong,
         durable: true,
         versioning: "random version token attribute",
@@ -71,6 +69,14 @@ impl Provider for DynamoProvider {
 
     fn capabilities(&self) -> Capabilities {
         capabilities(MAX_ITEM_BYTES)
+    }
+
+    /// A table without a `NEW_AND_OLD_IMAGES` stream (one wasikv did not
+    /// create) has no change feed: watch falls back to the host.
+    fn capability_variants(&self) -> Vec<(&'static str, Capabilities)> {
+        let mut no_stream = capabilities(MAX_ITEM_BYTES);
+        no_stream.watch = Support::Unsupported;
+        vec![("table without stream", no_stream)]
     }
 
     fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
@@ -375,97 +381,14 @@ impl DynamoBucket {
         }
     }
 
-    /// Replaces a value written by `set` with the counter `new`, if the item is
-    /// still at `version`. Returns whether it was written.
-    async fn convert_to_counter(&self, key: &ItemKey, version: &str, new: i64) -> Result<bool> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key_map(&key.id)))
-            .update_expression("SET #n = :new, #ver = :token REMOVE #v")
-            .condition_expression("#ver = :seen")
-            .expression_attribute_names("#n", COUNTER)
-            .expression_attribute_names("#v", VALUE)
-            .expression_attribute_names("#ver", VERSION)
-            .expression_attribute_values(":new", AttributeValue::N(new.to_string()))
-            .expression_attribute_values(":token", AttributeValue::S(new_version_token()))
-            .expression_attribute_values(":seen", AttributeValue::S(version.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_code(&e, "ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(map_err(e)),
-        }
-    }
-
-    /// One native `ADD`, applied only where the result stays within `i64`.
-    /// `None`: the condition failed (the value is not a counter, or would overflow).
-    async fn add(&self, key: &ItemKey, delta: i64) -> Result<Option<i64>> {
-        // The counter before the add must lie in [lo, hi] for the sum to fit.
-        let (lo, hi) = if delta >= 0 {
-            (i64::MIN, i64::MAX - delta)
-        } else {
-            (i64::MIN - delta, i64::MAX)
-        };
-        let mut update = "ADD #n :delta SET #ver = :token".to_string();
-        let mut request = self.client.update_item();
-        if let Some(original) = &key.original {
-            update.push_str(", #key = :key");
-            request = request
-                .expression_attribute_names("#key", ORIGINAL_KEY)
-                .expression_attribute_values(":key", AttributeValue::S(original.clone()));
-        }
-        let result = request
-            .table_name(&self.table)
-            .set_key(Some(self.key_map(&key.id)))
-            .update_expression(update)
-            .condition_expression(
-                "attribute_not_exists(#pk) OR (attribute_exists(#n) AND #n BETWEEN :lo AND :hi)",
-            )
-            .expression_attribute_names("#pk", &self.key_attribute)
-            .expression_attribute_names("#n", COUNTER)
-            .expression_attribute_names("#ver", VERSION)
-            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
-            .expression_attribute_values(":token", AttributeValue::S(new_version_token()))
-            .expression_attribute_values(":lo", AttributeValue::N(lo.to_string()))
-            .expression_attribute_values(":hi", AttributeValue::N(hi.to_string()))
-            .return_values(ReturnValue::AllNew)
-            .customize()
-            // A retried ADD whose first reply was lost would count twice.
-            .config_override(
-                aws_sdk_dynamodb::Config::builder().retry_config(RetryConfig::disabled()),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let attributes = out.attributes.unwrap_or_default();
-                let n = attributes
-                    .get(COUNTER)
-                    .and_then(|v| v.as_n().ok())
-                    .ok_or_else(|| {
-                        Error::new(ErrorKind::Other, "DynamoDB returned no counter after ADD")
-                    })?;
-                let value = n.parse::<i64>().map_err(|_| {
-                    Error::new(
-                        ErrorKind::Other,
-                        format!("DynamoDB returned counter {n:?} after ADD"),
-                    )
-                })?;
-                Ok(Some(value))
-            }
-            Err(e) if is_code(&e, "ConditionalCheckFailedException") => Ok(None),
-            Err(e) => Err(map_err(e)),
-        }
-    }
-
-    /// Runs one `BatchWriteItem` per chunk, resending unprocessed requests.
+    /// Runs one `BatchWriteItem` (at most [`MAX_BATCH_WRITE`] requests, as
+    /// declared: the host chunks), resending what DynamoDB leaves
+    /// unprocessed: that resend is part of DynamoDB's batch protocol, not an
+    /// emulation.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
-        let mut requests = requests.into_iter().peekable();
-        while requests.peek().is_some() {
-            let mut pending: Vec<WriteRequest> = requests.by_ref().take(MAX_BATCH_WRITE).collect();
+        self.capabilities.check_write_batch(requests.len())?;
+        {
+            let mut pending = requests;
             let mut resend = Resend::default();
             loop {
                 let out = self
@@ -520,19 +443,16 @@ impl Resend {
     }
 }
 
-/// The value of an item as `get` returns it: the bytes, or a counter as decimal text.
+/// The value of an item as `get` returns it: the bytes, or a number in the
+/// counter attribute (counters of earlier wasikv versions, or written by
+/// other clients) as its decimal text, as DynamoDB holds it (`42`, `1.5`):
+/// only a decimal integer then increments.
 fn item_value(item: &HashMap<String, AttributeValue>) -> Result<Vec<u8>> {
     if let Some(n) = item.get(COUNTER) {
         let n = n
             .as_n()
             .map_err(|_| Error::new(ErrorKind::Other, "counter attribute is not a number"))?;
-        let value = n.parse::<i64>().map_err(|_| {
-            Error::new(
-                ErrorKind::Other,
-                format!("stored counter {n:?} is not an i64"),
-            )
-        })?;
-        return Ok(counter::format(value));
+        return Ok(n.clone().into_bytes());
     }
     match item.get(VALUE) {
         Some(AttributeValue::B(blob)) => Ok(blob.clone().into_inner()),
@@ -657,41 +577,6 @@ impl Bucket for DynamoBucket {
         }
     }
 
-    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        let key = self.item_key(key);
-        for _ in 0..INCREMENT_ATTEMPTS {
-            if let Some(value) = self.add(&key, delta).await? {
-                return Ok(value);
-            }
-            // The condition failed: the item holds bytes written by `set`, or
-            // the counter would overflow, or it changed meanwhile. Look.
-            let Some(item) = self.read(&key.id, false).await? else {
-                continue; // deleted meanwhile: the next ADD creates it
-            };
-            let current = item_value(&item)?;
-            let new = counter::apply(Some(&current), delta)?; // not a number, or overflow
-            if item.contains_key(COUNTER) {
-                continue; // a counter that fits: it changed between the ADD and the read
-            }
-            // A decimal value written by `set`: convert it to a counter once.
-            let version = item
-                .get(VERSION)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
-            if self.convert_to_counter(&key, &version, new).await? {
-                return Ok(new);
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!(
-                "increment lost {INCREMENT_ATTEMPTS} races with writers changing the value's type"
-            ),
-        )
-        .set_retryable(true))
-    }
-
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         self.capabilities.check_batch(keys.len())?;
         let ids: Vec<String> = keys.iter().map(|k| self.item_key(k).id).collect();
@@ -745,7 +630,7 @@ impl Bucket for DynamoBucket {
     }
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
-        self.capabilities.check_batch(items.len())?;
+        self.capabilities.check_write_batch(items.len())?;
         // Check every item before writing any, so a bad one writes nothing.
         let requests = items
             .into_iter()
@@ -762,7 +647,7 @@ impl Bucket for DynamoBucket {
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
-        self.capabilities.check_batch(keys.len())?;
+        self.capabilities.check_write_batch(keys.len())?;
         let requests = keys
             .iter()
             .map(|key| {

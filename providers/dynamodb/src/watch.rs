@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::Client as StreamsClient;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, ShardIteratorType};
-use wasikv_core::{Change, ChangeStream, Error, ErrorKind, KeyCodec, Result, counter};
+use wasikv_core::{Change, ChangeStream, Error, ErrorKind, KeyCodec, Result};
 
 use crate::core::{COUNTER, ORIGINAL_KEY, VALUE};
 
@@ -74,10 +74,7 @@ impl Keys {
                 let image = image?;
                 let value = match (image.get(VALUE), image.get(COUNTER)) {
                     (Some(AttributeValue::B(bytes)), _) => bytes.as_ref().to_vec(),
-                    (_, Some(AttributeValue::N(n))) => match n.parse::<i64>() {
-                        Ok(n) => counter::format(n),
-                        Err(_) => n.clone().into_bytes(),
-                    },
+                    (_, Some(AttributeValue::N(n))) => n.clone().into_bytes(),
                     _ => return None, // not a wasikv value
                 };
                 Change::Set { key, value }

@@ -103,36 +103,51 @@ async fn a_table_with_another_key_schema_is_refused() {
     drop_table(&table).await;
 }
 
+/// Numbers in the counter attribute (counters of earlier wasikv versions,
+/// or written by other clients) read as DynamoDB's decimal text, 1.5
+/// included; `increment` is the host's CAS loop (a native ADD would add to
+/// 1.5 too), so the provider declares it unsupported.
 #[tokio::test]
-async fn counters_are_dynamodb_numbers() {
-    let table = table_name("counter");
+async fn numbers_from_other_clients_read_as_their_text() {
+    let table = table_name("numbers");
     let bucket = open(&plan(&table, true)).await.unwrap();
-    // A decimal value written by set is converted to a number once...
-    bucket
-        .set("c", b"40".to_vec(), WriteCondition::Always)
-        .await
-        .unwrap();
-    assert_eq!(bucket.increment("c", 2).await.unwrap(), 42);
-    // ...then ADD applies natively.
-    assert_eq!(bucket.increment("c", -50).await.unwrap(), -8);
-    assert_eq!(bucket.get("c").await.unwrap(), Some(b"-8".to_vec()));
     let store = test_store().await.unwrap();
-    let item = store
-        .client
-        .get_item()
-        .table_name(&table)
-        .key("pk", AttributeValue::S("c".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("item");
-    assert_eq!(item.get("n"), Some(&AttributeValue::N("-8".into())));
-    assert!(
-        !item.contains_key("v"),
-        "the binary value is gone: {item:?}"
+    for (id, n) in [("int", "42"), ("neg", "-8"), ("float", "1.5")] {
+        store
+            .client
+            .put_item()
+            .table_name(&table)
+            .item("pk", AttributeValue::S(id.into()))
+            .item("n", AttributeValue::N(n.into()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bucket.get(id).await.unwrap(), Some(n.as_bytes().to_vec()));
+    }
+    assert!(!bucket.capabilities().increment.is_available());
+    assert_eq!(
+        bucket.increment("int", 1).await.unwrap_err().kind(),
+        ErrorKind::Unsupported
     );
+    drop_table(&table).await;
+}
+
+/// Writes are batched by 25 (BatchWriteItem's limit), reads by 100, as
+/// declared: the host chunks, the provider refuses more.
+#[tokio::test]
+async fn write_batches_are_declared_at_dynamodbs_limit() {
+    let table = table_name("batches");
+    let bucket = open(&plan(&table, true)).await.unwrap();
+    let caps = bucket.capabilities();
+    assert_eq!(caps.max_batch_items, Some(100));
+    assert_eq!(caps.write_batch_limit(), Some(25));
+    let items: Vec<(String, Vec<u8>)> = (0..26).map(|i| (format!("k{i}"), b"v".to_vec())).collect();
+    let e = bucket.set_many(items.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
+    bucket.set_many(items[..25].to_vec()).await.unwrap();
+    let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
+    let got = bucket.get_many(&keys[..25]).await.unwrap();
+    assert!(got.iter().all(Option::is_some));
     drop_table(&table).await;
 }
 
