@@ -173,6 +173,11 @@ pub struct Capabilities {
     pub max_value_bytes: Option<usize>,
     /// Most items in one native batch call, if limited (the host chunks above it).
     pub max_batch_items: Option<usize>,
+    /// Whether [`Bucket::get_many_within`](crate::Bucket::get_many_within) is
+    /// native: the store sees the values' sizes before sending them (an
+    /// in-process map, a Redis script), so a result over a byte budget is
+    /// refused without being held.
+    pub budgeted_get_many: bool,
     /// Most items in one native `set-many` or `delete-many` call where that
     /// is less than [`Capabilities::max_batch_items`] (DynamoDB reads 100
     /// items per call, writes 25); `None`: the same.
@@ -205,6 +210,7 @@ impl Capabilities {
             max_value_bytes: None,
             max_batch_items: None,
             max_write_batch_items: None,
+            budgeted_get_many: false,
             consistency: Consistency::Strong,
             durable: false,
             versioning: "",

@@ -29,5 +29,5 @@ pub use codec::KeyCodec;
 pub use error::{Error, ErrorKind, Result};
 pub use provider::{
     Bucket, BucketPlan, Change, ChangeStream, Endpoint, ListPage, Location, Namespace, Options,
-    Provider, Store, Version, Versioned, WriteCondition, WriteOutcome,
+    Provider, Store, Version, Versioned, WriteCondition, WriteOutcome, get_many_too_large,
 };

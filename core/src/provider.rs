@@ -157,6 +157,20 @@ pub trait Bucket: Send + Sync + 'static {
         Err(Error::unsupported("get-many"))
     }
 
+    /// [`Bucket::get_many`] that refuses, with `TooLarge`, a result whose
+    /// values total more than `max_bytes`, before holding it. Override (and
+    /// declare [`Capabilities::budgeted_get_many`]) only where the store
+    /// tells sizes before sending values; the host bounds other stores by
+    /// asking for fewer keys at a time.
+    async fn get_many_within(
+        &self,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let _ = (keys, max_bytes);
+        Err(Error::unsupported("get-many within a byte budget"))
+    }
+
     /// Writes every item; the host passes distinct keys, at most
     /// [`Capabilities::max_batch_items`] of them.
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
@@ -177,6 +191,17 @@ pub trait Bucket: Send + Sync + 'static {
     async fn watch(&self) -> Result<ChangeStream> {
         Err(Error::unsupported("watch"))
     }
+}
+
+/// The `TooLarge` error of a `get-many` whose values total `total` bytes,
+/// over `max_bytes`.
+pub fn get_many_too_large(total: usize, max_bytes: usize) -> Error {
+    Error::new(
+        ErrorKind::TooLarge,
+        format!(
+            "get-many result is over the limit of {max_bytes} bytes ({total} bytes or more; limits.max_call_bytes); ask for fewer keys"
+        ),
+    )
 }
 
 /// A boxed future opening a bucket (the return of providers' test openers).

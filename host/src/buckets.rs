@@ -20,10 +20,6 @@ use crate::emulate::{EmulatedBucket, EmulationPolicy};
 use crate::metrics::{Metrics, OpMetrics};
 use crate::registry;
 
-/// Keys per native/emulated call when the host gathers a `get-many`, so the
-/// byte limit is checked as the result grows.
-const GET_MANY_STEP: usize = 100;
-
 /// A store connected on first use, shared by the buckets on its connection.
 type StoreCell = Arc<OnceCell<Arc<dyn Store>>>;
 
@@ -669,37 +665,45 @@ impl OpenBucket {
             .await
     }
 
-    /// `batch.get-many`: one entry per requested key, gathered in steps so
-    /// that `limits.max_call_bytes` stops an oversized result early.
+    /// `batch.get-many`: one entry per requested key. The result (values
+    /// and keys) may not pass `limits.max_call_bytes`, and is refused before
+    /// more than that plus one value is held (see
+    /// [`EmulatedBucket::get_many_within`]).
     pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>> {
         self.check_batch("get-many", keys.len())?;
         for key in &keys {
             self.check_key("get-many", key)?;
         }
         let max = self.limits.max_call_bytes;
-        let mut total = 0usize;
-        let mut out = Vec::with_capacity(keys.len());
-        let mut keys = keys.into_iter();
-        loop {
-            let step: Vec<String> = keys.by_ref().take(GET_MANY_STEP).collect();
-            if step.is_empty() {
-                return Ok(out);
-            }
-            let values = self
-                .read("get-many", || self.bucket.get_many(&step))
-                .await?;
-            for (key, value) in step.into_iter().zip(values) {
-                if let Some(v) = &value {
-                    total += v.len() + key.len();
-                    if total > max {
-                        return self.reject("get-many", Error::new(
-                            ErrorKind::TooLarge,
-                            format!("get-many result is over the limit of {max} bytes (limits.max_call_bytes); ask for fewer keys"),
-                        ));
-                    }
-                }
-                out.push(value.map(|v| (key, v)));
-            }
+        let too_large = || {
+            Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "get-many result is over the limit of {max} bytes (limits.max_call_bytes); ask for fewer keys"
+                ),
+            )
+        };
+        // Keys count against the budget too (all of them: a bound, simply).
+        let key_bytes: usize = keys.iter().map(String::len).sum();
+        let Some(budget) = max.checked_sub(key_bytes) else {
+            return self.reject("get-many", too_large());
+        };
+        let values = self
+            .read("get-many", || {
+                self.bucket
+                    .get_many_within(&keys, budget, self.max_value_bytes)
+            })
+            .await;
+        match values {
+            Ok(values) => Ok(keys
+                .into_iter()
+                .zip(values)
+                .map(|(key, value)| value.map(|v| (key, v)))
+                .collect()),
+            // The store's refusal, in the host's words (the budget it saw
+            // was what remained, not the configured limit).
+            Err(e) if e.kind() == ErrorKind::TooLarge => Err(self.fail(too_large())),
+            Err(e) => Err(e),
         }
     }
 

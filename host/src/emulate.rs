@@ -424,6 +424,53 @@ impl Bucket for EmulatedBucket {
 }
 
 impl EmulatedBucket {
+    /// `get-many` that holds at most `max_bytes` of values plus one step:
+    /// `TooLarge` as soon as the values total more than `max_bytes`. A store
+    /// that sees sizes first ([`Capabilities::budgeted_get_many`]) gets whole
+    /// chunks and the remaining budget; any other is asked for only as many
+    /// keys at a time as could not exceed what remains of the budget were
+    /// every value `max_value` bytes (at least one key), so what is held
+    /// never passes `max_bytes + max_value`.
+    pub async fn get_many_within(
+        &self,
+        keys: &[String],
+        max_bytes: usize,
+        max_value: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let native = self.native();
+        let mut out = Vec::with_capacity(keys.len());
+        let mut total = 0usize;
+        let mut rest = keys;
+        while !rest.is_empty() {
+            let remaining = max_bytes.saturating_sub(total);
+            let worst_case_fits = (remaining / max_value.max(1)).max(1);
+            let (n, values) = if native.get_many.is_native() && native.budgeted_get_many {
+                let n = rest.len().min(self.chunk_size());
+                (n, self.inner.get_many_within(&rest[..n], remaining).await?)
+            } else if native.get_many.is_native() {
+                let n = rest.len().min(self.chunk_size()).min(worst_case_fits);
+                (n, self.inner.get_many(&rest[..n]).await?)
+            } else {
+                let n = rest.len().min(self.concurrency()).min(worst_case_fits);
+                let wave = try_join_all(rest[..n].iter().map(|key| self.inner.get(key))).await?;
+                (n, wave)
+            };
+            if values.len() != n {
+                return Err(Error::new(
+                    ErrorKind::Other,
+                    format!("get-many returned {} values for {n} keys", values.len()),
+                ));
+            }
+            total += values.iter().flatten().map(Vec::len).sum::<usize>();
+            if total > max_bytes {
+                return Err(wasikv_core::get_many_too_large(total, max_bytes));
+            }
+            out.extend(values);
+            rest = &rest[n..];
+        }
+        Ok(out)
+    }
+
     /// `increment` for the 0.2.0-draft interface, whose counters are `u64`:
     /// a counter that is (or would become) negative is an `InvalidValue`
     /// error and is left unchanged. Checked before the write, so this runs

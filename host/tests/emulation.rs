@@ -160,3 +160,122 @@ async fn a_slow_host_local_watcher_loses_the_oldest_changes() {
         }
     );
 }
+
+/// A real memory bucket that counts the value bytes it hands out and
+/// serves `get-many` natively but without a byte budget (as most networked
+/// stores do).
+struct Counting {
+    inner: MemoryBucket,
+    capabilities: Capabilities,
+    handed_out: AtomicUsize,
+}
+
+impl Counting {
+    fn new(store: &MemoryStore, native_get_many: bool) -> Self {
+        let inner = MemoryBucket::new(store, "counted", &MemoryConfig::default());
+        let mut capabilities = inner.capabilities().clone();
+        capabilities.budgeted_get_many = false;
+        if !native_get_many {
+            capabilities.get_many = wasikv_core::Support::Unsupported;
+        }
+        Counting {
+            inner,
+            capabilities,
+            handed_out: AtomicUsize::new(0),
+        }
+    }
+
+    fn count(&self, values: &[Option<Vec<u8>>]) {
+        let n: usize = values.iter().flatten().map(Vec::len).sum();
+        self.handed_out.fetch_add(n, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Bucket for Counting {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.inner.get_versioned(key).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let value = self.inner.get(key).await?;
+        self.count(std::slice::from_ref(&value));
+        Ok(value)
+    }
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: WriteCondition,
+    ) -> Result<WriteOutcome> {
+        self.inner.set(key, value, condition).await
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.inner.exists(key).await
+    }
+    async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
+        self.inner.list(cursor, limit).await
+    }
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let values = self.inner.get_many(keys).await?;
+        self.count(&values);
+        Ok(values)
+    }
+}
+
+/// Issue 17, item 15: a `get-many` over the byte budget is refused before
+/// the host holds much more than the budget, whether the store batches
+/// natively without a budget (steps sized for the worst case) or not at
+/// all (concurrent gets, in waves sized the same way); a store that sees
+/// sizes first (the memory provider) hands out nothing.
+#[tokio::test]
+async fn get_many_holds_at_most_the_budget_and_one_value() {
+    const VALUE: usize = 1 << 20;
+    const BUDGET: usize = 8 << 20;
+    let keys: Vec<String> = (0..100).map(|i| format!("big-{i}")).collect();
+    for native in [true, false] {
+        let store = MemoryStore::new();
+        let counting = Arc::new(Counting::new(&store, native));
+        for key in &keys {
+            counting
+                .set(key, vec![1; VALUE], WriteCondition::Always)
+                .await
+                .unwrap();
+        }
+        let bucket = EmulatedBucket::new(counting.clone(), EmulationPolicy::default());
+        let e = bucket
+            .get_many_within(&keys, BUDGET, VALUE)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
+        let held = counting.handed_out.load(Ordering::SeqCst);
+        assert!(
+            held <= BUDGET + VALUE,
+            "native get-many {native}: {held} bytes handed out for a budget of {BUDGET}"
+        );
+        // Within the budget: every value, in order.
+        let got = bucket
+            .get_many_within(&keys[..8], BUDGET, VALUE)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 8);
+        assert!(got.iter().all(|v| v.as_ref().map(Vec::len) == Some(VALUE)));
+    }
+    // A store that sees sizes first refuses without handing anything out.
+    let store = MemoryStore::new();
+    let memory = Arc::new(MemoryBucket::new(&store, "sized", &MemoryConfig::default()));
+    assert!(memory.capabilities().budgeted_get_many);
+    for key in &keys {
+        memory
+            .set(key, vec![1; VALUE], WriteCondition::Always)
+            .await
+            .unwrap();
+    }
+    let e = memory.get_many_within(&keys, BUDGET).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
+}

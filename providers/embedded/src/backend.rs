@@ -30,6 +30,7 @@ pub fn capabilities() -> Capabilities {
         get_many: Support::Native,
         set_many: Support::Native,
         delete_many: Support::Native,
+        budgeted_get_many: true,
         consistency: Consistency::Strong,
         durable: true,
         versioning: "persistent write counter",
@@ -290,6 +291,38 @@ impl Bucket for EmbeddedBucket {
         let found = self.read(|t| {
             keys.iter()
                 .map(|key| match t.get(key.as_str()).map_err(|e| store.err(e))? {
+                    Some(record) => Ok(Some(decode_record(record.value())?.1.to_vec())),
+                    None => Ok(None),
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        Ok(found.unwrap_or_else(|| vec![None; keys.len()]))
+    }
+
+    async fn get_many_within(
+        &self,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let store = &self.store;
+        let found = self.read(|t| {
+            // Sizes first, in the same read transaction: nothing is copied
+            // for a result over the budget.
+            let mut records = Vec::with_capacity(keys.len());
+            let mut total = 0usize;
+            for key in keys {
+                let record = t.get(key.as_str()).map_err(|e| store.err(e))?;
+                if let Some(record) = &record {
+                    total += decode_record(record.value())?.1.len();
+                    if total > max_bytes {
+                        return Err(wasikv_core::get_many_too_large(total, max_bytes));
+                    }
+                }
+                records.push(record);
+            }
+            records
+                .into_iter()
+                .map(|record| match record {
                     Some(record) => Ok(Some(decode_record(record.value())?.1.to_vec())),
                     None => Ok(None),
                 })

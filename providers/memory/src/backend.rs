@@ -35,6 +35,7 @@ pub fn capabilities(config: &MemoryConfig) -> Capabilities {
         delete_many: optional,
         max_value_bytes: config.max_value_bytes,
         max_batch_items: config.max_batch_items,
+        budgeted_get_many: !config.required_only,
         versioning: "process-wide write counter",
         ..Capabilities::required()
     }
@@ -209,6 +210,28 @@ impl Bucket for MemoryBucket {
         self.optional(self.capabilities.get_many, "get-many")?;
         self.capabilities.check_batch(keys.len())?;
         let map = self.read();
+        Ok(keys
+            .iter()
+            .map(|k| map.get(k).map(|e| e.value.clone()))
+            .collect())
+    }
+
+    async fn get_many_within(
+        &self,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        self.optional(self.capabilities.get_many, "get-many")?;
+        self.capabilities.check_batch(keys.len())?;
+        let map = self.read();
+        // Sizes first: nothing is copied for a result over the budget.
+        let total: usize = keys
+            .iter()
+            .filter_map(|k| map.get(k).map(|e| e.value.len()))
+            .sum();
+        if total > max_bytes {
+            return Err(wasikv_core::get_many_too_large(total, max_bytes));
+        }
         Ok(keys
             .iter()
             .map(|k| map.get(k).map(|e| e.value.clone()))

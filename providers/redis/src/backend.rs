@@ -37,6 +37,7 @@ pub fn capabilities() -> Capabilities {
         delete_many: Support::Native,
         max_value_bytes: Some(MAX_VALUE_BYTES),
         max_batch_items: Some(MAX_BATCH),
+        budgeted_get_many: true,
         consistency: Consistency::Strong,
         durable: false,
         versioning: "random token per write + SHA-1 of the value (Lua script)",
@@ -192,6 +193,7 @@ struct Scripts {
     get_versioned: Script,
     delete: Script,
     increment: Script,
+    get_many_within: Script,
     set_many: Script,
     delete_many: Script,
     list: Script,
@@ -206,6 +208,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     get_versioned: core::get_versioned_script(),
     delete: Script::new(core::DELETE),
     increment: Script::new(core::INCREMENT),
+    get_many_within: Script::new(core::GET_MANY_WITHIN),
     set_many: Script::new(core::SET_MANY),
     delete_many: Script::new(core::DELETE_MANY),
     list: Script::new(core::LIST),
@@ -424,6 +427,41 @@ impl Bucket for RedisBucket {
                 other => Err(Error::new(
                     ErrorKind::Other,
                     format!("unexpected MGET reply {other:?}"),
+                )),
+            })
+            .collect()
+    }
+
+    async fn get_many_within(
+        &self,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        self.capabilities.check_batch(keys.len())?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.get_many_within.arg(max_bytes);
+        for key in keys {
+            invocation.key(self.data_key(key));
+        }
+        let values: Vec<Value> = invocation.invoke_async(&mut conn).await.map_err(|e| {
+            if e.code() == Some("WASIKV_TOO_LARGE") {
+                let total = e.detail().and_then(|d| d.trim().parse().ok());
+                wasikv_core::get_many_too_large(total.unwrap_or(max_bytes + 1), max_bytes)
+            } else {
+                map_err(e)
+            }
+        })?;
+        values
+            .into_iter()
+            .map(|v| match v {
+                Value::Nil => Ok(None),
+                Value::BulkString(bytes) => Ok(Some(bytes)),
+                other => Err(Error::new(
+                    ErrorKind::Other,
+                    format!("unexpected get-many reply {other:?}"),
                 )),
             })
             .collect()

@@ -95,6 +95,21 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 ";
 
+/// `get-many` within a byte budget (ARGV[1]) over the data keys KEYS: the
+/// values' sizes (`STRLEN`) are summed first, and a result over the budget
+/// is an error reply (`WASIKV_TOO_LARGE <bytes so far>`), never sent.
+pub const GET_MANY_WITHIN: &str = r"
+local budget = tonumber(ARGV[1])
+local total = 0
+for i = 1, #KEYS do
+  total = total + redis.call('STRLEN', KEYS[i])
+  if total > budget then
+    return redis.error_reply('WASIKV_TOO_LARGE ' .. total)
+  end
+end
+return redis.call('MGET', unpack(KEYS))
+";
+
 /// KEYS: data, versions, index. ARGV: key, delta, new token.
 ///
 /// Implements wasikv's counter rules on top of INCRBY: the stored text must
