@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-checks wasikv for macOS on Apple silicon (aarch64-apple-darwin, every
-# provider feature, every target of the host crate): `cargo check`, no link.
+# provider feature, every target of every workspace crate): `cargo check`, no link.
 # gcc has no macOS target or headers for the C that build scripts compile
 # (ring, wasmtime's helpers), so C goes through `zig cc` with zig's bundled
 # macOS libc headers (ziglang from PyPI, in a venv). Linking a macOS binary
@@ -12,7 +12,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET=aarch64-apple-darwin
-FEATURES=redis,etcd,memcached,dynamodb,firestore,cosmos
 ZIG_VERSION=0.17.1
 root=$PWD
 target_dir=${CARGO_TARGET_DIR:-$root/target}
@@ -51,7 +50,7 @@ WRAP
 done
 export CC_aarch64_apple_darwin=$macos_dir/bin/zig-cc AR_aarch64_apple_darwin=$macos_dir/bin/zig-ar
 
-say "cargo check --target $TARGET (--features $FEATURES)"
+say "cargo check --target $TARGET --workspace --all-targets --all-features"
 cargo check --release --quiet --target "$TARGET" --target-dir "$macos_dir" \
-    -p wasikv-host --all-targets --features "$FEATURES"
-say "ok: every crate and target of the host with every provider compiles for $TARGET"
+    --workspace --all-targets --all-features
+say "ok: every crate of the workspace (libraries, binaries, tests, benches, examples) with every provider compiles for $TARGET"

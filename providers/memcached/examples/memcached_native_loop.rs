@@ -44,7 +44,15 @@ async fn main() -> wasikv_core::Result<()> {
                 let items = store.gets(&key).await?;
                 let item = &items[&key[0]];
                 let stored = store
-                    .store(StoreCommand::Cas(item.cas), &key[0], 0, &item.data)
+                    .store(
+                        StoreCommand::Cas {
+                            unique: item.cas,
+                            instance: item.instance,
+                        },
+                        &key[0],
+                        0,
+                        &item.data,
+                    )
                     .await?;
                 assert!(matches!(stored, Stored::Stored), "a lone swap lost a race");
             }
@@ -58,7 +66,10 @@ async fn main() -> wasikv_core::Result<()> {
                     + 1;
                 let stored = store
                     .store(
-                        StoreCommand::Cas(item.cas),
+                        StoreCommand::Cas {
+                            unique: item.cas,
+                            instance: item.instance,
+                        },
                         counter,
                         0,
                         next.to_string().as_bytes(),

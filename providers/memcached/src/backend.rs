@@ -12,7 +12,7 @@ use wasikv_core::{
 };
 
 use crate::config::MemcachedConfig;
-use crate::core::{Item, MAX_KEY_BYTES, MemcachedStore, StoreCommand, Stored};
+use crate::core::{Item, MAX_KEY_BYTES, MemcachedStore, ServerInstance, StoreCommand, Stored};
 
 /// The provider name in configuration.
 pub const NAME: &str = "memcached";
@@ -70,7 +70,7 @@ pub fn capabilities(max_item_bytes: usize) -> Capabilities {
         max_batch_items: Some(MAX_BATCH),
         consistency: Consistency::Strong,
         durable: false,
-        versioning: "CAS unique (server-wide counter)",
+        versioning: "CAS unique (server-wide counter) + server pid and start time",
         ..Capabilities::required()
     }
 }
@@ -284,6 +284,25 @@ impl MemcachedBucket {
     }
 }
 
+/// A version: the server instance (pid, start time) and the CAS unique it
+/// gave, 16 bytes.
+fn version_of(item: &Item) -> Version {
+    let mut bytes = Vec::with_capacity(16);
+    bytes.extend_from_slice(&item.instance.pid.to_be_bytes());
+    bytes.extend_from_slice(&item.instance.started.to_be_bytes());
+    bytes.extend_from_slice(&item.cas.to_be_bytes());
+    Version(bytes)
+}
+
+/// The instance and unique of a version made by [`version_of`].
+fn parse_version(version: &Version) -> Option<(ServerInstance, u64)> {
+    let bytes: &[u8; 16] = version.0.as_slice().try_into().ok()?;
+    let pid = u32::from_be_bytes(bytes[0..4].try_into().ok()?);
+    let started = u32::from_be_bytes(bytes[4..8].try_into().ok()?);
+    let unique = u64::from_be_bytes(bytes[8..16].try_into().ok()?);
+    Some((ServerInstance { pid, started }, unique))
+}
+
 #[async_trait]
 impl Bucket for MemcachedBucket {
     fn capabilities(&self) -> &Capabilities {
@@ -292,8 +311,8 @@ impl Bucket for MemcachedBucket {
 
     async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
         Ok(self.read(key).await?.map(|item| Versioned {
+            version: version_of(&item),
             value: item.data,
-            version: Version::from_u64(item.cas),
         }))
     }
 
@@ -308,8 +327,8 @@ impl Bucket for MemcachedBucket {
         let command = match &condition {
             WriteCondition::Always => StoreCommand::Set,
             WriteCondition::IfAbsent => StoreCommand::Add,
-            WriteCondition::IfVersion(v) => match v.as_u64() {
-                Some(unique) => StoreCommand::Cas(unique),
+            WriteCondition::IfVersion(v) => match parse_version(v) {
+                Some((instance, unique)) => StoreCommand::Cas { unique, instance },
                 None => return Ok(WriteOutcome::ConditionFailed),
             },
         };

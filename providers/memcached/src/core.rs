@@ -21,6 +21,22 @@ pub struct Item {
     pub data: Vec<u8>,
     /// The CAS unique.
     pub cas: u64,
+    /// The server process that gave `cas` (see [`ServerInstance`]).
+    pub instance: ServerInstance,
+}
+
+/// Which run of the server a connection talks to: its pid and start time
+/// (`stats`: `pid`, `time - uptime`). A restarted memcached counts CAS
+/// uniques from 1 again, so a unique alone could match a new item with an
+/// old handle; a `cas` is sent only on a connection to the instance that
+/// gave the unique. The one window left: a restart that gets the same pid
+/// within the same second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServerInstance {
+    /// The server's process id.
+    pub pid: u32,
+    /// When it started, in seconds since the epoch.
+    pub started: u32,
 }
 
 /// What a storage command did.
@@ -40,11 +56,21 @@ pub enum StoreCommand {
     Set,
     /// `add` (only if absent).
     Add,
-    /// `cas` with the unique read by `gets`.
-    Cas(u64),
+    /// `cas` with the unique read by `gets` from `instance`; on another
+    /// instance (the server restarted) it is not sent and is `NotStored`.
+    Cas {
+        /// The CAS unique.
+        unique: u64,
+        /// The server instance that gave it.
+        instance: ServerInstance,
+    },
 }
 
-type Conn = BufStream<TcpStream>;
+/// A pooled connection and the server instance it talks to.
+struct Conn {
+    io: BufStream<TcpStream>,
+    instance: ServerInstance,
+}
 
 /// A pool of connections to one server.
 pub struct MemcachedStore {
@@ -114,7 +140,19 @@ impl MemcachedStore {
         stream
             .set_nodelay(true)
             .map_err(|e| unavailable("socket", e))?;
-        Ok(BufStream::new(stream))
+        let mut conn = Conn {
+            io: BufStream::new(stream),
+            instance: ServerInstance { pid: 0, started: 0 },
+        };
+        conn.instance = tokio::time::timeout(self.timeout, server_instance(&mut conn))
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("memcached did not answer stats within {:?}", self.timeout),
+                )
+            })??;
+        Ok(conn)
     }
 
     /// Runs `f` on a pooled connection. A connection that saw an error is
@@ -162,10 +200,7 @@ impl MemcachedStore {
                 line.extend_from_slice(key.as_bytes());
             }
             line.extend_from_slice(b"\r\n");
-            c.write_all(&line)
-                .await
-                .map_err(|e| unavailable("write", e))?;
-            c.flush().await.map_err(|e| unavailable("write", e))?;
+            write_all(c, &line).await?;
             let mut items = HashMap::new();
             loop {
                 let header = read_line(c).await?;
@@ -186,14 +221,22 @@ impl MemcachedStore {
                 let len: usize = len.parse().map_err(|_| protocol("bad length in VALUE"))?;
                 let cas: u64 = cas.parse().map_err(|_| protocol("bad cas in VALUE"))?;
                 let mut data = vec![0u8; len + 2];
-                c.read_exact(&mut data)
+                c.io.read_exact(&mut data)
                     .await
                     .map_err(|e| unavailable("read", e))?;
                 if !data.ends_with(b"\r\n") {
                     return Err(protocol("memcached: value not followed by CRLF"));
                 }
                 data.truncate(len);
-                items.insert(key.to_string(), Item { flags, data, cas });
+                items.insert(
+                    key.to_string(),
+                    Item {
+                        flags,
+                        data,
+                        cas,
+                        instance: c.instance,
+                    },
+                );
             }
         })
         .await
@@ -238,21 +281,34 @@ impl MemcachedStore {
         }
         self.with_conn(async |c| {
             let mut out = Vec::new();
-            for (command, key, flags, data) in commands {
+            // Commands not sent: a `cas` with a unique from another server
+            // instance, which cannot be current.
+            let mut stale = vec![false; commands.len()];
+            for (i, (command, key, flags, data)) in commands.iter().enumerate() {
                 let head = match command {
                     StoreCommand::Set => format!("set {key} {flags} 0 {}\r\n", data.len()),
                     StoreCommand::Add => format!("add {key} {flags} 0 {}\r\n", data.len()),
-                    StoreCommand::Cas(unique) => {
+                    StoreCommand::Cas { unique, instance } if *instance == c.instance => {
                         format!("cas {key} {flags} 0 {} {unique}\r\n", data.len())
+                    }
+                    StoreCommand::Cas { .. } => {
+                        stale[i] = true;
+                        continue;
                     }
                 };
                 out.extend_from_slice(head.as_bytes());
                 out.extend_from_slice(data);
                 out.extend_from_slice(b"\r\n");
             }
-            write_all(c, &out).await?;
+            if !out.is_empty() {
+                write_all(c, &out).await?;
+            }
             let mut replies = Vec::with_capacity(commands.len());
-            for _ in commands {
+            for stale in stale {
+                if stale {
+                    replies.push(Ok(Stored::NotStored));
+                    continue;
+                }
                 let reply = read_line(c).await?;
                 replies.push(match reply.as_str() {
                     "STORED" => Ok(Stored::Stored),
@@ -297,19 +353,52 @@ impl MemcachedStore {
 }
 
 async fn write_all(c: &mut Conn, bytes: &[u8]) -> Result<()> {
-    c.write_all(bytes)
+    c.io.write_all(bytes)
         .await
         .map_err(|e| unavailable("write", e))?;
-    c.flush().await.map_err(|e| unavailable("write", e))
+    c.io.flush().await.map_err(|e| unavailable("write", e))
+}
+
+/// The server instance behind a new connection, from `stats`.
+async fn server_instance(c: &mut Conn) -> Result<ServerInstance> {
+    write_all(c, b"stats\r\n").await?;
+    let (mut pid, mut time, mut uptime) = (None, None, None);
+    loop {
+        let line = read_line(c).await?;
+        if line == "END" {
+            break;
+        }
+        let mut parts = line.split(' ');
+        let (Some("STAT"), Some(name), Some(value)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(map_error_line(&line));
+        };
+        let value = value.parse::<u64>().ok();
+        match name {
+            "pid" => pid = value,
+            "time" => time = value,
+            "uptime" => uptime = value,
+            _ => {}
+        }
+    }
+    match (pid, time, uptime) {
+        (Some(pid), Some(time), Some(uptime)) => Ok(ServerInstance {
+            pid: pid as u32,
+            started: time.saturating_sub(uptime) as u32,
+        }),
+        _ => Err(protocol(
+            "memcached: stats did not give pid, time and uptime",
+        )),
+    }
 }
 
 /// One reply line without its CRLF.
 async fn read_line(c: &mut Conn) -> Result<String> {
     let mut line = Vec::new();
-    let n = c
-        .read_until(b'\n', &mut line)
-        .await
-        .map_err(|e| unavailable("read", e))?;
+    let n =
+        c.io.read_until(b'\n', &mut line)
+            .await
+            .map_err(|e| unavailable("read", e))?;
     if n == 0 {
         return Err(Error::new(
             ErrorKind::Unavailable,
