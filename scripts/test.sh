@@ -22,6 +22,7 @@ if [[ "${WASIKV_SKIP_LINT:-}" != "1" ]]; then
     step "format"
     cargo fmt --all --check
     (cd examples/guests && cargo fmt --all --check)
+    (cd fuzz && cargo fmt --all --check)
 fi
 
 step "tests (release)"
@@ -38,6 +39,9 @@ if [[ $status != 0 ]]; then
     echo "$summary"
     exit "$status"
 fi
+
+step "fuzz: each target for 10 s from its checked-in corpus (scripts/fuzz.sh)"
+scripts/fuzz.sh 10
 
 step "benchmark smoke run (scripts/bench.sh --quick: every part, seconds)"
 scripts/bench.sh --quick

@@ -500,6 +500,7 @@ mod tests {
     /// The environment reaches a mixed-case component: `WASIKV_COMPONENTS__MYAPP__BUCKETS`
     /// restricts `MyApp.wasm`.
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure returns figment's error
     fn component_allow_lists_from_the_environment_apply_whatever_the_case() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("WASIKV_COMPONENTS__MYAPP__BUCKETS", "[\"default\"]");

@@ -41,9 +41,11 @@ pub const KEPT_TOKEN_BYTES: usize = 64 << 20;
 pub struct CursorSealer {
     secret: [u8; 32],
     identity: Vec<u8>,
-    /// Long tokens by handle, oldest first, and their total bytes.
-    kept: Mutex<(VecDeque<([u8; HANDLE_LEN], Vec<u8>)>, usize)>,
+    kept: Mutex<KeptTokens>,
 }
+
+/// Long tokens by handle, oldest first, and their total bytes.
+type KeptTokens = (VecDeque<([u8; HANDLE_LEN], Vec<u8>)>, usize);
 
 impl std::fmt::Debug for CursorSealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -4,43 +4,55 @@
 
 use wasikv_host::{Buckets, Config};
 
-/// Each provider's secret options and the options it needs besides them.
-fn secret_options() -> Vec<(
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
-)> {
+/// A provider, one of its secret options, and the options it needs besides.
+struct Case {
+    provider: &'static str,
+    secret: &'static str,
+    others: &'static [(&'static str, &'static str)],
+}
+
+/// Each provider's secret options.
+fn secret_options() -> Vec<Case> {
     #[allow(unused_mut)]
-    let mut cases: Vec<(&str, &str, &[(&str, &str)])> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     #[cfg(feature = "redis")]
-    cases.push(("redis", "URL", &[("PREFIX", "p:")]));
+    cases.push(Case {
+        provider: "redis",
+        secret: "URL",
+        others: &[("PREFIX", "p:")],
+    });
     #[cfg(feature = "etcd")]
     {
-        cases.push((
-            "etcd",
-            "PASSWORD",
-            &[("ENDPOINTS", "[\"http://127.0.0.1:2379\"]")],
-        ));
-        cases.push((
-            "etcd",
-            "USERNAME",
-            &[("ENDPOINTS", "[\"http://127.0.0.1:2379\"]")],
-        ));
+        cases.push(Case {
+            provider: "etcd",
+            secret: "PASSWORD",
+            others: &[("ENDPOINTS", "[\"http://127.0.0.1:2379\"]")],
+        });
+        cases.push(Case {
+            provider: "etcd",
+            secret: "USERNAME",
+            others: &[("ENDPOINTS", "[\"http://127.0.0.1:2379\"]")],
+        });
     }
     #[cfg(feature = "dynamodb")]
     for secret in ["SECRET_ACCESS_KEY", "ACCESS_KEY_ID", "SESSION_TOKEN"] {
-        cases.push(("dynamodb", secret, &[("TABLE", "table1")]));
+        cases.push(Case {
+            provider: "dynamodb",
+            secret,
+            others: &[("TABLE", "table1")],
+        });
     }
     #[cfg(feature = "cosmos")]
-    cases.push((
-        "cosmos",
-        "KEY",
-        &[("ENDPOINT", "https://127.0.0.1:8081"), ("DATABASE", "d")],
-    ));
+    cases.push(Case {
+        provider: "cosmos",
+        secret: "KEY",
+        others: &[("ENDPOINT", "https://127.0.0.1:8081"), ("DATABASE", "d")],
+    });
     cases
 }
 
 #[test]
+#[allow(clippy::result_large_err)] // figment::Jail's closure returns figment's error
 fn number_like_secrets_from_the_environment_never_appear_in_errors() {
     let cases = secret_options();
     #[cfg(all(
@@ -54,7 +66,12 @@ fn number_like_secrets_from_the_environment_never_appear_in_errors() {
         7,
         "every provider's secret options are covered"
     );
-    for (provider, secret, others) in cases {
+    for Case {
+        provider,
+        secret,
+        others,
+    } in cases
+    {
         for value in ["987654321", "-987654321", "98765.4321", "true"] {
             figment::Jail::expect_with(|jail| {
                 jail.set_env("WASIKV_BUCKETS__S__PROVIDER", provider);
@@ -86,6 +103,7 @@ fn number_like_secrets_from_the_environment_never_appear_in_errors() {
 /// value, as `docs/configuration.md` says.
 #[cfg(feature = "dynamodb")]
 #[test]
+#[allow(clippy::result_large_err)] // figment::Jail's closure returns figment's error
 fn a_quoted_number_like_secret_is_a_string() {
     figment::Jail::expect_with(|jail| {
         jail.set_env("WASIKV_BUCKETS__S__PROVIDER", "dynamodb");

@@ -95,7 +95,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 ";
 
-/// `get-many` within a byte budget (ARGV[1]) over the data keys KEYS: the
+/// `get-many` within a byte budget (`ARGV[1]`) over the data keys `KEYS`: the
 /// values' sizes (`STRLEN`) are summed first, and a result over the budget
 /// is an error reply (`WASIKV_TOO_LARGE <bytes so far>`), never sent.
 pub const GET_MANY_WITHIN: &str = r"
