@@ -425,12 +425,13 @@ impl Bucket for EmulatedBucket {
 
 impl EmulatedBucket {
     /// `get-many` that holds at most `max_bytes` of values plus one step:
-    /// `TooLarge` as soon as the values total more than `max_bytes`. A store
-    /// that sees sizes first ([`Capabilities::budgeted_get_many`]) gets whole
-    /// chunks and the remaining budget; any other is asked for only as many
-    /// keys at a time as could not exceed what remains of the budget were
-    /// every value `max_value` bytes (at least one key), so what is held
-    /// never passes `max_bytes + max_value`.
+    /// `TooLarge` as soon as the values total more than `max_bytes`. Keys
+    /// that could not pass the remaining budget even if every value were
+    /// `max_value` bytes go in one plain batch; otherwise a store that sees
+    /// sizes first ([`Capabilities::budgeted_get_many`]) gets whole chunks and
+    /// the remaining budget, and any other is asked for only as many keys at
+    /// a time as fit that bound (at least one), so what is held never passes
+    /// `max_bytes + max_value`.
     pub async fn get_many_within(
         &self,
         keys: &[String],
@@ -444,10 +445,15 @@ impl EmulatedBucket {
         while !rest.is_empty() {
             let remaining = max_bytes.saturating_sub(total);
             let worst_case_fits = (remaining / max_value.max(1)).max(1);
-            let (n, values) = if native.get_many.is_native() && native.budgeted_get_many {
+            let (n, values) = if native.get_many.is_native()
+                && native.budgeted_get_many
+                && rest.len().min(self.chunk_size()) > worst_case_fits
+            {
+                // Could pass the budget: the store checks sizes first.
                 let n = rest.len().min(self.chunk_size());
                 (n, self.inner.get_many_within(&rest[..n], remaining).await?)
             } else if native.get_many.is_native() {
+                // Cannot pass the budget even at the value limit: a plain batch.
                 let n = rest.len().min(self.chunk_size()).min(worst_case_fits);
                 (n, self.inner.get_many(&rest[..n]).await?)
             } else {

@@ -196,6 +196,20 @@ where
     }
 }
 
+/// Every key of `bucket`, walking all pages of `page` keys (for tests).
+pub async fn list_all(bucket: &dyn Bucket, page: usize) -> crate::Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let listed = bucket.list(cursor.as_deref(), page).await?;
+        keys.extend(listed.keys);
+        match listed.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(keys),
+        }
+    }
+}
+
 /// Deletes every key of the bucket (best effort), so shared servers stay clean.
 pub async fn cleanup(bucket: &dyn Bucket) {
     if !bucket.capabilities().list.is_available() {

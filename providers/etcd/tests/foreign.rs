@@ -25,16 +25,9 @@ async fn foreign_keys_that_are_not_utf8_are_skipped_by_listing() {
         let key = [prefix.as_bytes(), foreign].concat();
         kv.put(key, b"x".to_vec(), None).await.unwrap();
     }
-    let mut keys = Vec::new();
-    let mut cursor: Option<Vec<u8>> = None;
-    loop {
-        let page = bucket.list(cursor.as_deref(), 1).await.expect("listing");
-        keys.extend(page.keys);
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    let keys = wasikv_core::suite::list_all(&bucket, 1)
+        .await
+        .expect("listing");
     assert_eq!(keys, ["a", "c", "e"]);
     kv.delete(
         prefix.as_bytes().to_vec(),

@@ -63,16 +63,9 @@ async fn foreign_documents_are_skipped_by_listing() {
         })
         .await
         .expect("raw write");
-    let mut keys = Vec::new();
-    let mut cursor: Option<Vec<u8>> = None;
-    loop {
-        let page = bucket.list(cursor.as_deref(), 2).await.expect("listing");
-        keys.extend(page.keys);
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    let mut keys = wasikv_core::suite::list_all(&bucket, 2)
+        .await
+        .expect("listing");
     keys.sort();
     assert_eq!(keys, ["a", "b/c", "d"]);
     wasikv_core::suite::cleanup(&bucket).await;

@@ -260,6 +260,21 @@ fn token() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
+/// The values of an `MGET` reply, `None` where a key is missing.
+fn mget_values(reply: Vec<Value>) -> Result<Vec<Option<Vec<u8>>>> {
+    reply
+        .into_iter()
+        .map(|v| match v {
+            Value::Nil => Ok(None),
+            Value::BulkString(bytes) => Ok(Some(bytes)),
+            other => Err(Error::new(
+                ErrorKind::Other,
+                format!("unexpected MGET reply {other:?}"),
+            )),
+        })
+        .collect()
+}
+
 #[async_trait]
 impl Bucket for RedisBucket {
     fn capabilities(&self) -> &Capabilities {
@@ -419,17 +434,7 @@ impl Bucket for RedisBucket {
             cmd.arg(self.data_key(key));
         }
         let values: Vec<Value> = cmd.query_async(&mut conn).await.map_err(map_err)?;
-        values
-            .into_iter()
-            .map(|v| match v {
-                Value::Nil => Ok(None),
-                Value::BulkString(bytes) => Ok(Some(bytes)),
-                other => Err(Error::new(
-                    ErrorKind::Other,
-                    format!("unexpected MGET reply {other:?}"),
-                )),
-            })
-            .collect()
+        mget_values(values)
     }
 
     async fn get_many_within(
@@ -454,17 +459,7 @@ impl Bucket for RedisBucket {
                 map_err(e)
             }
         })?;
-        values
-            .into_iter()
-            .map(|v| match v {
-                Value::Nil => Ok(None),
-                Value::BulkString(bytes) => Ok(Some(bytes)),
-                other => Err(Error::new(
-                    ErrorKind::Other,
-                    format!("unexpected get-many reply {other:?}"),
-                )),
-            })
-            .collect()
+        mget_values(values)
     }
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
