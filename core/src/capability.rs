@@ -178,6 +178,10 @@ pub struct Capabilities {
     /// in-process map, a Redis script), so a result over a byte budget is
     /// refused without being held.
     pub budgeted_get_many: bool,
+    /// Whether [`Bucket::increment_at_least`](crate::Bucket::increment_at_least)
+    /// is native: the check of the new counter against a lower bound and
+    /// the add are one atomic step.
+    pub bounded_increment: bool,
     /// Most items in one native `set-many` or `delete-many` call where that
     /// is less than [`Capabilities::max_batch_items`] (DynamoDB reads 100
     /// items per call, writes 25); `None`: the same.
@@ -211,6 +215,7 @@ impl Capabilities {
             max_batch_items: None,
             max_write_batch_items: None,
             budgeted_get_many: false,
+            bounded_increment: false,
             consistency: Consistency::Strong,
             durable: false,
             versioning: "",

@@ -51,6 +51,28 @@ pub fn apply(current: Option<&[u8]>, delta: i64) -> Result<i64> {
     })
 }
 
+/// [`apply`], refusing a new counter below `min` (an interface whose
+/// counters cannot go below it, e.g. 0 for `u64`): an `InvalidValue` error,
+/// checked before anything is written.
+pub fn apply_at_least(current: Option<&[u8]>, delta: i64, min: i64) -> Result<i64> {
+    let new = apply(current, delta)?;
+    check_at_least(new, min)?;
+    Ok(new)
+}
+
+/// `InvalidValue` when the new counter `new` is below `min`.
+pub fn check_at_least(new: i64, min: i64) -> Result<()> {
+    if new < min {
+        return Err(Error::new(
+            ErrorKind::InvalidValue,
+            format!(
+                "cannot increment: the counter would be {new}, below {min}; the value is unchanged"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn preview(value: &[u8]) -> String {
     const MAX: usize = 32;
     let shown = &value[..value.len().min(MAX)];
@@ -90,6 +112,20 @@ mod tests {
             let err = parse(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidValue, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn apply_at_least_refuses_below_the_bound() {
+        assert_eq!(apply_at_least(Some(b"-10"), 15, 0).unwrap(), 5);
+        assert_eq!(apply_at_least(None, 0, 0).unwrap(), 0);
+        let err = apply_at_least(Some(b"-10"), 5, 0).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidValue);
+        assert!(err.to_string().contains("below 0"), "{err}");
+        assert_eq!(
+            apply_at_least(Some(b"x"), 1, 0).unwrap_err().kind(),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(apply_at_least(Some(b"-5"), -1, i64::MIN).unwrap(), -6);
     }
 
     #[test]

@@ -151,6 +151,17 @@ pub trait Bucket: Send + Sync + 'static {
         Err(Error::unsupported("increment"))
     }
 
+    /// [`Bucket::increment`] that refuses a new counter below `min` with
+    /// `InvalidValue`, leaving the value unchanged, in the same atomic step
+    /// (the 0.2.0-draft interface's `u64` counters use `min = 0`). Override
+    /// where the store checks and adds in one step, and declare
+    /// [`Capabilities::bounded_increment`]; the host's CAS loop serves the
+    /// others.
+    async fn increment_at_least(&self, key: &str, delta: i64, min: i64) -> Result<i64> {
+        let _ = (key, delta, min);
+        Err(Error::unsupported("increment with a lower bound"))
+    }
+
     /// The values of `keys`, one entry per position (repeats too), `None` where missing.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         let _ = keys;

@@ -80,6 +80,9 @@ pub fn emulated_capabilities(native: &Capabilities) -> Capabilities {
         other => other,
     };
     caps.increment = emulate(caps.increment, INCREMENT_HOW, native.cas);
+    // The CAS loop checks a bound before it writes.
+    caps.bounded_increment =
+        native.bounded_increment || (caps.increment.is_available() && native.cas.is_available());
     caps.get_many = emulate(caps.get_many, GET_MANY_HOW, native.get);
     caps.set_many = emulate(caps.set_many, SET_MANY_HOW, native.set);
     caps.delete_many = emulate(caps.delete_many, DELETE_MANY_HOW, native.delete);
@@ -347,6 +350,34 @@ impl Bucket for EmulatedBucket {
         .await
     }
 
+    /// Natively where the store checks and adds in one step, else by the CAS
+    /// loop (the bound checked before the write); a store with native
+    /// increment but no CAS is checked by a read first, which a concurrent
+    /// write can slip past (no such provider exists).
+    async fn increment_at_least(&self, key: &str, delta: i64, min: i64) -> Result<i64> {
+        let increment = async {
+            if self.native().increment.is_native() && self.native().bounded_increment {
+                self.inner.increment_at_least(key, delta, min).await
+            } else if self.native().cas.is_available() {
+                self.increment_by_cas(key, delta, |n| counter::check_at_least(n, min))
+                    .await
+            } else if self.native().increment.is_native() {
+                let current = self.inner.get(key).await?;
+                counter::apply_at_least(current.as_deref(), delta, min)?;
+                self.inner.increment(key, delta).await
+            } else {
+                Err(Error::unsupported("increment"))
+            }
+        };
+        self.write_then_notify(increment, |n| {
+            vec![Change::Set {
+                key: key.to_string(),
+                value: counter::format(*n),
+            }]
+        })
+        .await
+    }
+
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         if self.native().get_many.is_native() {
             let mut out = Vec::with_capacity(keys.len());
@@ -478,11 +509,9 @@ impl EmulatedBucket {
     }
 
     /// `increment` for the 0.2.0-draft interface, whose counters are `u64`:
-    /// a counter that is (or would become) negative is an `InvalidValue`
-    /// error and is left unchanged. Checked before the write, so this runs
-    /// the CAS loop even where the store increments natively; a store with
-    /// native increment but no CAS is checked by a read first, which a
-    /// concurrent negative write can slip past (no such provider exists).
+    /// [`Bucket::increment_at_least`] with a bound of 0, so a counter that
+    /// is (or would become) negative is an `InvalidValue` error and is left
+    /// unchanged.
     pub async fn increment_unsigned(&self, key: &str, delta: u64) -> Result<u64> {
         let Ok(delta) = i64::try_from(delta) else {
             return Err(Error::new(
@@ -490,38 +519,21 @@ impl EmulatedBucket {
                 format!("increment delta {delta} is over the signed 64-bit range counters use"),
             ));
         };
-        let non_negative = |n: i64| {
-            if n < 0 {
-                return Err(Error::new(
+        let n = self.increment_at_least(key, delta, 0).await.map_err(|e| {
+            if e.kind() == ErrorKind::InvalidValue && e.message().contains("below 0") {
+                Error::new(
                     ErrorKind::InvalidValue,
                     format!(
-                        "cannot increment: the counter would be {n}, which the 0.2.0-draft interface (u64) cannot hold; the value is unchanged"
+                        "{}: the 0.2.0-draft interface's counters are u64",
+                        e.message()
                     ),
-                ));
-            }
-            Ok(())
-        };
-        let increment = async {
-            if self.native().cas.is_available() {
-                self.increment_by_cas(key, delta, non_negative).await
-            } else if self.native().increment.is_native() {
-                let current = self.inner.get(key).await?;
-                non_negative(counter::apply(current.as_deref(), delta)?)?;
-                self.inner.increment(key, delta).await
+                )
             } else {
-                Err(Error::unsupported("increment"))
+                e
             }
-        };
-        let n = self
-            .write_then_notify(increment, |n| {
-                vec![Change::Set {
-                    key: key.to_string(),
-                    value: counter::format(*n),
-                }]
-            })
-            .await?;
-        // Checked above; a concurrent writer may still have made it negative
-        // on the read-then-increment path.
+        })?;
+        // Checked before the write; a concurrent writer may still have made
+        // it negative on the read-then-increment path.
         u64::try_from(n).map_err(|_| {
             Error::new(
                 ErrorKind::InvalidValue,

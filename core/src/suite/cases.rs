@@ -88,6 +88,10 @@ pub(super) fn all() -> Vec<Case> {
             [Get, Set, Increment]
         ),
         case!(increment_concurrent_is_exact, [Get, Increment]),
+        case!(
+            increment_at_least_refuses_below_the_bound,
+            [Get, Set, Increment]
+        ),
         case!(get_many_order_holes_and_repeats, [Set, GetMany]),
         case!(
             set_many_and_delete_many,
@@ -771,6 +775,61 @@ async fn increment_non_numeric_is_error_and_unchanged(b: Arc<dyn Bucket>) -> Out
             "{value:?} unchanged"
         );
     }
+    Ok(())
+}
+
+/// `increment_at_least` as declared: with `bounded_increment`, a new counter
+/// below the bound is `invalid-value` and the value is unchanged (the
+/// 0.2.0-draft `u64` case); without it, `unsupported`.
+async fn increment_at_least_refuses_below_the_bound(b: Arc<dyn Bucket>) -> Outcome {
+    put(&*b, "n", b"-10").await?;
+    if !b.capabilities().bounded_increment {
+        let err = b
+            .increment_at_least("n", 5, 0)
+            .await
+            .err()
+            .ok_or("increment_at_least worked but bounded_increment is not declared")?;
+        ensure_eq!(err.kind(), ErrorKind::Unsupported, "undeclared ({err})");
+        return Ok(());
+    }
+    let err = b
+        .increment_at_least("n", 5, 0)
+        .await
+        .err()
+        .ok_or("-10 + 5 passed a bound of 0")?;
+    ensure_eq!(
+        err.kind(),
+        ErrorKind::InvalidValue,
+        "below the bound ({err})"
+    );
+    ensure_eq!(
+        b.get("n").await.ctx("get")?,
+        Some(b"-10".to_vec()),
+        "unchanged below the bound"
+    );
+    ensure_eq!(
+        b.increment_at_least("n", 15, 0).await.ctx("-10 + 15")?,
+        5,
+        "within the bound"
+    );
+    ensure_eq!(
+        b.increment_at_least("fresh", 7, 0)
+            .await
+            .ctx("missing + 7")?,
+        7,
+        "a missing key"
+    );
+    let err = b
+        .increment_at_least("fresh-neg", -1, 0)
+        .await
+        .err()
+        .ok_or("a missing key + -1 passed a bound of 0")?;
+    ensure_eq!(err.kind(), ErrorKind::InvalidValue, "missing below ({err})");
+    ensure_eq!(
+        b.get("fresh-neg").await.ctx("get")?,
+        None,
+        "nothing created below the bound"
+    );
     Ok(())
 }
 

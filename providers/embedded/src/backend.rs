@@ -31,6 +31,7 @@ pub fn capabilities() -> Capabilities {
         set_many: Support::Native,
         delete_many: Support::Native,
         budgeted_get_many: true,
+        bounded_increment: true,
         consistency: Consistency::Strong,
         durable: true,
         versioning: "persistent write counter",
@@ -264,15 +265,20 @@ impl Bucket for EmbeddedBucket {
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        self.increment_at_least(key, delta, i64::MIN).await
+    }
+
+    async fn increment_at_least(&self, key: &str, delta: i64, min: i64) -> Result<i64> {
         let key = key.to_string();
         let store = self.store.clone();
         self.write(move |txn, table| {
             let new = {
                 let current = table.get(key.as_str()).map_err(|e| store.err(e))?;
-                match current {
-                    Some(record) => counter::apply(Some(decode_record(record.value())?.1), delta)?,
-                    None => counter::apply(None, delta)?,
-                }
+                let current = match &current {
+                    Some(record) => Some(decode_record(record.value())?.1),
+                    None => None,
+                };
+                counter::apply_at_least(current, delta, min)?
             };
             let version = next_version(txn).map_err(|e| store.err(e))?;
             table

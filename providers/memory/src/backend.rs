@@ -36,6 +36,7 @@ pub fn capabilities(config: &MemoryConfig) -> Capabilities {
         max_value_bytes: config.max_value_bytes,
         max_batch_items: config.max_batch_items,
         budgeted_get_many: !config.required_only,
+        bounded_increment: !config.required_only,
         versioning: "process-wide write counter",
         ..Capabilities::required()
     }
@@ -182,19 +183,23 @@ impl Bucket for MemoryBucket {
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        self.increment_at_least(key, delta, i64::MIN).await
+    }
+
+    async fn increment_at_least(&self, key: &str, delta: i64, min: i64) -> Result<i64> {
         self.optional(self.capabilities.increment, "increment")?;
         let mut map = self.write();
         // A counter is usually incremented again: update it in place (one
         // lookup, no key allocation); only its first increment inserts.
         if let Some(entry) = map.get_mut(key) {
-            let new = counter::apply(Some(entry.value.as_slice()), delta)?;
+            let new = counter::apply_at_least(Some(entry.value.as_slice()), delta, min)?;
             *entry = Entry {
                 value: counter::format(new),
                 version: next_version(&self.writes),
             };
             return Ok(new);
         }
-        let new = counter::apply(None, delta)?;
+        let new = counter::apply_at_least(None, delta, min)?;
         let version = next_version(&self.writes);
         map.insert(
             key.to_string(),
