@@ -332,36 +332,25 @@ impl Bucket for EmulatedBucket {
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        let increment = async {
-            match self.native().increment {
-                Support::Native => self.inner.increment(key, delta).await,
-                _ if self.native().cas.is_available() => {
-                    self.increment_by_cas(key, delta, |_| Ok(())).await
-                }
-                _ => Err(Error::unsupported("increment")),
-            }
-        };
-        self.write_then_notify(increment, |n| {
-            vec![Change::Set {
-                key: key.to_string(),
-                value: counter::format(*n),
-            }]
-        })
-        .await
+        self.increment_at_least(key, delta, i64::MIN).await
     }
 
-    /// Natively where the store checks and adds in one step, else by the CAS
-    /// loop (the bound checked before the write); a store with native
-    /// increment but no CAS is checked by a read first, which a concurrent
-    /// write can slip past (no such provider exists).
+    /// Natively where the store checks and adds in one step (or when
+    /// `min` is `i64::MIN`: no bound), else by the CAS loop (the bound
+    /// checked before the write); a store with native increment but no CAS
+    /// is checked by a read first, which a concurrent write can slip past
+    /// (no such provider exists).
     async fn increment_at_least(&self, key: &str, delta: i64, min: i64) -> Result<i64> {
+        let native = self.native().increment.is_native();
         let increment = async {
-            if self.native().increment.is_native() && self.native().bounded_increment {
+            if native && min == i64::MIN {
+                self.inner.increment(key, delta).await
+            } else if native && self.native().bounded_increment {
                 self.inner.increment_at_least(key, delta, min).await
             } else if self.native().cas.is_available() {
                 self.increment_by_cas(key, delta, |n| counter::check_at_least(n, min))
                     .await
-            } else if self.native().increment.is_native() {
+            } else if native {
                 let current = self.inner.get(key).await?;
                 counter::apply_at_least(current.as_deref(), delta, min)?;
                 self.inner.increment(key, delta).await
@@ -519,19 +508,7 @@ impl EmulatedBucket {
                 format!("increment delta {delta} is over the signed 64-bit range counters use"),
             ));
         };
-        let n = self.increment_at_least(key, delta, 0).await.map_err(|e| {
-            if e.kind() == ErrorKind::InvalidValue && e.message().contains("below 0") {
-                Error::new(
-                    ErrorKind::InvalidValue,
-                    format!(
-                        "{}: the 0.2.0-draft interface's counters are u64",
-                        e.message()
-                    ),
-                )
-            } else {
-                e
-            }
-        })?;
+        let n = self.increment_at_least(key, delta, 0).await?;
         // Checked before the write; a concurrent writer may still have made
         // it negative on the read-then-increment path.
         u64::try_from(n).map_err(|_| {

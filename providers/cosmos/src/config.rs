@@ -79,19 +79,15 @@ impl CosmosConfig {
 
     /// Whether the endpoint is a local emulator (loopback host).
     pub fn is_emulator(&self) -> bool {
-        let rest = self
-            .endpoint
-            .split_once("://")
-            .map_or(self.endpoint.as_str(), |(_, rest)| rest);
-        let authority = rest.split('/').next().unwrap_or_default();
-        let host = match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or_default(),
-            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-        };
-        host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        match wasikv_core::Endpoint::parse_server(&self.endpoint, 443) {
+            Some(wasikv_core::Endpoint::Server { host, .. }) => {
+                host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            _ => false,
+        }
     }
 }
 
