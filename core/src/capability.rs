@@ -171,6 +171,11 @@ pub struct Capabilities {
     pub max_key_bytes: Option<usize>,
     /// Largest value in bytes, if limited.
     pub max_value_bytes: Option<usize>,
+    /// Values longer than this are stored by the host's chunking layer, in
+    /// chunks behind a manifest (see [`crate::chunks`]); `None`: never. A
+    /// provider leaves it `None`; the host sets it where the store's own
+    /// `max_value_bytes` is below its `limits.max_value_bytes`.
+    pub chunked_above: Option<usize>,
     /// Most items in one native batch call, if limited (the host chunks above it).
     pub max_batch_items: Option<usize>,
     /// Whether [`Bucket::get_many_within`](crate::Bucket::get_many_within) is
@@ -212,6 +217,7 @@ impl Capabilities {
             watch: Support::Unsupported,
             max_key_bytes: None,
             max_value_bytes: None,
+            chunked_above: None,
             max_batch_items: None,
             max_write_batch_items: None,
             budgeted_get_many: false,
@@ -317,6 +323,14 @@ impl Capabilities {
         row("max key bytes", &|c| limit(c.max_key_bytes));
         row("max value bytes", &|c| limit(c.max_value_bytes));
         row(
+            "larger values",
+            &|c| match (c.max_value_bytes, c.chunked_above) {
+                (_, Some(_)) => "emulated (chunks + manifest)".to_string(),
+                (None, None) => "n/a".to_string(),
+                (Some(_), None) => "too-large".to_string(),
+            },
+        );
+        row(
             "max batch items",
             &|c| match (c.max_batch_items, c.max_write_batch_items) {
                 (read, Some(write)) if Some(write) != read => {
@@ -342,7 +356,7 @@ mod tests {
     fn table_has_one_row_per_operation_and_limit() {
         let caps = Capabilities::required();
         let table = Capabilities::markdown_table(&[("memory", &caps)]);
-        assert_eq!(table.lines().count(), 2 + Operation::ALL.len() + 6);
+        assert_eq!(table.lines().count(), 2 + Operation::ALL.len() + 7);
         assert!(table.contains("| increment | unsupported |"));
         assert!(table.contains("| get | native |"));
     }

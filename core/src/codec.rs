@@ -165,6 +165,10 @@ pub fn corpus() -> Vec<String> {
         ".",
         "unicode-ключ-キー-🔑",
         "*?[glob]{x}",
+        "\0leading-nul",
+        "\0\0two-nuls",
+        "\0",
+        "\0wasikv:chunked-values",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -17,6 +17,7 @@
 //! rest once, for every store.
 
 pub mod capability;
+pub mod chunks;
 pub mod codec;
 pub mod counter;
 pub mod error;

@@ -88,6 +88,7 @@ impl Buckets {
             batch_concurrency: config.limits.batch_concurrency,
             increment_attempts: config.limits.increment_attempts,
             watch_queue: config.limits.watch_queue,
+            max_value_bytes: config.limits.max_value_bytes,
             ..EmulationPolicy::default()
         };
         Ok(Buckets {
@@ -399,6 +400,7 @@ impl OpenBucket {
         secret: [u8; 32],
         metrics: Option<&Metrics>,
     ) -> Self {
+        let bucket = EmulatedBucket::new(bucket, policy);
         let max_value_bytes = bucket
             .capabilities()
             .max_value_bytes
@@ -415,7 +417,7 @@ impl OpenBucket {
         OpenBucket {
             name: plan.bucket.clone(),
             provider: plan.provider,
-            bucket: EmulatedBucket::new(bucket, policy),
+            bucket,
             limits: limits.clone(),
             max_value_bytes,
             cursors,
@@ -455,6 +457,22 @@ impl OpenBucket {
     /// Capabilities as served to guests (native or emulated).
     pub fn capabilities(&self) -> &Capabilities {
         self.bucket.capabilities()
+    }
+
+    /// Deletes orphaned chunks of large values older than `grace` (see
+    /// [`ChunkedBucket::collect_garbage`]); `None` where the bucket's store
+    /// has no value limit (nothing is ever chunked there).
+    pub async fn collect_garbage(
+        &self,
+        grace: Duration,
+    ) -> Option<Result<crate::chunked::GcReport>> {
+        let chunked = self.bucket.chunked()?;
+        Some(
+            chunked
+                .collect_garbage(grace)
+                .await
+                .map_err(|e| self.fail(e)),
+        )
     }
 
     /// The bucket behind the emulation layer, without the host's checks.

@@ -10,6 +10,8 @@
 //! * Every batch: repeated keys in `set-many`/`delete-many` are deduplicated
 //!   (the last occurrence wins) and native batches are chunked to the store's
 //!   `max_batch_items` (reads) and `write_batch_limit` (writes).
+//! * Values over the store's own limit: chunks behind a manifest
+//!   ([`crate::chunked`]), below every other emulation here.
 //! * `watch` without a native change feed: host-local notifications of the
 //!   writes made through this layer (so through this host process), from a
 //!   bounded queue per bucket.
@@ -25,6 +27,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::future::try_join_all;
 use tokio::sync::broadcast;
+
+use crate::chunked::ChunkedBucket;
 use wasikv_core::{
     Bucket, Capabilities, Change, ChangeStream, EmulationScope, Error, ErrorKind, ListPage, Result,
     Support, Versioned, WriteCondition, WriteOutcome, counter,
@@ -55,6 +59,9 @@ pub struct EmulationPolicy {
     /// Changes queued for a host-local watcher; a watcher further behind
     /// loses the oldest ones (logged with their count).
     pub watch_queue: usize,
+    /// Largest value (`limits.max_value_bytes`): values over a store's own
+    /// limit up to this one are stored in chunks.
+    pub max_value_bytes: usize,
 }
 
 impl Default for EmulationPolicy {
@@ -65,13 +72,19 @@ impl Default for EmulationPolicy {
             base_backoff: Duration::from_micros(200),
             max_backoff: Duration::from_millis(50),
             watch_queue: 1024,
+            max_value_bytes: 16 << 20,
         }
     }
 }
 
-/// The capabilities a bucket has behind the emulation layer.
-pub fn emulated_capabilities(native: &Capabilities) -> Capabilities {
+/// The capabilities a bucket has behind the emulation layer of a host whose
+/// `limits.max_value_bytes` is `max_value` (values over the store's own
+/// limit are chunked; `max_value_bytes` stays the store's, for the matrix).
+pub fn emulated_capabilities(native: &Capabilities, max_value: usize) -> Capabilities {
     let mut caps = native.clone();
+    if caps.chunked_above.is_none() {
+        caps.chunked_above = native.max_value_bytes.filter(|&n| n < max_value);
+    }
     let emulate = |support: Support, how: &'static str, needs: Support| match support {
         Support::Unsupported if needs.is_available() => Support::Emulated {
             how,
@@ -97,7 +110,10 @@ pub fn emulated_capabilities(native: &Capabilities) -> Capabilities {
 
 /// A bucket with every optional operation available (native or emulated).
 pub struct EmulatedBucket {
+    /// The store's bucket, behind the chunking layer where it has one.
     inner: Arc<dyn Bucket>,
+    /// The chunking layer, where the store declares a value limit.
+    chunked: Option<Arc<ChunkedBucket>>,
     capabilities: Capabilities,
     policy: EmulationPolicy,
     /// Host-local change notifications (when the store has no feed).
@@ -113,15 +129,30 @@ pub struct EmulatedBucket {
 impl EmulatedBucket {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn Bucket>, policy: EmulationPolicy) -> Self {
-        let capabilities = emulated_capabilities(inner.capabilities());
+        let (inner, chunked) = match ChunkedBucket::wrap(
+            inner,
+            policy.max_value_bytes,
+            policy.batch_concurrency,
+            policy.increment_attempts,
+        ) {
+            Ok(chunked) => (chunked.clone() as Arc<dyn Bucket>, Some(chunked)),
+            Err(inner) => (inner, None),
+        };
+        let capabilities = emulated_capabilities(inner.capabilities(), policy.max_value_bytes);
         EmulatedBucket {
             inner,
+            chunked,
             capabilities,
             changes: broadcast::channel(policy.watch_queue.max(1)).0,
             watchers: Arc::new(AtomicUsize::new(0)),
             write_order: tokio::sync::Mutex::new(()),
             policy,
         }
+    }
+
+    /// The chunking layer, where the store declares a value limit.
+    pub fn chunked(&self) -> Option<&Arc<ChunkedBucket>> {
+        self.chunked.as_ref()
     }
 
     /// Whether writes must notify host-local watchers.
@@ -578,13 +609,13 @@ mod tests {
 
     #[test]
     fn emulated_capabilities_label_the_fallbacks() {
-        let caps = emulated_capabilities(&Capabilities::required());
+        let caps = emulated_capabilities(&Capabilities::required(), 16 << 20);
         assert_eq!(caps.increment.to_string(), "emulated (CAS retry loop)");
         assert_eq!(caps.get_many.to_string(), "emulated (concurrent gets)");
         let mut no_cas = Capabilities::required();
         no_cas.cas = Support::Unsupported;
         assert_eq!(
-            emulated_capabilities(&no_cas).increment,
+            emulated_capabilities(&no_cas, 16 << 20).increment,
             Support::Unsupported
         );
     }

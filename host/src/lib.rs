@@ -15,6 +15,7 @@
 //! * [`metrics`]: Prometheus metrics of key-value calls and HTTP requests.
 
 pub mod buckets;
+pub mod chunked;
 pub mod config;
 pub mod cursor;
 pub mod emulate;

@@ -1,5 +1,5 @@
 //! The capability matrix of the compiled-in providers, as guests see it
-//! (after the host's emulation). `wasikv providers` prints it and
+//! (after the host's emulation, with the default `limits`). `wasikv providers` prints it and
 //! `docs/capabilities.md` is generated from it (a test checks the file).
 
 use wasikv_core::Capabilities;
@@ -10,6 +10,7 @@ use crate::registry;
 /// The matrix as markdown: one column per compiled-in provider.
 pub fn markdown() -> String {
     let providers = registry::compiled();
+    let max_value = crate::config::Limits::default().max_value_bytes;
     let caps: Vec<(String, Capabilities)> = providers
         .iter()
         .flat_map(|p| {
@@ -19,7 +20,7 @@ pub fn markdown() -> String {
                 .map(|(label, caps)| (format!("{} ({label})", p.name()), caps));
             std::iter::once((p.name().to_string(), p.capabilities())).chain(variants)
         })
-        .map(|(name, caps)| (name, emulated_capabilities(&caps)))
+        .map(|(name, caps)| (name, emulated_capabilities(&caps, max_value)))
         .collect();
     let columns: Vec<(&str, &Capabilities)> = caps.iter().map(|(n, c)| (n.as_str(), c)).collect();
     let mut out = Capabilities::markdown_table(&columns);

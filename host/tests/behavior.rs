@@ -47,6 +47,37 @@ fn main() -> ExitCode {
                 ..Default::default()
             },
         )?);
+        // Values over a small store limit: chunked (with every other
+        // emulation underneath too in the required-only variant).
+        trials.extend(memory(
+            "host-memory-chunked-4096",
+            MemoryConfig {
+                max_value_bytes: Some(4096),
+                ..Default::default()
+            },
+        )?);
+        trials.extend(memory(
+            "host-memory-required-only-chunked-65536",
+            MemoryConfig {
+                required_only: true,
+                max_value_bytes: Some(65536),
+                max_batch_items: Some(7),
+                ..Default::default()
+            },
+        )?);
+        let chunked_file = file.clone();
+        trials.extend(suite::trials(
+            "host-embedded-chunked-262144",
+            Level::Host,
+            move |ns| {
+                let file = chunked_file.clone();
+                async move {
+                    Ok(layered(Arc::new(
+                        EmbeddedBucket::new(file, &ns).with_max_value_bytes(Some(262144)),
+                    )))
+                }
+            },
+        )?);
         trials.extend(suite::trials("host-embedded", Level::Host, move |ns| {
             let file = file.clone();
             async move { Ok(layered(Arc::new(EmbeddedBucket::new(file, &ns)))) }

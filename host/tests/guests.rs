@@ -28,7 +28,7 @@ fn assert_conformance(outcome: &RunOutcome, label: &str) {
         outcome.stderr
     );
     let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
-    // Buckets without list-keys (memcached) skip the two listing checks;
+    // Buckets without list-keys (memcached) skip the three listing checks;
     // `open-denied` is skipped unless DENIED_BUCKET is set.
     let skipped = outcome
         .stdout
@@ -37,7 +37,7 @@ fn assert_conformance(outcome: &RunOutcome, label: &str) {
         .count();
     let listing_skipped = outcome.stdout.contains("list-keys is reported unsupported");
     assert!(
-        passed + skipped == 24 && skipped <= if listing_skipped { 3 } else { 1 },
+        passed + skipped == 28 && skipped <= if listing_skipped { 4 } else { 1 },
         "{passed} passed and {skipped} skipped on {label}:\n{}",
         outcome.stdout
     );
@@ -59,18 +59,23 @@ required_only = true
 provider = "memory"
 max_batch_items = 3
 
+[buckets.small-items]
+provider = "memory"
+required_only = true
+max_value_bytes = 65536
+
 [buckets.secret]
 provider = "memory"
 
 [components.conformance]
-buckets = ["default", "mem", "required", "chunked"]
+buckets = ["default", "mem", "required", "chunked", "small-items"]
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(&config(dir.path(), BUCKETS)).unwrap();
-    for bucket in ["default", "mem", "required", "chunked"] {
+    for bucket in ["default", "mem", "required", "chunked", "small-items"] {
         let out = run(
             &runtime,
             wasikv_artifacts::CONFORMANCE,

@@ -108,6 +108,37 @@ pub(super) fn all() -> Vec<Case> {
             [SetMany, GetMany, DeleteMany],
             host_only
         ),
+        case!(
+            large_values_around_the_store_limit,
+            [Get, Set, Delete, Exists, Cas],
+            host_only
+        ),
+        case!(
+            values_that_look_like_manifests_roundtrip,
+            [Get, Set, Delete],
+            host_only
+        ),
+        case!(
+            large_value_cas_keeps_no_aba,
+            [Get, Set, Delete, Cas],
+            host_only
+        ),
+        case!(
+            large_value_increment_is_non_numeric_and_unchanged,
+            [Get, Set, Increment],
+            host_only
+        ),
+        case!(
+            large_values_in_batches,
+            [Get, SetMany, GetMany, DeleteMany],
+            host_only
+        ),
+        case!(
+            large_values_list_only_guest_keys,
+            [Set, List, Delete],
+            host_only
+        ),
+        case!(large_value_readers_see_whole_values, [Get, Set], host_only),
     ]
 }
 
@@ -1001,5 +1032,405 @@ async fn watch_sees_every_change_in_order(b: Arc<dyn Bucket>) -> Outcome {
     // In order per key; the two keys may interleave.
     seen.sort_by(|x, y| x.key().cmp(y.key()));
     ensure_eq!(seen, expected, "changes per key");
+    Ok(())
+}
+
+/// Deterministic bytes of `len` whose every position depends on `seed`, so
+/// that a chunk of one value in another is seen.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            ((i as u64)
+                .wrapping_mul(31)
+                .wrapping_add(u64::from(seed) * 97)
+                % 251) as u8
+        })
+        .collect()
+}
+
+/// The largest value the cases write: the bucket's limit, at most 16 MiB.
+fn largest(b: &dyn Bucket) -> usize {
+    b.capabilities()
+        .max_value_bytes
+        .unwrap_or(16 << 20)
+        .min(16 << 20)
+}
+
+/// Sizes around the store's own limit (where values start to be chunked),
+/// 3 MB and the largest value, each at most [`largest`].
+fn large_sizes(b: &dyn Bucket) -> Vec<usize> {
+    let max = largest(b);
+    let mut sizes = match b.capabilities().chunked_above {
+        Some(n) => vec![n - 1, n, n + 1, 2 * n + 7],
+        None => vec![1 << 20],
+    };
+    sizes.extend([3_000_000, max]);
+    sizes.retain(|&s| s <= max);
+    sizes.dedup();
+    sizes
+}
+
+/// A size that is chunked where the bucket chunks (else 3 MB or the limit).
+fn one_large_size(b: &dyn Bucket) -> usize {
+    let above = b.capabilities().chunked_above.unwrap_or(3_000_000);
+    (2 * above + 7).min(largest(b))
+}
+
+fn same(got: &Option<Vec<u8>>, want: &[u8]) -> bool {
+    got.as_deref() == Some(want)
+}
+
+async fn large_values_around_the_store_limit(b: Arc<dyn Bucket>) -> Outcome {
+    let sizes = large_sizes(&*b);
+    for (i, &size) in sizes.iter().enumerate() {
+        let key = format!("large-{i}");
+        let value = pattern(size, i as u8);
+        put(&*b, &key, &value).await?;
+        ensure!(
+            same(&b.get(&key).await.ctx("get")?, &value),
+            "a {size}-byte value did not read back byte for byte"
+        );
+        let versioned = b.get_versioned(&key).await.ctx("get_versioned")?;
+        ensure!(
+            versioned.as_ref().map(|v| &v.value[..]) == Some(&value[..]),
+            "a {size}-byte value did not read back through a versioned read"
+        );
+        ensure!(
+            b.exists(&key).await.ctx("exists")?,
+            "{size}-byte value exists"
+        );
+    }
+    // Large over small, small over large, large over large.
+    let big = pattern(one_large_size(&*b), 200);
+    put(&*b, "large-0", &big).await?;
+    ensure!(
+        same(&b.get("large-0").await.ctx("get")?, &big),
+        "large over small"
+    );
+    put(&*b, "large-0", b"small").await?;
+    ensure_eq!(
+        b.get("large-0").await.ctx("get")?,
+        Some(b"small".to_vec()),
+        "small over large"
+    );
+    put(&*b, "large-1", &big).await?;
+    ensure!(
+        same(&b.get("large-1").await.ctx("get")?, &big),
+        "large over large"
+    );
+    for i in 0..sizes.len() {
+        let key = format!("large-{i}");
+        b.delete(&key).await.ctx("delete")?;
+        ensure_eq!(b.get(&key).await.ctx("get")?, None, "{key} after delete");
+        ensure!(
+            !b.exists(&key).await.ctx("exists")?,
+            "{key} exists after delete"
+        );
+    }
+    // Over the bucket's limit: refused, value unchanged.
+    if let Some(max) = b.capabilities().max_value_bytes.filter(|&m| m <= 16 << 20) {
+        put(&*b, "k", b"before").await?;
+        let err = b.set("k", vec![1; max + 1], WriteCondition::Always).await;
+        ensure!(
+            err.as_ref().is_err_and(|e| e.kind() == ErrorKind::TooLarge),
+            "a value over the bucket's limit of {max}: {err:?}"
+        );
+        ensure_eq!(
+            b.get("k").await.ctx("get")?,
+            Some(b"before".to_vec()),
+            "unchanged"
+        );
+    }
+    Ok(())
+}
+
+async fn values_that_look_like_manifests_roundtrip(b: Arc<dyn Bucket>) -> Outcome {
+    let magic = crate::chunks::MAGIC;
+    let large = one_large_size(&*b);
+    let values = [
+        magic.to_vec(),
+        [magic, b"i"].concat(),
+        [magic, b"c\x01garbage"].concat(),
+        [magic, &pattern(large - magic.len(), 3)].concat(),
+    ];
+    for (i, value) in values.iter().enumerate() {
+        for key in [format!("\0magic-{i}"), format!("magic-{i}")] {
+            put(&*b, &key, value).await?;
+            ensure!(
+                same(&b.get(&key).await.ctx("get")?, value),
+                "a {}-byte value starting like a manifest under {key:?}",
+                value.len()
+            );
+        }
+    }
+    for i in 0..values.len() {
+        b.delete(&format!("\0magic-{i}")).await.ctx("delete")?;
+        b.delete(&format!("magic-{i}")).await.ctx("delete")?;
+    }
+    Ok(())
+}
+
+async fn large_value_cas_keeps_no_aba(b: Arc<dyn Bucket>) -> Outcome {
+    let size = one_large_size(&*b);
+    let (v1, v2, v3) = (pattern(size, 1), pattern(size, 2), pattern(size + 1, 3));
+    // Create-if-absent of a large value: once.
+    let created = b
+        .set("cas", v1.clone(), WriteCondition::IfAbsent)
+        .await
+        .ctx("create large")?;
+    ensure_eq!(
+        created,
+        WriteOutcome::Written,
+        "create-if-absent of a large value"
+    );
+    let again = b
+        .set("cas", v2.clone(), WriteCondition::IfAbsent)
+        .await
+        .ctx("create again")?;
+    ensure_eq!(
+        again,
+        WriteOutcome::ConditionFailed,
+        "second create-if-absent"
+    );
+    ensure!(
+        same(&b.get("cas").await.ctx("get")?, &v1),
+        "value after a failed create"
+    );
+    // A swap at the read version wins; the same handle is then stale.
+    let read = b
+        .get_versioned("cas")
+        .await
+        .ctx("read")?
+        .ok_or("large value missing")?;
+    ensure!(read.value == v1, "versioned read of a large value");
+    let swapped = b
+        .set(
+            "cas",
+            v2.clone(),
+            WriteCondition::IfVersion(read.version.clone()),
+        )
+        .await
+        .ctx("swap")?;
+    ensure_eq!(swapped, WriteOutcome::Written, "swap at the read version");
+    let stale = b
+        .set(
+            "cas",
+            v3.clone(),
+            WriteCondition::IfVersion(read.version.clone()),
+        )
+        .await
+        .ctx("stale swap")?;
+    ensure_eq!(
+        stale,
+        WriteOutcome::ConditionFailed,
+        "a stale swap of a large value"
+    );
+    ensure!(
+        same(&b.get("cas").await.ctx("get")?, &v2),
+        "value after a stale swap"
+    );
+    // Same bytes rewritten: still a new version (no ABA).
+    let read = b.get_versioned("cas").await.ctx("read")?.ok_or("missing")?;
+    put(&*b, "cas", &v2).await?;
+    let aba = b
+        .set(
+            "cas",
+            v3.clone(),
+            WriteCondition::IfVersion(read.version.clone()),
+        )
+        .await
+        .ctx("swap after same-bytes write")?;
+    ensure_eq!(
+        aba,
+        WriteOutcome::ConditionFailed,
+        "swap after the same large bytes were written"
+    );
+    // Delete and re-create: the old version stays stale.
+    let read = b.get_versioned("cas").await.ctx("read")?.ok_or("missing")?;
+    b.delete("cas").await.ctx("delete")?;
+    put(&*b, "cas", &v2).await?;
+    let recreated = b
+        .set("cas", v3.clone(), WriteCondition::IfVersion(read.version))
+        .await
+        .ctx("swap after delete and re-create")?;
+    ensure_eq!(
+        recreated,
+        WriteOutcome::ConditionFailed,
+        "swap after delete + re-create"
+    );
+    // Large to small and back by CAS.
+    let read = b.get_versioned("cas").await.ctx("read")?.ok_or("missing")?;
+    let small = b
+        .set(
+            "cas",
+            b"small".to_vec(),
+            WriteCondition::IfVersion(read.version),
+        )
+        .await
+        .ctx("swap to small")?;
+    ensure_eq!(
+        small,
+        WriteOutcome::Written,
+        "swap of a large value to a small one"
+    );
+    let read = b.get_versioned("cas").await.ctx("read")?.ok_or("missing")?;
+    let large = b
+        .set("cas", v3.clone(), WriteCondition::IfVersion(read.version))
+        .await
+        .ctx("swap to large")?;
+    ensure_eq!(
+        large,
+        WriteOutcome::Written,
+        "swap of a small value to a large one"
+    );
+    ensure!(
+        same(&b.get("cas").await.ctx("get")?, &v3),
+        "final large value"
+    );
+    b.delete("cas").await.ctx("delete")?;
+    Ok(())
+}
+
+async fn large_value_increment_is_non_numeric_and_unchanged(b: Arc<dyn Bucket>) -> Outcome {
+    let value = pattern(one_large_size(&*b), 5);
+    put(&*b, "n", &value).await?;
+    let err = b.increment("n", 1).await;
+    ensure!(
+        err.as_ref()
+            .is_err_and(|e| e.kind() == ErrorKind::InvalidValue),
+        "increment of a large value: {err:?}"
+    );
+    ensure!(
+        same(&b.get("n").await.ctx("get")?, &value),
+        "large value unchanged by increment"
+    );
+    b.delete("n").await.ctx("delete")?;
+    Ok(())
+}
+
+async fn large_values_in_batches(b: Arc<dyn Bucket>) -> Outcome {
+    let size = one_large_size(&*b);
+    let (l1, l2) = (pattern(size, 11), pattern(size - 1, 12));
+    let items = vec![
+        ("s1".to_string(), b"one".to_vec()),
+        ("l1".to_string(), l2.clone()),
+        ("l2".to_string(), l2.clone()),
+        ("s2".to_string(), b"two".to_vec()),
+        ("l1".to_string(), l1.clone()), // repeated: the last wins
+    ];
+    b.set_many(items).await.ctx("set-many with large values")?;
+    let keys: Vec<String> = ["l1", "s1", "missing", "l2", "s2", "l1"]
+        .map(String::from)
+        .to_vec();
+    let got = b.get_many(&keys).await.ctx("get-many with large values")?;
+    ensure_eq!(got.len(), keys.len(), "one entry per requested key");
+    ensure!(
+        same(&got[0], &l1) && same(&got[5], &l1),
+        "large value in get-many (repeated)"
+    );
+    ensure!(same(&got[3], &l2), "second large value in get-many");
+    ensure_eq!(got[1], Some(b"one".to_vec()), "small value in get-many");
+    ensure_eq!(got[2], None, "missing key in get-many");
+    // Replace a large value by a small one in a batch, then delete all.
+    b.set_many(vec![("l2".to_string(), b"now small".to_vec())])
+        .await
+        .ctx("set-many small over large")?;
+    ensure_eq!(
+        b.get("l2").await.ctx("get")?,
+        Some(b"now small".to_vec()),
+        "small over large"
+    );
+    b.delete_many(&keys).await.ctx("delete-many")?;
+    let after = b.get_many(&keys).await.ctx("get-many after delete")?;
+    ensure!(after.iter().all(Option::is_none), "every key deleted");
+    Ok(())
+}
+
+async fn large_values_list_only_guest_keys(b: Arc<dyn Bucket>) -> Outcome {
+    let size = one_large_size(&*b);
+    let keys = ["a-large", "\0nul-large", "b-small", "\0", "c-large"];
+    for (i, key) in keys.iter().enumerate() {
+        let value = if key.contains("large") {
+            pattern(size, i as u8)
+        } else {
+            b"x".to_vec()
+        };
+        put(&*b, key, &value).await?;
+    }
+    let mut listed = list_all(&*b, 3).await?;
+    listed.sort();
+    let mut expected: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    expected.sort();
+    ensure_eq!(
+        listed,
+        expected,
+        "list-keys returns the guests' keys only, each once"
+    );
+    for key in keys {
+        b.delete(key).await.ctx("delete")?;
+    }
+    ensure_eq!(
+        list_all(&*b, 3).await?,
+        Vec::<String>::new(),
+        "nothing listed after deletes"
+    );
+    Ok(())
+}
+
+async fn large_value_readers_see_whole_values(b: Arc<dyn Bucket>) -> Outcome {
+    let size = one_large_size(&*b);
+    let values: Arc<Vec<Vec<u8>>> = Arc::new(vec![
+        pattern(size, 21),
+        pattern(size + 3, 22),
+        b"small".to_vec(),
+        pattern(size / 2 + 1, 23),
+    ]);
+    put(&*b, "hot", &values[0]).await?;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let (b, values, done) = (b.clone(), values.clone(), done.clone());
+        readers.push(tokio::spawn(async move {
+            let mut reads = 0u32;
+            loop {
+                let stop = done.load(std::sync::atomic::Ordering::Acquire);
+                let got = b.get("hot").await.ctx("concurrent get")?;
+                let got = got.ok_or("the key vanished during replacements")?;
+                ensure!(
+                    values.iter().any(|v| *v == got),
+                    "a read of {} bytes equals none of the written values",
+                    got.len()
+                );
+                reads += 1;
+                if stop {
+                    return Ok::<u32, String>(reads);
+                }
+                // An in-process store never returns pending: let the writers run.
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let mut writers = Vec::new();
+    for w in 0..2usize {
+        let (b, values) = (b.clone(), values.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0..12usize {
+                let value = values[(i + w) % values.len()].clone();
+                b.set("hot", value, WriteCondition::Always)
+                    .await
+                    .ctx("concurrent set")?;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for w in writers {
+        w.await.map_err(|e| e.to_string())??;
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    for r in readers {
+        let reads = r.await.map_err(|e| e.to_string())??;
+        ensure!(reads > 0, "a reader read nothing");
+    }
+    b.delete("hot").await.ctx("delete")?;
     Ok(())
 }

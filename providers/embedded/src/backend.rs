@@ -92,10 +92,10 @@ pub struct SharedStore(pub Arc<EmbeddedStore>);
 impl Store for SharedStore {
     async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
         let config: EmbeddedConfig = plan.options.parse(&plan.bucket, NAME)?;
-        Ok(Arc::new(EmbeddedBucket::new(
-            self.0.clone(),
-            &config.table(&plan.bucket),
-        )))
+        Ok(Arc::new(
+            EmbeddedBucket::new(self.0.clone(), &config.table(&plan.bucket))
+                .with_max_value_bytes(config.max_value_bytes),
+        ))
     }
 }
 
@@ -115,6 +115,12 @@ impl EmbeddedBucket {
             table: format!("bucket:{table}").into(),
             capabilities: capabilities(),
         }
+    }
+
+    /// Refuses values over `max` bytes (`None`: no limit of its own).
+    pub fn with_max_value_bytes(mut self, max: Option<usize>) -> Self {
+        self.capabilities.max_value_bytes = max;
+        self
     }
 
     fn def(&self) -> TableDefinition<'_, &'static str, &'static [u8]> {
@@ -193,6 +199,7 @@ impl Bucket for EmbeddedBucket {
         value: Vec<u8>,
         condition: WriteCondition,
     ) -> Result<WriteOutcome> {
+        self.capabilities.check_value(value.len())?;
         let key = key.to_string();
         let store = self.store.clone();
         self.write(move |txn, table| {
@@ -340,6 +347,9 @@ impl Bucket for EmbeddedBucket {
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
         if items.is_empty() {
             return Ok(());
+        }
+        for (_, value) in &items {
+            self.capabilities.check_value(value.len())?;
         }
         let store = self.store.clone();
         self.write(move |txn, table| {

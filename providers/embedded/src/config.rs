@@ -11,6 +11,7 @@ use serde::Deserialize;
 /// provider = "embedded"
 /// path = ".wasikv/default.redb"   # default: .wasikv/<bucket>.redb under the working directory
 /// table = "default"               # default: the bucket name
+/// max_value_bytes = 1048576        # default: none; larger values are chunked by the host
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +21,10 @@ pub struct EmbeddedConfig {
     pub path: Option<PathBuf>,
     /// The table inside the file. Default: the bucket name.
     pub table: Option<String>,
+    /// Largest value kept in one record. Default: no limit of its own. The
+    /// host stores longer values in chunks (up to `limits.max_value_bytes`),
+    /// so no record is longer than this: keeps each write's pages bounded.
+    pub max_value_bytes: Option<usize>,
 }
 
 impl EmbeddedConfig {

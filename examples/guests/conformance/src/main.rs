@@ -151,6 +151,10 @@ fn main() {
         ("get-many-order-holes-repeats", get_many_order_holes_repeats),
         ("set-many-last-wins", set_many_last_wins),
         ("delete-many", delete_many),
+        ("large-values-3mb", large_values_3mb),
+        ("large-value-cas-3mb", large_value_cas_3mb),
+        ("large-values-in-batches-3mb", large_values_in_batches_3mb),
+        ("large-values-listed-once-3mb", large_values_listed_once_3mb),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in checks {
@@ -635,5 +639,138 @@ fn delete_many(c: &Ctx) -> Check {
     for k in &keys[3..] {
         ensure!(c.bucket.exists(k).ctx("exists")?, "{k:?} kept");
     }
+    Ok(())
+}
+
+/// Size of the large values: over the item limit of DynamoDB, Firestore,
+/// Memcached, etcd and Cosmos DB, so the host stores them in chunks there.
+const LARGE: usize = 3_000_000;
+
+/// Deterministic bytes in which every position depends on `seed`.
+fn large(seed: u8) -> Vec<u8> {
+    (0..LARGE)
+        .map(|i| ((i as u64 * 31 + u64::from(seed) * 97) % 251) as u8)
+        .collect()
+}
+
+fn large_values_3mb(c: &Ctx) -> Check {
+    let k = c.key("large");
+    let (v1, v2) = (large(1), large(2));
+    c.bucket.set(&k, &v1).ctx("set 3 MB")?;
+    ensure!(
+        c.bucket.get(&k).ctx("get")? == Some(v1),
+        "3 MB value read back"
+    );
+    c.bucket.set(&k, &v2).ctx("overwrite 3 MB")?;
+    ensure!(
+        c.bucket.get(&k).ctx("get")? == Some(v2),
+        "3 MB overwrite read back"
+    );
+    ensure!(c.bucket.exists(&k).ctx("exists")?, "3 MB value exists");
+    c.bucket.set(&k, b"small").ctx("small over large")?;
+    ensure_eq!(
+        c.bucket.get(&k).ctx("get")?,
+        Some(b"small".to_vec()),
+        "small over large"
+    );
+    c.bucket.delete(&k).ctx("delete")?;
+    ensure_eq!(c.bucket.get(&k).ctx("get")?, None, "deleted");
+    Ok(())
+}
+
+fn large_value_cas_3mb(c: &Ctx) -> Check {
+    let k = c.key("large-cas");
+    let (v1, v2, v3) = (large(3), large(4), large(5));
+    let cas = Cas::new(&c.bucket, &k).ctx("cas new")?;
+    swap(cas, &v1, "create-if-absent of 3 MB")?;
+    let cas = Cas::new(&c.bucket, &k).ctx("cas new")?;
+    ensure!(
+        cas.current().ctx("current")? == Some(v1),
+        "current of a 3 MB value"
+    );
+    let stale = Cas::new(&c.bucket, &k).ctx("cas new")?;
+    swap(cas, &v2, "swap 3 MB")?;
+    let fresh = cas_failed(atomics::swap(stale, &v3), "stale swap of 3 MB")?;
+    ensure!(
+        fresh.current().ctx("current")? == Some(v2.clone()),
+        "refreshed handle"
+    );
+    ensure!(
+        c.bucket.get(&k).ctx("get")? == Some(v2),
+        "unchanged by a stale swap"
+    );
+    match atomics::increment(&c.bucket, &k, 1) {
+        Err(_) => {}
+        Ok(n) => return Err(format!("increment of a 3 MB value returned {n}")),
+    }
+    swap(fresh, &v3, "swap with the refreshed handle")?;
+    ensure!(c.bucket.get(&k).ctx("get")? == Some(v3), "after retry");
+    c.bucket.delete(&k).ctx("delete")?;
+    Ok(())
+}
+
+fn large_values_in_batches_3mb(c: &Ctx) -> Check {
+    let (a, b, s) = (c.key("lb-a"), c.key("lb-b"), c.key("lb-small"));
+    let (va, vb) = (large(6), large(7));
+    let items = vec![
+        (a.clone(), vb.clone()),
+        (s.clone(), b"small".to_vec()),
+        (b.clone(), vb.clone()),
+        (a.clone(), va.clone()),
+    ];
+    batch::set_many(&c.bucket, &items).ctx("set-many")?;
+    let keys = vec![a.clone(), c.key("lb-missing"), s.clone(), b.clone()];
+    let got = batch::get_many(&c.bucket, &keys).ctx("get-many")?;
+    ensure_eq!(got.len(), 4, "one entry per key");
+    ensure!(
+        got[0] == Some((a.clone(), va)),
+        "first 3 MB value in get-many"
+    );
+    ensure!(got[1].is_none(), "missing key in get-many");
+    ensure_eq!(
+        got[2],
+        Some((s.clone(), b"small".to_vec())),
+        "small value in get-many"
+    );
+    ensure!(
+        got[3] == Some((b.clone(), vb)),
+        "second 3 MB value in get-many"
+    );
+    batch::delete_many(&c.bucket, &keys).ctx("delete-many")?;
+    for k in &keys {
+        ensure!(!c.bucket.exists(k).ctx("exists")?, "{k:?} deleted");
+    }
+    Ok(())
+}
+
+fn large_values_listed_once_3mb(c: &Ctx) -> Check {
+    if !c.can_list {
+        return Err(SKIP.into());
+    }
+    let keys: Vec<String> = (0..3).map(|i| c.key(&format!("ll-{i}"))).collect();
+    for (i, k) in keys.iter().enumerate() {
+        c.bucket.set(k, &large(10 + i as u8)).ctx("set 3 MB")?;
+    }
+    let listed = list_mine(c)?;
+    let mut mine: Vec<String> = listed
+        .iter()
+        .filter(|k| k.contains("/ll-"))
+        .cloned()
+        .collect();
+    mine.sort();
+    ensure_eq!(mine, keys, "each large value's key listed once");
+    // The host's chunk keys never list, whatever their prefix.
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = c.bucket.list_keys(cursor.as_deref()).ctx("list-keys")?;
+        if let Some(hidden) = page.keys.iter().find(|k| k.contains("wasikv:chunk")) {
+            return Err(format!("a chunk key was listed: {hidden:?}"));
+        }
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    batch::delete_many(&c.bucket, &keys).ctx("delete-many")?;
     Ok(())
 }
