@@ -8,7 +8,9 @@
 #   3. scale: start-up, instantiation, 1/8/64 concurrent instances;
 #   4. contention: 8 instances on one counter and on one CAS key, exact;
 #   5. serve: HTTP requests/s and latency of `wasikv serve` vs a server of
-#      wasmtime-wasi-http + wasmtime-wasi-keyvalue, driven by wrk.
+#      wasmtime-wasi-http + wasmtime-wasi-keyvalue, driven by wrk;
+#   6. large values: MB/s of 1 MiB and 8 MiB set/get per store (chunked over
+#      the store's item limit) next to the store's single-item path.
 #
 #   scripts/bench.sh [--quick]      # --quick: a smoke run of seconds (CI)
 #
@@ -225,6 +227,51 @@ for side in baseline wasikv wasikv-metrics wasikv-redis; do
 done
 echo "(wrk -t1 -c16, ${seconds} s per round, best of $rounds alternating rounds; the load generator shares the machine's cores)"
 
+# --- 6. large values ----------------------------------------------------------
+say "6. large values: MB/s of guest set/get of 1 MiB and 8 MiB values"
+echo "Chunked where the value is over the store's own limit (docs/large-values.md);"
+echo "a 1 MiB value within the limit is the store's single-item path, the baseline."
+printf '| store | store limit | op | MiB/s | store items per value | vs 1 MiB single item |\n|---|---|---|---|---|---|\n'
+large_rows=()
+limit_of() { "$bin/wasikv" providers | awk -F'|' -v s="$1" '
+    NR == 1 { for (i = 2; i < NF; i++) { gsub(/ /, "", $i); col[$i] = i } }
+    /^\| max value bytes/ { gsub(/ /, "", $col[s]); print $col[s] }'; }
+for store in "${stores[@]}"; do
+    provider=${store%-partition}
+    limit=$(limit_of "$provider")
+    declare -A single=()
+    for size in 1 8; do
+        case $store in
+            memory | embedded | redis) n=20 ;;
+            *) n=4 ;;
+        esac
+        $quick && n=1
+        for op in set get; do
+            line=$("$bin/wasikv" run --config "$config" "$probe" -- loop "$op-${size}mib" "$store" "$n") ||
+                { echo "bench: guest $op-${size}mib on $store failed: $line" >&2; exit 1; }
+            [[ $line == ok* ]] || { echo "bench: guest $op-${size}mib on $store: $line" >&2; exit 1; }
+            # MiB/s from the loop's own clock: "ok N OP calls in T ms: ...".
+            mib=$(echo "$line" | sed -nE 's/^ok ([0-9]+) .* in ([0-9.]+) ms.*/\1 \2/p' |
+                awk -v s="$size" '{ printf "%.1f", $1 * s / ($2 / 1000) }')
+            bytes=$((size << 20))
+            chunks=1
+            if [[ $limit =~ ^[0-9]+$ ]] && ((bytes > limit)); then
+                # The chunk length: the store's limit less the chunk key's
+                # room beyond the key "loop-large" (58 + 10 bytes).
+                chunk=$((limit - 68))
+                chunks=$(( (bytes + chunk - 1) / chunk ))
+            fi
+            base=""
+            if ((size == 8)) && [[ -n ${single[$op]:-} ]]; then base=$(ratio "$mib" "${single[$op]}"); fi
+            printf '| %s | %s | %s %s MiB | %s | %s | %s |\n' "$store" "$limit" "$op" "$size" "$mib" \
+                "$( ((chunks > 1)) && echo "$chunks (+1 manifest)" || echo "1 (single item)")" "${base:+${base}x}"
+            large_rows+=("{\"store\":\"$store\",\"op\":\"$op\",\"mib\":$size,\"mib_per_s\":$mib,\"chunks\":$chunks,\"vs_single_item_1mib\":${base:-null}}")
+            if ((size == 1 && chunks == 1)); then single[$op]=$mib; fi
+        done
+    done
+    unset single
+done
+
 join() { local IFS=,; echo "$*"; }
 cat >"$out/results.json" <<JSON
 {
@@ -235,7 +282,8 @@ cat >"$out/results.json" <<JSON
   "stores": [$(join "${store_rows[@]}")],
   "wire": [$(join "${wire[@]}")],
   "concurrency": $(cat "$out/concurrency.json"),
-  "serve": [$(join "${serve_rows[@]}")]
+  "serve": [$(join "${serve_rows[@]}")],
+  "large_values": [$(join "${large_rows[@]}")]
 }
 JSON
 say "results: $out/results.json"

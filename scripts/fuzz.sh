@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer, through the libfuzzer-sys crate) of the
-# key codec, the counter grammar, list-keys cursors and the configuration.
+# key codec, the counter grammar, list-keys cursors, the configuration and
+# the large-value layout (manifests, hidden keys).
 # The targets live in fuzz/ (a workspace of its own) and are built with
 # sanitizer-coverage instrumentation by stable rustc flags (what `cargo
 # fuzz --sanitizer none` passes), into their own target directory.
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(codec counter cursor config)
+[[ ${#targets[@]} -gt 0 ]] || targets=(codec counter cursor config chunks)
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 case $target_dir in /*) ;; *) target_dir=$PWD/$target_dir ;; esac
 fuzz_dir=$target_dir/fuzz

@@ -256,7 +256,12 @@ pub fn parse_chunk_key(stored: &str) -> Option<ChunkKey<'_>> {
     let (id, rest) = (rest.get(..32)?, rest.get(32..)?);
     let rest = rest.strip_prefix(':')?;
     let (index, key) = rest.split_once(':')?;
-    if index.is_empty() || index.len() > 20 || !index.bytes().all(|b| b.is_ascii_digit()) {
+    // Canonical decimal only: one key per chunk.
+    if index.is_empty()
+        || index.len() > 20
+        || (index.len() > 1 && index.starts_with('0'))
+        || !index.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     Some(ChunkKey {

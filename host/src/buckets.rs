@@ -460,7 +460,7 @@ impl OpenBucket {
     }
 
     /// Deletes orphaned chunks of large values older than `grace` (see
-    /// [`ChunkedBucket::collect_garbage`]); `None` where the bucket's store
+    /// [`crate::chunked::ChunkedBucket::collect_garbage`]); `None` where the bucket's store
     /// has no value limit (nothing is ever chunked there).
     pub async fn collect_garbage(
         &self,

@@ -300,3 +300,80 @@ fn runs_never_log_secrets() {
         }
     }
 }
+
+/// `wasikv gc` deletes orphaned chunks older than the grace period, keeps a
+/// live large value's chunks, and skips buckets that never chunk.
+#[tokio::test]
+async fn gc_deletes_old_orphaned_chunks() {
+    use std::sync::Arc;
+    use wasikv_core::chunks::{self, WriteId};
+    use wasikv_core::{Bucket, WriteCondition};
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let file = dir.path().join("data/files.redb");
+    std::fs::write(
+        dir.path().join("wasikv.toml"),
+        "[buckets.files]\nprovider = \"embedded\"\npath = \"data/files.redb\"\nmax_value_bytes = 4096\n\n[buckets.cache]\nprovider = \"memory\"\n",
+    )
+    .unwrap();
+    let open = || {
+        let store = Arc::new(wasikv_embedded::core::EmbeddedStore::open(&file).unwrap());
+        let raw: Arc<dyn Bucket> = Arc::new(
+            wasikv_embedded::EmbeddedBucket::new(store, "files").with_max_value_bytes(Some(4096)),
+        );
+        let layered = wasikv_host::emulate::EmulatedBucket::new(
+            raw.clone(),
+            wasikv_host::emulate::EmulationPolicy::default(),
+        );
+        (raw, layered)
+    };
+    let live: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let count_chunks = |raw: Arc<dyn Bucket>| async move {
+        wasikv_core::suite::list_all(&*raw, 100)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|k| chunks::parse_chunk_key(k).is_some())
+            .count()
+    };
+    let live_chunks = {
+        let (raw, b) = open();
+        b.set("live", live.clone(), WriteCondition::Always)
+            .await
+            .unwrap();
+        let live_chunks = count_chunks(raw.clone()).await;
+        let old = WriteId {
+            created_ms: WriteId::new(0).created_ms - 7_200_000,
+            random: 9,
+        };
+        for i in 0..3 {
+            raw.set(
+                &chunks::chunk_key(&old, i, "crashed"),
+                vec![1; 100],
+                WriteCondition::Always,
+            )
+            .await
+            .unwrap();
+        }
+        live_chunks
+    };
+    let out = wasikv(dir.path(), &["gc", "--grace-secs", "60"], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.lines().any(|l| l.starts_with("ok")
+            && l.contains("files")
+            && l.contains("3 orphaned chunks deleted")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("skip") && l.contains("cache")),
+        "{stdout}"
+    );
+    let (raw, b) = open();
+    assert_eq!(count_chunks(raw).await, live_chunks);
+    assert_eq!(b.get("live").await.unwrap(), Some(live));
+}

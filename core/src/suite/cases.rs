@@ -1397,7 +1397,7 @@ async fn large_value_readers_see_whole_values(b: Arc<dyn Bucket>) -> Outcome {
                 let got = b.get("hot").await.ctx("concurrent get")?;
                 let got = got.ok_or("the key vanished during replacements")?;
                 ensure!(
-                    values.iter().any(|v| *v == got),
+                    values.contains(&got),
                     "a read of {} bytes equals none of the written values",
                     got.len()
                 );

@@ -117,6 +117,15 @@ fn main() {
             for key in &keys {
                 bucket.set(key, b"value").expect("set");
             }
+            // Large values: `set-1mib`, `get-8mib`, ... (the value is written once first).
+            let large: Vec<u8> = match op.split_once('-').map(|(_, size)| size) {
+                Some("1mib") => vec![b'L'; 1 << 20],
+                Some("8mib") => vec![b'L'; 8 << 20],
+                _ => Vec::new(),
+            };
+            if !large.is_empty() {
+                bucket.set("loop-large", &large).expect("set large");
+            }
             let started = std::time::Instant::now();
             for i in 0..n {
                 let result = match op.as_str() {
@@ -128,6 +137,18 @@ fn main() {
                     }
                     "cas" => swap_unchanged(&bucket, "loop"),
                     "get-many-100" => get_all(&bucket, &keys),
+                    "set-1mib" | "set-8mib" => bucket.set("loop-large", &large),
+                    "get-1mib" | "get-8mib" => match bucket.get("loop-large") {
+                        Ok(Some(v)) if v.len() == large.len() => Ok(()),
+                        Ok(other) => {
+                            println!(
+                                "error large value read back as {:?} bytes",
+                                other.map(|v| v.len())
+                            );
+                            std::process::exit(1);
+                        }
+                        Err(e) => Err(e),
+                    },
                     other => {
                         println!("error unknown op {other:?}");
                         std::process::exit(2);
