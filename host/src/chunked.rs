@@ -50,6 +50,18 @@ const MARKER_REFRESH: Duration = Duration::from_secs(1);
 /// bucket has looked for the marker again (see [`MARKER_REFRESH`]).
 const MARKER_SETTLE: Duration = Duration::from_secs(2);
 
+/// Most chunk bytes one call has in flight (being sent or received) at
+/// once, besides the value itself: a wave holds fewer chunks than the
+/// batch concurrency where chunks are large (etcd's 1.5 MiB: 5 at a time).
+const MAX_IN_FLIGHT_BYTES: usize = 8 << 20;
+
+/// Chunks per wave for chunks of `chunk_bytes`: at most `concurrency`, at
+/// most [`MAX_IN_FLIGHT_BYTES`] in all, at least one.
+fn wave_len(concurrency: usize, chunk_bytes: u32) -> u64 {
+    let by_bytes = MAX_IN_FLIGHT_BYTES / (chunk_bytes as usize).max(1);
+    concurrency.min(by_bytes).max(1) as u64
+}
+
 /// Default age after which `collect_garbage` treats an unreferenced chunk as
 /// orphaned: far longer than any write may take (`limits.operation_timeout_ms`).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
@@ -292,9 +304,10 @@ impl ChunkedBucket {
         };
         let count = manifest.chunks();
         let chunk = manifest.chunk_bytes as usize;
+        let step = wave_len(self.concurrency, manifest.chunk_bytes);
         let mut index = 0;
         while index < count {
-            let wave = index..(index + self.concurrency as u64).min(count);
+            let wave = index..(index + step).min(count);
             try_join_all(wave.map(|i| {
                 let start = i as usize * chunk;
                 let part = value[start..start + manifest.chunk_len(i)].to_vec();
@@ -302,7 +315,7 @@ impl ChunkedBucket {
                 async move { self.inner.set(&k, part, WriteCondition::Always).await }
             }))
             .await?;
-            index += self.concurrency as u64;
+            index += step;
         }
         Ok((manifest, pending))
     }
@@ -825,9 +838,10 @@ impl ChunkReader {
         }
         let mut value = Vec::with_capacity(len);
         let count = manifest.chunks();
+        let step = wave_len(self.concurrency, manifest.chunk_bytes);
         let mut index = 0;
         while index < count {
-            let wave = index..(index + self.concurrency as u64).min(count);
+            let wave = index..(index + step).min(count);
             let keys: Vec<String> = wave
                 .clone()
                 .map(|i| chunk_key(&manifest.id, i, key))
@@ -852,7 +866,7 @@ impl ChunkReader {
                 }
                 value.extend_from_slice(&part);
             }
-            index += self.concurrency as u64;
+            index += step;
         }
         Ok(Ok(value))
     }

@@ -133,6 +133,10 @@ impl RedisStore {
         };
         let manager_config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+            .set_response_timeout(
+                (config.response_timeout_ms > 0)
+                    .then(|| Duration::from_millis(config.response_timeout_ms)),
+            )
             .set_number_of_retries(2);
         let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
             .await

@@ -11,6 +11,8 @@ use serde::Deserialize;
 /// prefix = "app1:cache:"             # default: "<bucket>:"
 /// # TLS: a rediss:// url; the system's roots are trusted, or only ca_file when given
 /// ca_file = "/etc/wasikv/redis-ca.pem"
+/// connect_timeout_ms = 5000
+/// response_timeout_ms = 10000       # per command; 0: only the host's operation timeout
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,10 +26,20 @@ pub struct RedisConfig {
     /// Time to establish a connection, in milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Time one command may wait for its reply, in milliseconds (0: no
+    /// limit of its own; the host's `limits.operation_timeout_ms` bounds
+    /// every call anyway). The redis crate's default, 500 ms, failed writes
+    /// of 16 MiB values on a busy machine.
+    #[serde(default = "default_response_timeout_ms")]
+    pub response_timeout_ms: u64,
 }
 
 fn default_connect_timeout_ms() -> u64 {
     5_000
+}
+
+fn default_response_timeout_ms() -> u64 {
+    10_000
 }
 
 impl RedisConfig {

@@ -26,6 +26,7 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
                 prefix: None,
                 ca_file: None,
                 connect_timeout_ms: 5_000,
+                response_timeout_ms: 10_000,
             };
             let store = store
                 .get_or_try_init(|| RedisStore::connect(&config))
@@ -62,5 +63,6 @@ pub fn private_config(port: u16) -> RedisConfig {
         prefix: None,
         ca_file: None,
         connect_timeout_ms: 1_000,
+        response_timeout_ms: 10_000,
     }
 }

@@ -15,6 +15,7 @@ async fn bucket() -> (Arc<RedisBucket>, redis::aio::ConnectionManager, String) {
         prefix: None,
         ca_file: None,
         connect_timeout_ms: 5_000,
+        response_timeout_ms: 10_000,
     };
     let store = RedisStore::connect(&config)
         .await
@@ -103,6 +104,7 @@ async fn unreachable_server_is_unavailable() {
         prefix: None,
         ca_file: None,
         connect_timeout_ms: 500,
+        response_timeout_ms: 10_000,
     };
     let err = RedisStore::connect(&config)
         .await

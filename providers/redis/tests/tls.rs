@@ -41,6 +41,7 @@ async fn rediss_with_a_private_ca() {
         prefix: None,
         ca_file: Some(certs.ca.clone()),
         connect_timeout_ms: 1_000,
+        response_timeout_ms: 10_000,
     };
     let store = eventually("TLS connect", Duration::from_secs(20), || {
         RedisStore::connect(&config)

@@ -100,6 +100,7 @@ async fn a_slow_watcher_loses_the_oldest_changes() {
         prefix: None,
         ca_file: None,
         connect_timeout_ms: 1_000,
+        response_timeout_ms: 10_000,
     };
     let store = RedisStore::connect(&config).await.expect("redis reachable");
     let prefix = format!("wasikv-test:slow-{:08x}:", rand::random::<u32>());
