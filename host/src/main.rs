@@ -423,17 +423,19 @@ async fn run(
     }
 }
 
+/// The configured buckets (validated, not connected), or exit code 2.
+fn load_buckets(config: Option<PathBuf>) -> Result<Buckets, ExitCode> {
+    let config = load_config(config)?;
+    Buckets::from_config(&config).map_err(|e| {
+        eprintln!("wasikv: bad configuration: {e}");
+        ExitCode::from(2)
+    })
+}
+
 async fn check(config: Option<PathBuf>) -> ExitCode {
-    let config = match load_config(config) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let buckets = match Buckets::from_config(&config) {
+    let buckets = match load_buckets(config) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("wasikv: bad configuration: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let mut failed = 0;
     let names: Vec<String> = buckets.names().map(str::to_string).collect();
@@ -467,16 +469,9 @@ async fn check(config: Option<PathBuf>) -> ExitCode {
 }
 
 async fn gc(config: Option<PathBuf>, only: Vec<String>, grace: std::time::Duration) -> ExitCode {
-    let config = match load_config(config) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let buckets = match Buckets::from_config(&config) {
+    let buckets = match load_buckets(config) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("wasikv: bad configuration: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let names: Vec<String> = if only.is_empty() {
         buckets.names().map(str::to_string).collect()
