@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::emulate::{concurrent_gets, delete_keys};
 use async_trait::async_trait;
 use futures::StreamExt as _;
 use futures::future::try_join_all;
@@ -270,23 +271,11 @@ impl ChunkedBucket {
         key: &str,
         raw: Vec<u8>,
     ) -> Result<std::result::Result<Vec<u8>, MissingChunk>> {
+        // A plain value (nearly every value) needs no reader.
         if !chunks::needs_escape(&raw) {
             return Ok(Ok(raw));
         }
-        match chunks::decode(&raw) {
-            Ok(Stored::Plain(_)) => Ok(Ok(raw)),
-            Ok(Stored::Inline(value)) => {
-                let header = raw.len() - value.len();
-                let mut raw = raw;
-                raw.drain(..header);
-                Ok(Ok(raw))
-            }
-            Ok(Stored::Chunked(manifest)) => self.reader().fetch(key, &manifest).await,
-            Err(bad) => Err(Error::new(
-                ErrorKind::InvalidValue,
-                format!("the stored value of {key:?} cannot be read: {bad}"),
-            )),
-        }
+        self.reader().expand(key, raw).await
     }
 
     /// Writes the chunks of `value` under a fresh write id.
@@ -352,19 +341,16 @@ impl ChunkedBucket {
         let escape = chunks::needs_escape(&value);
         let chunk = self.chunk_above.is_some_and(|above| value.len() > above)
             || (escape && chunks::inline_len(value.len()) > self.native_max);
-        if !chunk && !escape {
-            if condition == WriteCondition::IfAbsent || !self.may_hold_chunks().await? {
-                return self.inner.set(&stored, value, condition).await;
-            }
-            return self.replace(&stored, value, condition, None).await;
-        }
         if !chunk {
-            let inline = chunks::inline(&value);
-            drop(value);
+            let bytes = if escape {
+                chunks::inline(&value)
+            } else {
+                value
+            };
             if condition == WriteCondition::IfAbsent || !self.may_hold_chunks().await? {
-                return self.inner.set(&stored, inline, condition).await;
+                return self.inner.set(&stored, bytes, condition).await;
             }
-            return self.replace(&stored, inline, condition, None).await;
+            return self.replace(&stored, bytes, condition, None).await;
         }
         let created = self.ensure_marker().await?;
         let (manifest, pending) = self.write_chunks(key, &value).await?;
@@ -464,11 +450,7 @@ impl ChunkedBucket {
         if self.inner.capabilities().get_many.is_native() {
             return self.inner.get_many(stored).await;
         }
-        let mut out = Vec::with_capacity(stored.len());
-        for wave in stored.chunks(self.concurrency) {
-            out.extend(try_join_all(wave.iter().map(|k| self.inner.get(k))).await?);
-        }
-        Ok(out)
+        concurrent_gets(&*self.inner, stored, self.concurrency).await
     }
 
     /// Expands the stored values of a batch read, re-reading a key one at
@@ -634,22 +616,6 @@ async fn delete_chunks(
     delete_keys(bucket, &keys, concurrency).await
 }
 
-/// Deletes stored keys, natively in batches where the store can.
-async fn delete_keys(bucket: &dyn Bucket, keys: &[String], concurrency: usize) -> Result<()> {
-    let caps = bucket.capabilities();
-    if caps.delete_many.is_native() {
-        let size = caps.write_batch_limit().unwrap_or(usize::MAX).max(1);
-        for batch in keys.chunks(size) {
-            bucket.delete_many(batch).await?;
-        }
-        return Ok(());
-    }
-    for wave in keys.chunks(concurrency.max(1)) {
-        try_join_all(wave.iter().map(|k| bucket.delete(k))).await?;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Bucket for ChunkedBucket {
     fn capabilities(&self) -> &Capabilities {
@@ -792,9 +758,9 @@ impl Bucket for ChunkedBucket {
                     }
                     Ok(Change::Set { key, value }) => {
                         let key = chunks::into_guest_key(key)?;
-                        match this.value(&key, value).await {
-                            Ok(Some(value)) => Some(Ok(Change::Set { key, value })),
-                            Ok(None) => None,
+                        match this.expand(&key, value).await {
+                            Ok(Ok(value)) => Some(Ok(Change::Set { key, value })),
+                            Ok(Err(_missing)) => None,
                             Err(e) => Some(Err(e)),
                         }
                     }
@@ -813,12 +779,22 @@ struct ChunkReader {
 }
 
 impl ChunkReader {
-    /// The value of a change: joined if chunked, `None` if its chunks are gone.
-    async fn value(&self, key: &str, raw: Vec<u8>) -> Result<Option<Vec<u8>>> {
+    /// The value the stored bytes `raw` of `key` stand for; `Err(missing)`
+    /// when a chunk is gone (the value was replaced meanwhile).
+    async fn expand(
+        &self,
+        key: &str,
+        raw: Vec<u8>,
+    ) -> Result<std::result::Result<Vec<u8>, MissingChunk>> {
         match chunks::decode(&raw) {
-            Ok(Stored::Plain(_)) => Ok(Some(raw)),
-            Ok(Stored::Inline(v)) => Ok(Some(v.to_vec())),
-            Ok(Stored::Chunked(m)) => Ok(self.fetch(key, &m).await?.ok()),
+            Ok(Stored::Plain(_)) => Ok(Ok(raw)),
+            Ok(Stored::Inline(value)) => {
+                let header = raw.len() - value.len();
+                let mut raw = raw;
+                raw.drain(..header);
+                Ok(Ok(raw))
+            }
+            Ok(Stored::Chunked(manifest)) => self.fetch(key, &manifest).await,
             Err(bad) => Err(Error::new(
                 ErrorKind::InvalidValue,
                 format!("the stored value of {key:?} cannot be read: {bad}"),

@@ -417,11 +417,7 @@ impl Bucket for EmulatedBucket {
             }
             return Ok(out);
         }
-        let mut out = Vec::with_capacity(keys.len());
-        for wave in keys.chunks(self.concurrency()) {
-            out.extend(try_join_all(wave.iter().map(|key| self.inner.get(key))).await?);
-        }
-        Ok(out)
+        concurrent_gets(&*self.inner, keys, self.concurrency()).await
     }
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
@@ -569,17 +565,42 @@ impl EmulatedBucket {
     }
 
     async fn delete_many_distinct(&self, keys: &[String]) -> Result<()> {
-        if self.native().delete_many.is_native() {
-            for chunk in keys.chunks(self.write_chunk_size()) {
-                self.inner.delete_many(chunk).await?;
-            }
-            return Ok(());
-        }
-        for wave in keys.chunks(self.concurrency()) {
-            try_join_all(wave.iter().map(|key| self.inner.delete(key))).await?;
-        }
-        Ok(())
+        delete_keys(&*self.inner, keys, self.concurrency()).await
     }
+}
+
+/// The values of `keys` by single gets, `concurrency` at a time.
+pub(crate) async fn concurrent_gets(
+    bucket: &dyn Bucket,
+    keys: &[String],
+    concurrency: usize,
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let mut out = Vec::with_capacity(keys.len());
+    for wave in keys.chunks(concurrency.max(1)) {
+        out.extend(try_join_all(wave.iter().map(|key| bucket.get(key))).await?);
+    }
+    Ok(out)
+}
+
+/// Deletes distinct `keys`: in native batches of the store's write batch
+/// limit where it has them, else by single deletes `concurrency` at a time.
+pub(crate) async fn delete_keys(
+    bucket: &dyn Bucket,
+    keys: &[String],
+    concurrency: usize,
+) -> Result<()> {
+    let caps = bucket.capabilities();
+    if caps.delete_many.is_native() {
+        let size = caps.write_batch_limit().unwrap_or(usize::MAX).max(1);
+        for batch in keys.chunks(size) {
+            bucket.delete_many(batch).await?;
+        }
+        return Ok(());
+    }
+    for wave in keys.chunks(concurrency.max(1)) {
+        try_join_all(wave.iter().map(|key| bucket.delete(key))).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
