@@ -149,7 +149,8 @@ fi
 
 say "3 and 4. scale and contention"
 "$bin/examples/concurrency" "${quick_flag[@]}" --config "$config" \
-    --scale memory,redis --contend "$(IFS=,; echo "${stores[*]}")" --json "$out/concurrency.json"
+    --scale memory,redis --contend "$(IFS=,; echo "${stores[*]}")" --writers embedded,redis \
+    --json "$out/concurrency.json"
 
 # --- 5. serve ------------------------------------------------------------------
 say "5. serve: one HTTP component (get + increment per request), wrk -c 16, wasikv serve vs wasmtime-wasi-http + wasmtime-wasi-keyvalue"

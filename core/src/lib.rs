@@ -29,6 +29,7 @@ pub use capability::{Capabilities, Consistency, EmulationScope, Operation, Suppo
 pub use codec::KeyCodec;
 pub use error::{Error, ErrorKind, Result};
 pub use provider::{
-    Bucket, BucketPlan, Change, ChangeStream, Endpoint, ListPage, Location, Namespace, Options,
-    Provider, Store, Version, Versioned, WriteCondition, WriteOutcome, get_many_too_large,
+    Bucket, BucketPlan, Change, ChangeStream, Endpoint, ImmediateBucket, ListPage, Location,
+    Namespace, Options, Provider, Store, Version, Versioned, WriteCondition, WriteOutcome,
+    get_many_too_large,
 };

@@ -202,6 +202,34 @@ pub trait Bucket: Send + Sync + 'static {
     async fn watch(&self) -> Result<ChangeStream> {
         Err(Error::unsupported("watch"))
     }
+
+    /// The synchronous side of an in-process bucket whose single-key calls
+    /// never wait (no I/O, no lock held across an await), if it has one:
+    /// the host then serves those calls with no future per call. `None` (the
+    /// default) for every networked store.
+    fn immediate(&self) -> Option<&dyn ImmediateBucket> {
+        None
+    }
+}
+
+/// Single-key calls of an in-process bucket, answered without waiting
+/// ([`Bucket::immediate`]). Each keeps the contract of the [`Bucket`] method
+/// of the same name, and must give the same results as that method: the
+/// bucket's async methods should call these.
+pub trait ImmediateBucket: Send + Sync {
+    /// [`Bucket::get`].
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// [`Bucket::exists`].
+    fn exists(&self, key: &str) -> Result<bool>;
+    /// [`Bucket::set`] with [`WriteCondition::Always`]; the key is owned so
+    /// that a new key is stored without a copy.
+    fn set(&self, key: String, value: Vec<u8>) -> Result<()>;
+    /// [`Bucket::delete`].
+    fn delete(&self, key: &str) -> Result<()>;
+    /// [`Bucket::increment_at_least`] (`i64::MIN`: no bound). Only on
+    /// buckets that declare native [`Capabilities::increment`] and
+    /// [`Capabilities::bounded_increment`].
+    fn increment_at_least(&self, key: &str, delta: i64, min: i64) -> Result<i64>;
 }
 
 /// The `TooLarge` error of a `get-many` whose values total `total` bytes,

@@ -9,9 +9,14 @@
 //! compare-and-swap append loops on one key, per bucket: operations/s and
 //! the final value, which must be exact (a wrong value exits non-zero).
 //!
+//! **Concurrent writers**: 1 vs 8 instances each writing its own distinct
+//! keys (`set-distinct`), per bucket: writes/s of all instances (calls over
+//! the longest guest-timed loop) and the ratio 8 : 1; on the embedded store
+//! this is group commit at work (one fsync shared by concurrent writes).
+//!
 //! ```sh
 //! cargo run --release -p wasikv-host --all-features --example concurrency -- \
-//!     [--quick] [--json FILE] [--config FILE] [--scale B1,B2] [--contend B1,B2]
+//!     [--quick] [--json FILE] [--config FILE] [--scale B1,B2] [--contend B1,B2] [--writers B1,B2]
 //! ```
 //! Without `--config`, the buckets are `memory` (memory provider) and
 //! `embedded` (a file in a temporary directory); `scripts/bench.sh` passes a
@@ -34,6 +39,7 @@ struct Args {
     config: Option<String>,
     scale: Vec<String>,
     contend: Vec<String>,
+    writers: Vec<String>,
 }
 
 fn parse_args() -> Args {
@@ -43,6 +49,7 @@ fn parse_args() -> Args {
         config: None,
         scale: vec!["memory".into()],
         contend: vec!["memory".into(), "embedded".into()],
+        writers: vec!["embedded".into()],
     };
     let list = |s: Option<String>| -> Vec<String> {
         s.expect("a comma-separated list")
@@ -59,6 +66,7 @@ fn parse_args() -> Args {
             "--config" => args.config = it.next(),
             "--scale" => args.scale = list(it.next()),
             "--contend" => args.contend = list(it.next()),
+            "--writers" => args.writers = list(it.next()),
             other => panic!("unknown argument {other:?}"),
         }
     }
@@ -380,6 +388,89 @@ async fn contention(args: &Args) -> wasmtime::Result<Vec<Value>> {
     Ok(rows)
 }
 
+/// Writers per row of the concurrent-writers table.
+const WRITER_COUNTS: [usize; 2] = [1, 8];
+
+/// 1 and 8 instances each writing distinct keys: all instances' writes/s.
+async fn writers(args: &Args) -> wasmtime::Result<Vec<Value>> {
+    let dir = tempfile::tempdir()?;
+    let runtime = Arc::new(Runtime::new(&config(args, dir.path(), 0)?)?);
+    let prepared = runtime.prepare(&runtime.load(Path::new(wasikv_artifacts::BENCH))?)?;
+    println!(
+        "| bucket | provider | instances | writes | writes/s (all instances) | vs 1 instance |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for bucket in &args.writers {
+        let provider = runtime.buckets().plan(bucket).map_or("?", |p| p.provider);
+        let per_instance = match (args.quick, provider == "memory") {
+            (true, _) => 20,
+            (false, true) => 200_000,
+            (false, false) => 2_000,
+        };
+        let mut single = None;
+        for instances in WRITER_COUNTS {
+            let run = format!("{:x}-{instances}-", rand_suffix());
+            let outcomes = concurrently(
+                &runtime,
+                &prepared,
+                |i| {
+                    [
+                        bucket.as_str(),
+                        "set-distinct",
+                        &per_instance.to_string(),
+                        &format!("{run}{i}-"),
+                    ]
+                    .map(String::from)
+                    .to_vec()
+                },
+                instances,
+            )
+            .await?;
+            // Guest-timed: the longest loop, without instantiation.
+            let longest = outcomes
+                .iter()
+                .map(|o| guest_nanos(&o.stdout))
+                .collect::<wasmtime::Result<Vec<_>>>()?
+                .into_iter()
+                .max()
+                .unwrap_or(1);
+            let writes = per_instance * instances;
+            let rate = writes as f64 / (longest as f64 / 1e9);
+            let single_rate = *single.get_or_insert(rate);
+            println!(
+                "| {bucket} | {provider} | {instances} | {writes} | {rate:.0} | {:.2}x |",
+                rate / single_rate
+            );
+            rows.push(json!({
+                "bucket": bucket,
+                "provider": provider,
+                "instances": instances,
+                "writes": writes,
+                "writes_per_s": rate,
+                "vs_one_instance": rate / single_rate,
+            }));
+        }
+    }
+    Ok(rows)
+}
+
+/// The nanoseconds of a bench guest's `ok OP N calls NANOS ns` line.
+fn guest_nanos(stdout: &str) -> wasmtime::Result<u64> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("ok "))
+        .ok_or_else(|| wasmtime::format_err!("bench guest said: {stdout}"))?;
+    Ok(line.split(' ').nth(4).unwrap_or("").parse()?)
+}
+
+/// A suffix that keeps one run's keys apart from an earlier run's.
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
 fn main() -> wasmtime::Result<()> {
     let args = parse_args();
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -394,6 +485,8 @@ fn main() -> wasmtime::Result<()> {
         let scale = scale(&args).await?;
         println!("\n## Contention ({CONTENDERS} instances on one key)\n");
         let contention = contention(&args).await?;
+        println!("\n## Concurrent writers (distinct keys)\n");
+        let writers = writers(&args).await?;
         if let Some(path) = &args.json {
             let report = json!({
                 "benchmark": "concurrency",
@@ -401,6 +494,7 @@ fn main() -> wasmtime::Result<()> {
                 "startup": startup,
                 "scale": scale,
                 "contention": contention,
+                "writers": writers,
             });
             std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")?;
         }

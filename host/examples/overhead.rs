@@ -9,6 +9,10 @@
 //! cargo run --release -p wasikv-host --example overhead -- [--quick] [--json FILE] [--ops get,set]
 //! ```
 //! `--quick` runs a few thousand calls (a smoke test for CI, not a measurement).
+//! For instruction counts under `valgrind --tool=callgrind`: `--host wasikv`
+//! or `--host baseline` runs one host, one round, `--calls N` calls (run it
+//! at two N and divide the difference by the difference of N: instructions
+//! per call without the start-up).
 //! `OVERHEAD_CONFIG` may hold a whole wasikv TOML configuration (it must
 //! define the memory bucket `bench`), e.g. to measure with
 //! `limits.operation_timeout_ms = 0`.
@@ -105,9 +109,13 @@ fn main() -> wasmtime::Result<()> {
     let mut quick = false;
     let mut json = None;
     let mut only: Option<Vec<String>> = None;
+    let mut host: Option<String> = None;
+    let mut calls: Option<u64> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--host" => host = args.next(),
+            "--calls" => calls = args.next().and_then(|n| n.parse().ok()),
             "--json" => json = args.next(),
             "--ops" => {
                 only = args
@@ -135,7 +143,11 @@ fn main() -> wasmtime::Result<()> {
         {
             continue;
         }
-        let n = if quick { (full / 1000).max(100) } else { full };
+        let n = match (calls, quick) {
+            (Some(n), _) => n,
+            (None, true) => (full / 1000).max(100),
+            (None, false) => full,
+        };
         let options = RunOptions {
             name: "bench".into(),
             args: vec!["bench".into(), op.into(), n.to_string()],
@@ -145,16 +157,21 @@ fn main() -> wasmtime::Result<()> {
         // Alternating rounds, best of each: a noisy neighbour slows one round,
         // not the comparison.
         let (mut ours, mut theirs) = (0f64, 0f64);
-        for _ in 0..if quick { 1 } else { ROUNDS } {
-            // A new host per round, as the baseline's: an empty map each time.
-            let runtime = Runtime::with_buckets(
-                Arc::new(Buckets::from_config(&config)?),
-                config.runtime.clone(),
-            )?;
-            let component = runtime.load(wasm)?;
-            let outcome = tokio.block_on(runtime.run(&component, options.clone()))?;
-            ours = ours.max(rate(&outcome.stdout));
-            theirs = theirs.max(baseline(wasm, op, n));
+        let rounds = if quick || host.is_some() { 1 } else { ROUNDS };
+        for _ in 0..rounds {
+            if host.as_deref() != Some("baseline") {
+                // A new host per round, as the baseline's: an empty map each time.
+                let runtime = Runtime::with_buckets(
+                    Arc::new(Buckets::from_config(&config)?),
+                    config.runtime.clone(),
+                )?;
+                let component = runtime.load(wasm)?;
+                let outcome = tokio.block_on(runtime.run(&component, options.clone()))?;
+                ours = ours.max(rate(&outcome.stdout));
+            }
+            if host.as_deref() != Some("wasikv") {
+                theirs = theirs.max(baseline(wasm, op, n));
+            }
         }
         println!("| {op} | {ours:.0} | {theirs:.0} | {:.2}x |", ours / theirs);
         rows.push(format!(

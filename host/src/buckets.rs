@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::Instrument;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, Options, Provider, Result, Store,
-    Versioned, WriteCondition, WriteOutcome,
+    Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, ImmediateBucket, Options,
+    Provider, Result, Store, Versioned, WriteCondition, WriteOutcome,
 };
 
 use crate::config::{Config, Limits, Unlisted};
@@ -595,25 +595,48 @@ impl OpenBucket {
         Ok(())
     }
 
+    /// The store's synchronous single-key calls ([`EmulatedBucket::immediate`]),
+    /// when the call needs nothing of [`OpenBucket::run`]: no metrics are
+    /// counted and no call spans are emitted. Such a call cannot wait, so it
+    /// needs no timeout and no retry.
+    fn immediate(&self, write: bool) -> Option<&dyn ImmediateBucket> {
+        if self.metrics.is_some()
+            || tracing::enabled!(target: "wasikv_host::call", tracing::Level::DEBUG)
+        {
+            return None;
+        }
+        self.bucket.immediate(write)
+    }
+
     /// `store.bucket.get`.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.check_key("get", key)?;
-        self.read("get", || self.bucket.get(key)).await
+        if let Some(now) = self.immediate(false) {
+            return now.get(key).map_err(|e| self.fail(e));
+        }
+        // Boxed: the state of every call (moved into a box by wasmtime)
+        // stays as small as the immediate path needs.
+        Box::pin(self.read("get", || self.bucket.get(key))).await
     }
 
     /// `store.bucket.set`.
-    pub async fn set(&self, key: &str, value: Vec<u8>) -> Result<()> {
-        self.check_key("set", key)?;
+    pub async fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
+        self.check_key("set", &key)?;
         self.check_value("set", value.len())?;
-        self.run("set", self.bucket.set(key, value, WriteCondition::Always))
-            .await?;
+        if let Some(now) = self.immediate(true) {
+            return now.set(key, value).map_err(|e| self.fail(e));
+        }
+        Box::pin(self.run("set", self.bucket.set(&key, value, WriteCondition::Always))).await?;
         Ok(())
     }
 
     /// `store.bucket.delete`.
     pub async fn delete(&self, key: &str) -> Result<()> {
         self.check_key("delete", key)?;
-        self.run("delete", self.bucket.delete(key)).await
+        if let Some(now) = self.immediate(true) {
+            return now.delete(key).map_err(|e| self.fail(e));
+        }
+        Box::pin(self.run("delete", self.bucket.delete(key))).await
     }
 
     /// The bucket's changes (the store's feed, or host-local notifications).
@@ -624,7 +647,10 @@ impl OpenBucket {
     /// `store.bucket.exists`.
     pub async fn exists(&self, key: &str) -> Result<bool> {
         self.check_key("exists", key)?;
-        self.read("exists", || self.bucket.exists(key)).await
+        if let Some(now) = self.immediate(false) {
+            return now.exists(key).map_err(|e| self.fail(e));
+        }
+        Box::pin(self.read("exists", || self.bucket.exists(key))).await
     }
 
     /// `store.bucket.list-keys`: one page and the sealed cursor of the next.
@@ -648,16 +674,26 @@ impl OpenBucket {
     /// `atomics.increment`.
     pub async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
         self.check_key("increment", key)?;
-        self.run("increment", self.bucket.increment(key, delta))
-            .await
+        if let Some(now) = self.immediate(true) {
+            return now
+                .increment_at_least(key, delta, i64::MIN)
+                .map_err(|e| self.fail(e));
+        }
+        Box::pin(self.run("increment", self.bucket.increment(key, delta))).await
     }
 
     /// `atomics.increment` of the 0.2.0-draft interface (`u64` counters): a
     /// counter that is or would become negative is an error, value unchanged.
     pub async fn increment_unsigned(&self, key: &str, delta: u64) -> Result<u64> {
         self.check_key("increment", key)?;
-        self.run("increment", self.bucket.increment_unsigned(key, delta))
-            .await
+        if let Some(now) = self.immediate(true) {
+            let n = crate::emulate::signed_delta(delta)
+                .and_then(|delta| now.increment_at_least(key, delta, 0));
+            return n
+                .and_then(crate::emulate::unsigned_counter)
+                .map_err(|e| self.fail(e));
+        }
+        Box::pin(self.run("increment", self.bucket.increment_unsigned(key, delta))).await
     }
 
     /// Reads a key with its version for a CAS handle.

@@ -30,8 +30,8 @@ use tokio::sync::broadcast;
 
 use crate::chunked::ChunkedBucket;
 use wasikv_core::{
-    Bucket, Capabilities, Change, ChangeStream, EmulationScope, Error, ErrorKind, ListPage, Result,
-    Support, Versioned, WriteCondition, WriteOutcome, counter,
+    Bucket, Capabilities, Change, ChangeStream, EmulationScope, Error, ErrorKind, ImmediateBucket,
+    ListPage, Result, Support, Versioned, WriteCondition, WriteOutcome, counter,
 };
 
 /// How increment is emulated, as shown in the matrix.
@@ -155,6 +155,16 @@ impl EmulatedBucket {
         self.chunked.as_ref()
     }
 
+    /// The store's synchronous single-key calls, served as they are
+    /// (reads always, writes while no host-local watcher needs telling):
+    /// `None` for networked stores and behind the chunking layer.
+    pub fn immediate(&self, write: bool) -> Option<&dyn ImmediateBucket> {
+        if self.chunked.is_some() || (write && self.watched()) {
+            return None;
+        }
+        self.inner.immediate()
+    }
+
     /// Whether writes must notify host-local watchers.
     fn watched(&self) -> bool {
         self.watchers.load(Ordering::Acquire) > 0 && !self.native().watch.is_native()
@@ -249,6 +259,29 @@ impl EmulatedBucket {
             .min(self.policy.max_backoff);
         exp.mul_f64(rand::random::<f64>())
     }
+}
+
+/// A `u64` delta of the 0.2.0-draft interface as the signed delta counters
+/// use: over `i64::MAX` is refused before anything is written.
+pub fn signed_delta(delta: u64) -> Result<i64> {
+    i64::try_from(delta).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidValue,
+            format!("increment delta {delta} is over the signed 64-bit range counters use"),
+        )
+    })
+}
+
+/// A counter as the 0.2.0-draft interface's `u64`. The increment is bounded
+/// below by 0 before its write; a concurrent writer may still have made it
+/// negative on the read-then-increment path.
+pub fn unsigned_counter(n: i64) -> Result<u64> {
+    u64::try_from(n).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidValue,
+            format!("the counter is now {n}, which the 0.2.0-draft interface (u64) cannot return"),
+        )
+    })
 }
 
 /// Counts a live host-local watch while it exists.
@@ -529,23 +562,10 @@ impl EmulatedBucket {
     /// is (or would become) negative is an `InvalidValue` error and is left
     /// unchanged.
     pub async fn increment_unsigned(&self, key: &str, delta: u64) -> Result<u64> {
-        let Ok(delta) = i64::try_from(delta) else {
-            return Err(Error::new(
-                ErrorKind::InvalidValue,
-                format!("increment delta {delta} is over the signed 64-bit range counters use"),
-            ));
-        };
-        let n = self.increment_at_least(key, delta, 0).await?;
-        // Checked before the write; a concurrent writer may still have made
-        // it negative on the read-then-increment path.
-        u64::try_from(n).map_err(|_| {
-            Error::new(
-                ErrorKind::InvalidValue,
-                format!(
-                    "the counter is now {n}, which the 0.2.0-draft interface (u64) cannot return"
-                ),
-            )
-        })
+        let n = self
+            .increment_at_least(key, signed_delta(delta)?, 0)
+            .await?;
+        unsigned_counter(n)
     }
 
     async fn set_many_deduped(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {

@@ -116,7 +116,7 @@ impl store::HostBucket for WasiKeyValue<'_> {
         value: Vec<u8>,
     ) -> WitResult<()> {
         let b = self.bucket(&bucket)?;
-        wit(b.set(&key, value).await)
+        wit(b.set(key, value).await)
     }
 
     async fn delete(&mut self, bucket: Resource<BucketResource>, key: String) -> WitResult<()> {

@@ -88,9 +88,14 @@ pub(super) fn all() -> Vec<Case> {
             [Get, Set, Increment]
         ),
         case!(increment_concurrent_is_exact, [Get, Increment]),
+        case!(increment_keeps_all_64_bits, [Get, Set, Increment]),
         case!(
             increment_at_least_refuses_below_the_bound,
             [Get, Set, Increment]
+        ),
+        case!(
+            immediate_calls_agree_with_async_calls,
+            [Get, Set, Delete, Exists, Increment]
         ),
         case!(get_many_order_holes_and_repeats, [Set, GetMany]),
         case!(
@@ -811,6 +816,113 @@ async fn increment_non_numeric_is_error_and_unchanged(b: Arc<dyn Bucket>) -> Out
             "{value:?} unchanged"
         );
     }
+    Ok(())
+}
+
+/// Counters past 2^53 (where a double loses integers) come back exact, in
+/// the returned value and in the stored text.
+async fn increment_keeps_all_64_bits(b: Arc<dyn Bucket>) -> Outcome {
+    for (start, delta, expected) in [
+        (9_007_199_254_740_990i64, 5i64, 9_007_199_254_740_995i64),
+        (-9_007_199_254_740_990, -5, -9_007_199_254_740_995),
+        (i64::MAX - 10, 3, i64::MAX - 7),
+    ] {
+        put(&*b, "wide", start.to_string().as_bytes()).await?;
+        ensure_eq!(
+            b.increment("wide", delta).await.ctx("increment")?,
+            expected,
+            "{start} + {delta}"
+        );
+        ensure_eq!(
+            b.get("wide").await.ctx("get")?,
+            Some(expected.to_string().into_bytes()),
+            "stored {start} + {delta}"
+        );
+    }
+    Ok(())
+}
+
+/// A bucket's synchronous calls ([`Bucket::immediate`], in-process stores)
+/// and its async calls see and make the same state, and refuse the same
+/// things. Buckets without synchronous calls have nothing to agree on.
+async fn immediate_calls_agree_with_async_calls(b: Arc<dyn Bucket>) -> Outcome {
+    let Some(now) = b.immediate() else {
+        return Ok(());
+    };
+    now.set("a".into(), b"1".to_vec()).ctx("immediate set")?;
+    ensure_eq!(
+        b.get("a").await.ctx("get")?,
+        Some(b"1".to_vec()),
+        "async get after immediate set"
+    );
+    put(&*b, "a", b"2").await?;
+    ensure_eq!(
+        now.get("a").ctx("immediate get")?,
+        Some(b"2".to_vec()),
+        "immediate get after async set"
+    );
+    ensure!(
+        now.exists("a").ctx("immediate exists")?,
+        "immediate exists of a present key"
+    );
+    // A set through the synchronous side is a new version.
+    let before = b.get_versioned("a").await.ctx("versioned get")?;
+    now.set("a".into(), b"2".to_vec())
+        .ctx("immediate set, same bytes")?;
+    if b.capabilities().cas.is_available() {
+        let version = before.ok_or("a is missing")?.version;
+        ensure_eq!(
+            b.set("a", b"3".to_vec(), WriteCondition::IfVersion(version))
+                .await
+                .ctx("swap")?,
+            WriteOutcome::ConditionFailed,
+            "a swap on the version read before an immediate set of the same bytes"
+        );
+    }
+    ensure_eq!(
+        now.increment_at_least("n", 5, i64::MIN)
+            .ctx("immediate increment")?,
+        5,
+        "new counter"
+    );
+    ensure_eq!(
+        b.increment("n", 2).await.ctx("increment")?,
+        7,
+        "async increment after immediate"
+    );
+    let err = now
+        .increment_at_least("n", -10, 0)
+        .err()
+        .ok_or("7 - 10 passed a bound of 0")?;
+    ensure_eq!(
+        err.kind(),
+        ErrorKind::InvalidValue,
+        "below the bound ({err})"
+    );
+    now.set("a".into(), b"text".to_vec()).ctx("immediate set")?;
+    let err = now
+        .increment_at_least("a", 1, i64::MIN)
+        .err()
+        .ok_or("an increment of a non-number worked")?;
+    ensure_eq!(err.kind(), ErrorKind::InvalidValue, "non-number ({err})");
+    ensure_eq!(
+        b.get("n").await.ctx("get")?,
+        Some(b"7".to_vec()),
+        "unchanged after refusals"
+    );
+    if let Some(max) = b.capabilities().max_value_bytes {
+        let err = now
+            .set("big".into(), vec![0; max + 1])
+            .err()
+            .ok_or("an immediate set over max_value_bytes worked")?;
+        ensure_eq!(err.kind(), ErrorKind::TooLarge, "over the limit ({err})");
+    }
+    now.delete("a").ctx("immediate delete")?;
+    ensure!(
+        !b.exists("a").await.ctx("exists")?,
+        "a after an immediate delete"
+    );
+    now.delete("a").ctx("immediate delete of a missing key")?;
     Ok(())
 }
 

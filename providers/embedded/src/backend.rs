@@ -13,7 +13,8 @@ use wasikv_core::{
 
 use crate::config::EmbeddedConfig;
 use crate::core::{
-    EmbeddedStore, blocking, decode_record, encode_record, is_missing_table, next_version, read_txn,
+    EmbeddedStore, WriteResult, blocking, decode_record, encode_record, is_missing_table,
+    next_version, read_txn,
 };
 
 /// The provider name in configuration.
@@ -124,32 +125,24 @@ impl EmbeddedBucket {
     }
 
     fn def(&self) -> TableDefinition<'_, &'static str, &'static [u8]> {
-        TableDefinition::new(&self.table)
+        definition(&self.table)
     }
 
-    /// Runs `f` on the bucket's table inside one write transaction, committed
-    /// durably before returning.
+    /// Runs `f` on the bucket's table inside a write transaction, committed
+    /// durably before returning; concurrent writes share commits
+    /// ([`EmbeddedStore::write`]: `f` may run more than once, and refuses
+    /// only before it changes anything).
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(
-            &redb::WriteTransaction,
-            &mut redb::Table<'_, &'static str, &'static [u8]>,
-        ) -> Result<T>
-        + Send
-        + 'static,
+        mut f: impl FnMut(&redb::WriteTransaction, &mut Table<'_>) -> WriteResult<T> + Send + 'static,
     ) -> Result<T> {
-        let this = self.clone();
-        blocking(move || {
-            let store = &this.store;
-            let txn = store.db().begin_write().map_err(|e| store.err(e))?;
-            let out = {
-                let mut table = txn.open_table(this.def()).map_err(|e| store.err(e))?;
-                f(&txn, &mut table)?
-            };
-            txn.commit().map_err(|e| store.err(e))?;
-            Ok(out)
-        })
-        .await
+        let table = self.table.clone();
+        self.store
+            .write(move |txn| {
+                let mut open = txn.open_table(definition(&table))?;
+                f(txn, &mut open)
+            })
+            .await
     }
 
     /// Runs `f` on the bucket's table in a read transaction; `None` when the
@@ -165,6 +158,13 @@ impl EmbeddedBucket {
             Err(e) => Err(self.store.err(e)),
         }
     }
+}
+
+/// A bucket's table in a write transaction.
+type Table<'t> = redb::Table<'t, &'static str, &'static [u8]>;
+
+fn definition(table: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
+    TableDefinition::new(table)
 }
 
 fn version_of(v: u64) -> Version {
@@ -201,10 +201,12 @@ impl Bucket for EmbeddedBucket {
     ) -> Result<WriteOutcome> {
         self.capabilities.check_value(value.len())?;
         let key = key.to_string();
-        let store = self.store.clone();
         self.write(move |txn, table| {
-            let current = match table.get(key.as_str()).map_err(|e| store.err(e))? {
-                Some(record) => Some(decode_record(record.value())?.0),
+            let current = match table.get(key.as_str())? {
+                Some(record) => match decode_record(record.value()) {
+                    Ok((version, _)) => Some(version),
+                    Err(e) => return Ok(Err(e)),
+                },
                 None => None,
             };
             let allowed = match &condition {
@@ -213,23 +215,20 @@ impl Bucket for EmbeddedBucket {
                 WriteCondition::IfVersion(v) => current.is_some() && current == v.as_u64(),
             };
             if !allowed {
-                return Ok(WriteOutcome::ConditionFailed);
+                return Ok(Ok(WriteOutcome::ConditionFailed));
             }
-            let version = next_version(txn).map_err(|e| store.err(e))?;
-            table
-                .insert(key.as_str(), encode_record(version, &value).as_slice())
-                .map_err(|e| store.err(e))?;
-            Ok(WriteOutcome::Written)
+            let version = next_version(txn)?;
+            table.insert(key.as_str(), encode_record(version, &value).as_slice())?;
+            Ok(Ok(WriteOutcome::Written))
         })
         .await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         let key = key.to_string();
-        let store = self.store.clone();
         self.write(move |_, table| {
-            table.remove(key.as_str()).map_err(|e| store.err(e))?;
-            Ok(())
+            table.remove(key.as_str())?;
+            Ok(Ok(()))
         })
         .await
     }
@@ -277,24 +276,25 @@ impl Bucket for EmbeddedBucket {
 
     async fn increment_at_least(&self, key: &str, delta: i64, min: i64) -> Result<i64> {
         let key = key.to_string();
-        let store = self.store.clone();
         self.write(move |txn, table| {
-            let new = {
-                let current = table.get(key.as_str()).map_err(|e| store.err(e))?;
-                let current = match &current {
-                    Some(record) => Some(decode_record(record.value())?.1),
-                    None => None,
-                };
-                counter::apply_at_least(current, delta, min)?
+            let applied = {
+                let current = table.get(key.as_str())?;
+                match current.as_ref().map(|record| decode_record(record.value())) {
+                    Some(Err(e)) => Err(e),
+                    Some(Ok((_, value))) => counter::apply_at_least(Some(value), delta, min),
+                    None => counter::apply_at_least(None, delta, min),
+                }
             };
-            let version = next_version(txn).map_err(|e| store.err(e))?;
-            table
-                .insert(
-                    key.as_str(),
-                    encode_record(version, &counter::format(new)).as_slice(),
-                )
-                .map_err(|e| store.err(e))?;
-            Ok(new)
+            let new = match applied {
+                Ok(new) => new,
+                Err(e) => return Ok(Err(e)),
+            };
+            let version = next_version(txn)?;
+            table.insert(
+                key.as_str(),
+                encode_record(version, &counter::format(new)).as_slice(),
+            )?;
+            Ok(Ok(new))
         })
         .await
     }
@@ -351,15 +351,12 @@ impl Bucket for EmbeddedBucket {
         for (_, value) in &items {
             self.capabilities.check_value(value.len())?;
         }
-        let store = self.store.clone();
         self.write(move |txn, table| {
             for (key, value) in &items {
-                let version = next_version(txn).map_err(|e| store.err(e))?;
-                table
-                    .insert(key.as_str(), encode_record(version, value).as_slice())
-                    .map_err(|e| store.err(e))?;
+                let version = next_version(txn)?;
+                table.insert(key.as_str(), encode_record(version, value).as_slice())?;
             }
-            Ok(())
+            Ok(Ok(()))
         })
         .await
     }
@@ -369,12 +366,11 @@ impl Bucket for EmbeddedBucket {
             return Ok(());
         }
         let keys = keys.to_vec();
-        let store = self.store.clone();
         self.write(move |_, table| {
             for key in &keys {
-                table.remove(key.as_str()).map_err(|e| store.err(e))?;
+                table.remove(key.as_str())?;
             }
-            Ok(())
+            Ok(Ok(()))
         })
         .await
     }

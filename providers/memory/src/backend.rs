@@ -1,18 +1,17 @@
 //! [`MemoryProvider`] and [`MemoryBucket`].
 
-use std::ops::Bound;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, ListPage, Location, Namespace,
-    Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition, WriteOutcome,
-    counter,
+    Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, ImmediateBucket, ListPage,
+    Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    WriteCondition, WriteOutcome, counter,
 };
 
 use crate::config::MemoryConfig;
-use crate::core::{Entry, Map, MemoryStore, next_version};
+use crate::core::{Entry, Keyspace, Map, MemoryStore, next_version};
 
 /// The provider name in configuration.
 pub const NAME: &str = "memory";
@@ -96,11 +95,11 @@ impl MemoryBucket {
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, std::collections::BTreeMap<String, Entry>> {
+    fn read(&self) -> RwLockReadGuard<'_, Keyspace> {
         self.map.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, std::collections::BTreeMap<String, Entry>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Keyspace> {
         self.map.write().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -127,7 +126,7 @@ impl Bucket for MemoryBucket {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.read().get(key).map(|e| e.value.clone()))
+        ImmediateBucket::get(self, key)
     }
 
     async fn set(
@@ -147,33 +146,34 @@ impl Bucket for MemoryBucket {
         if !allowed {
             return Ok(WriteOutcome::ConditionFailed);
         }
-        let version = next_version(&self.writes);
-        map.insert(key.to_string(), Entry { value, version });
+        let entry = Entry {
+            value,
+            version: next_version(&self.writes),
+        };
+        map.insert(key, entry);
         Ok(WriteOutcome::Written)
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.write().remove(key);
-        Ok(())
+        ImmediateBucket::delete(self, key)
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        Ok(self.read().contains_key(key))
+        ImmediateBucket::exists(self, key)
     }
 
     async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
         let limit = limit.max(1);
-        let start = match cursor {
-            None => Bound::Unbounded,
-            Some(token) => Bound::Excluded(
+        let after = match cursor {
+            None => None,
+            Some(token) => Some(
                 std::str::from_utf8(token)
-                    .map_err(|_| Error::new(ErrorKind::InvalidCursor, "malformed list cursor"))?
-                    .to_string(),
+                    .map_err(|_| Error::new(ErrorKind::InvalidCursor, "malformed list cursor"))?,
             ),
         };
         let map = self.read();
-        let mut range = map.range::<String, _>((start, Bound::Unbounded));
-        let keys: Vec<String> = range.by_ref().take(limit).map(|(k, _)| k.clone()).collect();
+        let mut range = map.keys_after(after);
+        let keys: Vec<String> = range.by_ref().take(limit).map(str::to_string).collect();
         let more = range.next().is_some();
         let next = match (more, keys.last()) {
             (true, Some(last)) => Some(last.as_bytes().to_vec()),
@@ -183,32 +183,13 @@ impl Bucket for MemoryBucket {
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        self.increment_at_least(key, delta, i64::MIN).await
+        self.optional(self.capabilities.increment, "increment")?;
+        ImmediateBucket::increment_at_least(self, key, delta, i64::MIN)
     }
 
     async fn increment_at_least(&self, key: &str, delta: i64, min: i64) -> Result<i64> {
         self.optional(self.capabilities.increment, "increment")?;
-        let mut map = self.write();
-        // A counter is usually incremented again: update it in place (one
-        // lookup, no key allocation); only its first increment inserts.
-        if let Some(entry) = map.get_mut(key) {
-            let new = counter::apply_at_least(Some(entry.value.as_slice()), delta, min)?;
-            *entry = Entry {
-                value: counter::format(new),
-                version: next_version(&self.writes),
-            };
-            return Ok(new);
-        }
-        let new = counter::apply_at_least(None, delta, min)?;
-        let version = next_version(&self.writes);
-        map.insert(
-            key.to_string(),
-            Entry {
-                value: counter::format(new),
-                version,
-            },
-        );
-        Ok(new)
+        ImmediateBucket::increment_at_least(self, key, delta, min)
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -265,5 +246,63 @@ impl Bucket for MemoryBucket {
             map.remove(key);
         }
         Ok(())
+    }
+
+    fn immediate(&self) -> Option<&dyn ImmediateBucket> {
+        // A required-only bucket has no native increment to serve.
+        self.capabilities
+            .increment
+            .is_native()
+            .then_some(self as &dyn ImmediateBucket)
+    }
+}
+
+impl ImmediateBucket for MemoryBucket {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.read().get(key).map(|e| e.value.clone()))
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.read().contains_key(key))
+    }
+
+    fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
+        self.capabilities.check_value(value.len())?;
+        let mut map = self.write();
+        let entry = Entry {
+            value,
+            version: next_version(&self.writes),
+        };
+        map.insert(key, entry);
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.write().remove(key);
+        Ok(())
+    }
+
+    /// Unchecked for `required_only` (see [`Bucket::immediate`]'s `None`).
+    fn increment_at_least(&self, key: &str, delta: i64, min: i64) -> Result<i64> {
+        let mut map = self.write();
+        // A counter is usually incremented again: update it in place (one
+        // lookup, no key allocation); only its first increment inserts.
+        if let Some(entry) = map.get_mut(key) {
+            let new = counter::apply_at_least(Some(entry.value.as_slice()), delta, min)?;
+            *entry = Entry {
+                value: counter::format(new),
+                version: next_version(&self.writes),
+            };
+            return Ok(new);
+        }
+        let new = counter::apply_at_least(None, delta, min)?;
+        map.insert(
+            key,
+            Entry {
+                value: counter::format(new),
+                version: next_version(&self.writes),
+            },
+        );
+        Ok(new)
     }
 }

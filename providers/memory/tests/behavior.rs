@@ -14,6 +14,14 @@ fn main() -> ExitCode {
     let store = Arc::new(MemoryStore::new());
     let required_only = false;
     let name = "memory";
+    // The suite's immediate-calls case checks memory's synchronous side:
+    // make sure it has one to check.
+    assert!(
+        MemoryBucket::new(&store, "probe", &MemoryConfig::default())
+            .immediate()
+            .is_some(),
+        "the memory provider serves single-key calls synchronously"
+    );
     suite::run(name, Level::Provider, move |ns| {
         let store = store.clone();
         async move {

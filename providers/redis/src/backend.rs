@@ -259,6 +259,11 @@ impl RedisBucket {
     }
 }
 
+/// Largest value an unconditional `set` writes as a MULTI/EXEC transaction;
+/// larger ones go through the SET script, which builds the change
+/// notification from the value on the server instead of sending it twice.
+const PIPELINED_SET_MAX_BYTES: usize = 4096;
+
 /// A fresh random version token (128 bits, hex).
 fn token() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -319,6 +324,26 @@ impl Bucket for RedisBucket {
     ) -> Result<WriteOutcome> {
         self.capabilities.check_value(value.len())?;
         let mut conn = self.conn.clone();
+        if matches!(condition, WriteCondition::Always) && value.len() <= PIPELINED_SET_MAX_BYTES {
+            // The SET script's four commands as one MULTI/EXEC transaction,
+            // sent in one write: the same atomic change without the cost of
+            // running a script (measured: docs/benchmarks.md, Redis writes).
+            let change = [format!("s{}:{key}", key.len()).as_bytes(), &value].concat();
+            redis::pipe()
+                .atomic()
+                .set(self.data_key(key), value)
+                .ignore()
+                .hset(&self.versions, key, token())
+                .ignore()
+                .zadd(&self.index, key, 0)
+                .ignore()
+                .publish(&self.versions, change)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(map_err)?;
+            return Ok(WriteOutcome::Written);
+        }
         let script = match &condition {
             WriteCondition::Always => &self.scripts.set,
             WriteCondition::IfAbsent => &self.scripts.set_if_absent,

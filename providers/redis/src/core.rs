@@ -112,14 +112,18 @@ return redis.call('MGET', unpack(KEYS))
 
 /// KEYS: data, versions, index. ARGV: key, delta, new token.
 ///
-/// Implements wasikv's counter rules on top of INCRBY: the stored text must
-/// match `-?[0-9]+`; leading zeros (which INCRBY refuses) are normalised first
-/// and restored if INCRBY then fails (out of range or overflow), so a failed
-/// increment never changes the value. Returns the new value as text (Lua
-/// numbers are doubles; text keeps all 64 bits).
+/// Implements wasikv's counter rules on top of INCRBY: INCRBY first (it
+/// accepts a subset of wasikv's counters, with the same result); when it
+/// refuses, the stored text must match `-?[0-9]+`, and leading zeros (which
+/// INCRBY refuses) are normalised and restored if INCRBY then fails (out of
+/// range or overflow), so a failed increment never changes the value.
+/// Returns the new value as text (Lua numbers are doubles; text keeps all
+/// 64 bits).
 pub const INCREMENT: &str = r"
-local val = redis.call('GET', KEYS[1])
-if val then
+local new = redis.pcall('INCRBY', KEYS[1], ARGV[2])
+if type(new) == 'table' then
+  -- Not INCRBY's form (leading zeros), not a number, or out of range.
+  local val = redis.call('GET', KEYS[1])
   if not string.match(val, '^%-?%d+$') then
     return redis.error_reply('WASIKV_NOT_A_NUMBER')
   end
@@ -133,12 +137,16 @@ if val then
     if canonical ~= val then redis.call('SET', KEYS[1], val) end
     return redis.error_reply('WASIKV_OUT_OF_RANGE ' .. ok.err)
   end
-else
-  redis.call('INCRBY', KEYS[1], ARGV[2])
+  new = ok
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
-local new = redis.call('GET', KEYS[1])
+-- Lua numbers are doubles: exact text below 2^53, else read back.
+if new > 9007199254740991 or new < -9007199254740991 then
+  new = redis.call('GET', KEYS[1])
+else
+  new = string.format('%d', new)
+end
 redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. new)
 return new
 ";
@@ -225,8 +233,17 @@ pub fn map_err(e: RedisError) -> Error {
     if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
         return Error::new(ErrorKind::Unavailable, "redis is unreachable").with_source(e);
     }
+    // A MULTI/EXEC the server discarded: the error of its first command
+    // that failed says why (READONLY on a replica, say).
+    let code = match e.kind() {
+        redis::ErrorKind::Server(redis::ServerErrorKind::ExecAbort) => e
+            .clone()
+            .into_server_errors()
+            .and_then(|errors| errors.first().map(|(_, first)| first.code().to_string())),
+        _ => e.code().map(str::to_string),
+    };
     // Temporary server states: the same call can succeed later.
-    let temporary = match e.code() {
+    let temporary = match code.as_deref() {
         Some("LOADING") => Some("redis is loading its data set"),
         Some("BUSY") => Some("redis is busy running a script or function"),
         Some("TRYAGAIN") => Some("redis asks to try again (a slot is being migrated)"),

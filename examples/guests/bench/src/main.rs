@@ -2,8 +2,9 @@
 //! `wasi:keyvalue@0.2.0-draft` so the same binary runs on wasikv and on a
 //! host made from `wasmtime-wasi-keyvalue` (the baseline).
 //!
-//! `bench BUCKET OP N` with OP one of `get`, `set`, `set-distinct`,
-//! `increment`, `get-many-100`; prints `ok OP N calls NANOS ns`.
+//! `bench BUCKET OP N [PREFIX]` with OP one of `get`, `set`, `set-distinct`
+//! (keys `distinct-PREFIX<i>`, so concurrent instances can write distinct
+//! keys), `increment`, `get-many-100`; prints `ok OP N calls NANOS ns`.
 
 wit_bindgen::generate!({
     path: "../../../wit/draft",
@@ -29,6 +30,7 @@ fn main() {
         println!("error cannot open the bucket");
         std::process::exit(2)
     });
+    let prefix = args.get(4).cloned().unwrap_or_default();
     let keys: Vec<String> = (0..100).map(|i| format!("bench-{i}")).collect();
     for key in &keys {
         bucket.set(key, b"value").expect("set");
@@ -38,7 +40,7 @@ fn main() {
         let ok = match op.as_str() {
             "get" => bucket.get("bench-0").is_ok(),
             "set" => bucket.set("bench-0", b"value").is_ok(),
-            "set-distinct" => bucket.set(&format!("distinct-{i}"), b"value").is_ok(),
+            "set-distinct" => bucket.set(&format!("distinct-{prefix}{i}"), b"value").is_ok(),
             "increment" => atomics::increment(&bucket, "counter", 1).is_ok(),
             "get-many-100" => batch::get_many(&bucket, &keys).is_ok(),
             other => {
