@@ -619,8 +619,10 @@ impl OpenBucket {
         Box::pin(self.read("get", || self.bucket.get(key))).await
     }
 
-    /// `store.bucket.set`.
-    pub async fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
+    /// `store.bucket.set`. The key is taken owned where the caller has it
+    /// so (a guest's call does), so the in-process path copies it at most once.
+    pub async fn set(&self, key: impl Into<String>, value: Vec<u8>) -> Result<()> {
+        let key = key.into();
         self.check_key("set", &key)?;
         self.check_value("set", value.len())?;
         if let Some(now) = self.immediate(true) {

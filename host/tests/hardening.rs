@@ -22,7 +22,7 @@ async fn long_keys_give_cursors_the_host_accepts() {
         .map(|i| format!("{i}{}", "k".repeat(10_000)))
         .collect();
     for key in &keys {
-        m.set(key.clone(), b"v".to_vec()).await.unwrap();
+        m.set(key.as_str(), b"v".to_vec()).await.unwrap();
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;

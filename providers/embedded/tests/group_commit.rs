@@ -112,3 +112,33 @@ async fn a_refused_write_does_not_fail_its_group() {
         Some(b"not a number".to_vec())
     );
 }
+
+/// Eight writers with one write each in flight: their writes share commits
+/// (one writer alone commits once per write, see the crash test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("group.redb")).unwrap());
+    let tasks: Vec<_> = (0..8)
+        .map(|w| {
+            let bucket = EmbeddedBucket::new(store.clone(), "writers");
+            tokio::spawn(async move {
+                for i in 0..200 {
+                    bucket
+                        .set(&format!("{w}-{i}"), vec![1; 16], WriteCondition::Always)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.committed_writes(), 1600);
+    assert!(
+        store.commits() * 2 < store.committed_writes(),
+        "1600 concurrent writes took {} commits",
+        store.commits()
+    );
+}

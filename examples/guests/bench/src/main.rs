@@ -40,7 +40,9 @@ fn main() {
         let ok = match op.as_str() {
             "get" => bucket.get("bench-0").is_ok(),
             "set" => bucket.set("bench-0", b"value").is_ok(),
-            "set-distinct" => bucket.set(&format!("distinct-{prefix}{i}"), b"value").is_ok(),
+            "set-distinct" => bucket
+                .set(&format!("distinct-{prefix}{i}"), b"value")
+                .is_ok(),
             "increment" => atomics::increment(&bucket, "counter", 1).is_ok(),
             "get-many-100" => batch::get_many(&bucket, &keys).is_ok(),
             other => {
