@@ -14,6 +14,9 @@
 #
 #   scripts/bench.sh [--quick]      # --quick: a smoke run of seconds (CI)
 #
+# Full runs also count instructions per call for part 1 (valgrind) and the
+# Redis server's usec per call of guest writes.
+#
 # Results: tables on stdout and one JSON file, $BENCH_OUT/results.json
 # (default: <target dir>/bench). docs/benchmarks.md explains them.
 set -euo pipefail
@@ -26,6 +29,7 @@ out=${BENCH_OUT:-$target_dir/bench}
 mkdir -p "$out"
 bin=$target_dir/release
 say() { printf '\n== %s\n\n' "$*"; }
+ratio() { [[ -n $2 && $2 != 0 ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }' || echo ""; }
 
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
 scripts/services.sh >/dev/null
@@ -39,6 +43,26 @@ $quick && quick_flag=(--quick)
 
 say "1. host call overhead, memory provider (wasikv vs wasmtime-wasi-keyvalue 48)"
 "$bin/examples/overhead" "${quick_flag[@]}" --json "$out/overhead.json"
+# Instructions per call (full runs, with valgrind): callgrind counts the same
+# on every run, unlike this machine's clocks. Two runs of N and 6N calls per
+# host, so start-up and compilation cancel out.
+instructions=()
+if ! $quick && command -v valgrind >/dev/null; then
+    echo
+    printf '| operation | wasikv instructions/call | wasmtime-wasi-keyvalue instructions/call | baseline/wasikv |\n|---|---|---|---|\n'
+    total_ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin/examples/overhead" --host "$1" --ops "$2" --calls "$3" 2>&1 >/dev/null |
+        sed -nE 's/.*Collected : ([0-9]+).*/\1/p'; }
+    for op in get set increment; do
+        declare -A per=()
+        for host in wasikv baseline; do
+            a=$(total_ir "$host" "$op" 20000); b=$(total_ir "$host" "$op" 120000)
+            per[$host]=$(( (b - a) / 100000 ))
+        done
+        printf '| %s | %s | %s | %s |\n' "$op" "${per[wasikv]}" "${per[baseline]}" "$(ratio "${per[baseline]}" "${per[wasikv]}")x"
+        instructions+=("{\"operation\":\"$op\",\"wasikv_instructions_per_call\":${per[wasikv]},\"baseline_instructions_per_call\":${per[baseline]}}")
+        unset per
+    done
+fi
 
 # --- 2. per store ---------------------------------------------------------------
 work=$(mktemp -d)
@@ -100,7 +124,6 @@ commands_per_call() {
     c=$(server_commands "$store")
     awk -v a="$a" -v b="$b" -v c="$c" -v n="$n" 'BEGIN { printf "%.2f", ((c - b) - (b - a)) / n }'
 }
-ratio() { [[ -n $2 && $2 != 0 ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }' || echo ""; }
 
 say "2. per store: guest calls/s vs the provider's own client, same server, same run"
 stores=(memory embedded redis memcached etcd dynamodb firestore cosmos-partition)
@@ -134,6 +157,24 @@ for store in "${stores[@]}"; do
     echo "|   | get-many-100 | ${keys_ratio}x the keys/s of single gets | server commands per get-many: ${per_many:-n/a} (per get: ${per_get:-n/a}) | |"
     store_rows+=("{\"store\":\"$store\",\"op\":\"get-many-100 vs get\",\"keys_per_s_ratio\":$keys_ratio,\"server_commands_per_get_many\":${per_many:-null},\"server_commands_per_get\":${per_get:-null}}")
     unset got
+done
+
+# Redis server time per call (INFO commandstats usec, all commands, before
+# and after n calls): the guest's writes (transaction or script) against the
+# native loop's bare SET / INCRBY.
+redis_usec() { redis-cli -h 127.0.0.1 -p 6379 INFO commandstats | tr -d '\r' | grep -v '^cmdstat_info:' |
+    sed -nE 's/^cmdstat_[^:]+:calls=[0-9]+,usec=([0-9]+),.*/\1/p' | awk '{ s += $1 } END { print s + 0 }'; }
+server_time=()
+say "2b. Redis server time per call (INFO commandstats usec)"
+printf '| op | server usec per guest call | server usec per native call |\n|---|---|---|\n'
+rn=20000; $quick && rn=200
+for op in set increment; do
+    a=$(redis_usec); guest redis "$op" "$rn" >/dev/null; b=$(redis_usec)
+    native redis "$op" "$rn" >/dev/null; c=$(redis_usec)
+    g=$(awk -v a="$a" -v b="$b" -v n="$rn" 'BEGIN { printf "%.2f", (b - a) / n }')
+    nat=$(awk -v b="$b" -v c="$c" -v n="$rn" 'BEGIN { printf "%.2f", (c - b) / n }')
+    printf '| %s | %s | %s |\n' "$op" "$g" "$nat"
+    server_time+=("{\"op\":\"$op\",\"guest_server_usec_per_call\":$g,\"native_server_usec_per_call\":$nat}")
 done
 
 wire=()
@@ -283,7 +324,9 @@ cat >"$out/results.json" <<JSON
   "quick": $quick,
   "machine": {"cores": $(nproc 2>/dev/null || echo null), "os": "$(uname -sr)", "rustc": "$(rustc --version)"},
   "overhead": $(cat "$out/overhead.json"),
+  "overhead_instructions": [$(join "${instructions[@]}")],
   "stores": [$(join "${store_rows[@]}")],
+  "redis_server_time": [$(join "${server_time[@]}")],
   "wire": [$(join "${wire[@]}")],
   "concurrency": $(cat "$out/concurrency.json"),
   "serve": [$(join "${serve_rows[@]}")],

@@ -13,8 +13,8 @@ use wasikv_core::{
 
 use crate::config::EmbeddedConfig;
 use crate::core::{
-    EmbeddedStore, WriteResult, blocking, decode_record, encode_record, is_missing_table,
-    next_version, read_txn,
+    EmbeddedStore, Versions, WriteResult, blocking, decode_record, encode_record, is_missing_table,
+    read_txn,
 };
 
 /// The provider name in configuration.
@@ -134,13 +134,13 @@ impl EmbeddedBucket {
     /// only before it changes anything).
     async fn write<T: Send + 'static>(
         &self,
-        mut f: impl FnMut(&redb::WriteTransaction, &mut Table<'_>) -> WriteResult<T> + Send + 'static,
+        mut f: impl FnMut(&mut Versions, &mut Table<'_>) -> WriteResult<T> + Send + 'static,
     ) -> Result<T> {
         let table = self.table.clone();
         self.store
-            .write(move |txn| {
+            .write(move |txn, versions| {
                 let mut open = txn.open_table(definition(&table))?;
-                f(txn, &mut open)
+                f(versions, &mut open)
             })
             .await
     }
@@ -201,7 +201,7 @@ impl Bucket for EmbeddedBucket {
     ) -> Result<WriteOutcome> {
         self.capabilities.check_value(value.len())?;
         let key = key.to_string();
-        self.write(move |txn, table| {
+        self.write(move |versions, table| {
             let current = match table.get(key.as_str())? {
                 Some(record) => match decode_record(record.value()) {
                     Ok((version, _)) => Some(version),
@@ -217,7 +217,7 @@ impl Bucket for EmbeddedBucket {
             if !allowed {
                 return Ok(Ok(WriteOutcome::ConditionFailed));
             }
-            let version = next_version(txn)?;
+            let version = versions.next();
             table.insert(key.as_str(), encode_record(version, &value).as_slice())?;
             Ok(Ok(WriteOutcome::Written))
         })
@@ -276,7 +276,7 @@ impl Bucket for EmbeddedBucket {
 
     async fn increment_at_least(&self, key: &str, delta: i64, min: i64) -> Result<i64> {
         let key = key.to_string();
-        self.write(move |txn, table| {
+        self.write(move |versions, table| {
             let applied = {
                 let current = table.get(key.as_str())?;
                 match current.as_ref().map(|record| decode_record(record.value())) {
@@ -289,7 +289,7 @@ impl Bucket for EmbeddedBucket {
                 Ok(new) => new,
                 Err(e) => return Ok(Err(e)),
             };
-            let version = next_version(txn)?;
+            let version = versions.next();
             table.insert(
                 key.as_str(),
                 encode_record(version, &counter::format(new)).as_slice(),
@@ -351,9 +351,9 @@ impl Bucket for EmbeddedBucket {
         for (_, value) in &items {
             self.capabilities.check_value(value.len())?;
         }
-        self.write(move |txn, table| {
+        self.write(move |versions, table| {
             for (key, value) in &items {
-                let version = next_version(txn)?;
+                let version = versions.next();
                 table.insert(key.as_str(), encode_record(version, value).as_slice())?;
             }
             Ok(Ok(()))

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -49,7 +49,11 @@ pub type WriteResult<T> = std::result::Result<Result<T>, redb::Error>;
 
 trait PendingWrite: Send {
     /// Applies the write to `txn`, keeping its outcome for [`Self::reply`].
-    fn apply(&mut self, txn: &WriteTransaction) -> std::result::Result<(), redb::Error>;
+    fn apply(
+        &mut self,
+        txn: &WriteTransaction,
+        versions: &mut Versions,
+    ) -> std::result::Result<(), redb::Error>;
     /// Sends the kept outcome, or `failure`, to the waiting caller.
     fn reply(self: Box<Self>, failure: Option<Error>);
 }
@@ -63,10 +67,14 @@ struct Write<T, F> {
 impl<T, F> PendingWrite for Write<T, F>
 where
     T: Send,
-    F: FnMut(&WriteTransaction) -> WriteResult<T> + Send,
+    F: FnMut(&WriteTransaction, &mut Versions) -> WriteResult<T> + Send,
 {
-    fn apply(&mut self, txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
-        self.outcome = Some((self.work)(txn)?);
+    fn apply(
+        &mut self,
+        txn: &WriteTransaction,
+        versions: &mut Versions,
+    ) -> std::result::Result<(), redb::Error> {
+        self.outcome = Some((self.work)(txn, versions)?);
         Ok(())
     }
 
@@ -136,7 +144,7 @@ impl EmbeddedStore {
     pub async fn write<T, F>(self: &Arc<Self>, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnMut(&WriteTransaction) -> WriteResult<T> + Send + 'static,
+        F: FnMut(&WriteTransaction, &mut Versions) -> WriteResult<T> + Send + 'static,
     {
         let (reply, outcome) = oneshot::channel();
         let lead = {
@@ -152,7 +160,7 @@ impl EmbeddedStore {
         self.arrived.notify_one();
         if lead {
             let store = self.clone();
-            tokio::task::spawn_blocking(move || store.commit_queued());
+            tokio::task::spawn_blocking(move || Self::commit_queued(store));
         }
         let outcome = outcome.await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
@@ -183,80 +191,114 @@ impl EmbeddedStore {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// The committer: commits queued groups until the queue is empty.
-    fn commit_queued(&self) {
+    /// The committer, on a blocking thread: commits queued groups until the
+    /// queue is empty. It lets go of the store before it answers its last
+    /// group, so that a caller who drops the store once its write is
+    /// answered closes the file (another process can open it right away).
+    fn commit_queued(store: Arc<Self>) {
         /// Hands the committer's role back if a write's work panics, so
         /// later writes start a new committer instead of waiting forever
         /// (the panicking group's callers get an error: their replies drop).
-        struct Release<'a>(&'a Mutex<Queue>);
-        impl Drop for Release<'_> {
+        struct Release(Weak<EmbeddedStore>);
+        impl Drop for Release {
             fn drop(&mut self) {
-                if std::thread::panicking() {
-                    self.0
+                if let (true, Some(store)) = (std::thread::panicking(), self.0.upgrade()) {
+                    store
+                        .queue
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .committing = false;
                 }
             }
         }
-        let _release = Release(&self.queue);
+        let _release = Release(Arc::downgrade(&store));
         let (mut last_group, mut last_commit) = (0, Duration::ZERO);
-        loop {
-            let group = {
-                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                if queue.writes.is_empty() {
-                    queue.committing = false;
-                    return;
-                }
-                let deadline = Instant::now() + (last_commit / 4).min(MAX_GATHER);
-                while queue.writes.len() < last_group {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    queue = self
-                        .arrived
-                        .wait_timeout(queue, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-                let n = queue.writes.len().min(MAX_GROUP_WRITES);
-                queue.writes.drain(..n).collect::<Vec<_>>()
-            };
+        while let Some(group) = store.next_group(last_group, last_commit) {
             last_group = group.len();
             let started = Instant::now();
-            self.commit_group(group);
+            let answers = store.commit_group(group);
             last_commit = started.elapsed();
+            let last = {
+                let mut queue = store.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                let empty = queue.writes.is_empty();
+                if empty {
+                    queue.committing = false;
+                }
+                empty
+            };
+            if last {
+                drop(store);
+                for (write, failure) in answers {
+                    write.reply(failure);
+                }
+                return;
+            }
+            for (write, failure) in answers {
+                write.reply(failure);
+            }
         }
     }
 
-    fn commit_group(&self, mut group: Vec<Box<dyn PendingWrite>>) {
-        let committed = self.commit(&mut group);
-        match committed {
-            Ok(()) => {
-                for write in group {
-                    write.reply(None);
-                }
+    /// The next group, `None` (and the committer's role given back) when
+    /// nothing is queued. When fewer writes are queued than `last_group`,
+    /// waits up to a quarter of `last_commit` (at most [`MAX_GATHER`]) for
+    /// the last group's writers to write again.
+    fn next_group(
+        &self,
+        last_group: usize,
+        last_commit: Duration,
+    ) -> Option<Vec<Box<dyn PendingWrite>>> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.writes.is_empty() {
+            queue.committing = false;
+            return None;
+        }
+        let deadline = Instant::now() + (last_commit / 4).min(MAX_GATHER);
+        while queue.writes.len() < last_group {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
             }
+            queue = self
+                .arrived
+                .wait_timeout(queue, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let n = queue.writes.len().min(MAX_GROUP_WRITES);
+        Some(queue.writes.drain(..n).collect())
+    }
+
+    /// Commits `group`; each write with its failure, if any.
+    fn commit_group(
+        &self,
+        mut group: Vec<Box<dyn PendingWrite>>,
+    ) -> Vec<(Box<dyn PendingWrite>, Option<Error>)> {
+        match self.commit(&mut group) {
+            Ok(()) => group.into_iter().map(|write| (write, None)).collect(),
             Err(e) if group.len() == 1 => {
-                group.pop().expect("one write").reply(Some(self.err(e)));
+                let write = group.pop().expect("one write");
+                vec![(write, Some(self.err(e)))]
             }
-            Err(_) => {
-                for write in group {
+            Err(_) => group
+                .into_iter()
+                .map(|write| {
                     let mut alone = vec![write];
                     let failure = self.commit(&mut alone).err().map(|e| self.err(e));
-                    alone.pop().expect("one write").reply(failure);
-                }
-            }
+                    (alone.pop().expect("one write"), failure)
+                })
+                .collect(),
         }
     }
 
     /// Applies `group` in one transaction and commits it durably.
     fn commit(&self, group: &mut [Box<dyn PendingWrite>]) -> std::result::Result<(), redb::Error> {
         let txn = self.db.begin_write()?;
+        let mut versions = Versions::read(&txn)?;
         for write in group.iter_mut() {
-            write.apply(&txn)?;
+            write.apply(&txn, &mut versions)?;
         }
+        versions.store(&txn)?;
         txn.commit()?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.committed_writes
@@ -280,12 +322,37 @@ impl EmbeddedStore {
     }
 }
 
-/// Takes the next version inside write transaction `txn` (persisted with it).
-pub fn next_version(txn: &redb::WriteTransaction) -> std::result::Result<u64, redb::Error> {
-    let mut meta = txn.open_table(META)?;
-    let next = meta.get(WRITES)?.map_or(0, |v| v.value()) + 1;
-    meta.insert(WRITES, next)?;
-    Ok(next)
+/// The write counter inside one write transaction: read once, bumped by
+/// each write of the group, stored once before the commit (so a version is
+/// never reused: the counter commits with the writes that used it).
+#[derive(Debug)]
+pub struct Versions {
+    read: u64,
+    next: u64,
+}
+
+impl Versions {
+    fn read(txn: &WriteTransaction) -> std::result::Result<Self, redb::Error> {
+        let meta = txn.open_table(META)?;
+        let current = meta.get(WRITES)?.map_or(0, |v| v.value());
+        Ok(Versions {
+            read: current,
+            next: current,
+        })
+    }
+
+    /// The next version.
+    pub fn next(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
+    fn store(&self, txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
+        if self.next != self.read {
+            txn.open_table(META)?.insert(WRITES, self.next)?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether a read found the table missing (an empty bucket).
