@@ -217,7 +217,7 @@ impl Bucket for EmbeddedBucket {
             if !allowed {
                 return Ok(Ok(WriteOutcome::ConditionFailed));
             }
-            let version = versions.next();
+            let version = versions.take();
             table.insert(key.as_str(), encode_record(version, &value).as_slice())?;
             Ok(Ok(WriteOutcome::Written))
         })
@@ -289,7 +289,7 @@ impl Bucket for EmbeddedBucket {
                 Ok(new) => new,
                 Err(e) => return Ok(Err(e)),
             };
-            let version = versions.next();
+            let version = versions.take();
             table.insert(
                 key.as_str(),
                 encode_record(version, &counter::format(new)).as_slice(),
@@ -353,7 +353,7 @@ impl Bucket for EmbeddedBucket {
         }
         self.write(move |versions, table| {
             for (key, value) in &items {
-                let version = versions.next();
+                let version = versions.take();
                 table.insert(key.as_str(), encode_record(version, value).as_slice())?;
             }
             Ok(Ok(()))

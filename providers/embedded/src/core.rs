@@ -341,8 +341,8 @@ impl Versions {
         })
     }
 
-    /// The next version.
-    pub fn next(&mut self) -> u64 {
+    /// Takes the next version.
+    pub fn take(&mut self) -> u64 {
         self.next += 1;
         self.next
     }
