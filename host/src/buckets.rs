@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::Instrument;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, ImmediateBucket, Options,
-    Provider, Result, Store, Versioned, WriteCondition, WriteOutcome,
+    Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, ImmediateBucket, ListPage,
+    Options, Provider, Result, Store, Versioned, WriteCondition, WriteOutcome,
 };
 
 use crate::config::{Config, Limits, Unlisted};
@@ -454,6 +454,11 @@ impl OpenBucket {
         self.provider
     }
 
+    /// The host limits every call on this bucket passes.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Capabilities as served to guests (native or emulated).
     pub fn capabilities(&self) -> &Capabilities {
         self.bucket.capabilities()
@@ -671,6 +676,16 @@ impl OpenBucket {
             })
             .await?;
         Ok((page.keys, page.next.map(|t| self.cursors.seal(&t))))
+    }
+
+    /// One page of keys from the provider's own continuation token (`None`:
+    /// the first page), for the host's operator commands, which must resume
+    /// a listing in another process (`wasikv kv copy --checkpoint`). The
+    /// token is the provider's, not sealed: never hand it to a guest (guests
+    /// get [`OpenBucket::list_keys`]'s sealed cursors).
+    pub async fn list_page(&self, token: Option<&[u8]>, limit: usize) -> Result<ListPage> {
+        self.read("list-keys", || self.bucket.list(token, limit.max(1)))
+            .await
     }
 
     /// `atomics.increment`.

@@ -2,6 +2,7 @@
 //! over any configured store.
 //!
 //! * [`Config`]: `wasikv.toml` + `WASIKV_` environment.
+//! * [`admin`]: operator work on buckets (`wasikv kv`): copy, export, import.
 //! * [`Buckets`]: bucket identifiers to provider buckets, allow-lists, one
 //!   connection per distinct store, host limits and timeouts.
 //! * [`emulate`]: the one layer that emulates what a store lacks.
@@ -14,6 +15,7 @@
 //!   with limits, graceful shutdown and an admin listener.
 //! * [`metrics`]: Prometheus metrics of key-value calls and HTTP requests.
 
+pub mod admin;
 pub mod buckets;
 pub mod chunked;
 pub mod config;

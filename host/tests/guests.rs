@@ -7,7 +7,7 @@ use std::path::Path;
 
 mod support;
 
-use support::{config, run};
+use support::{config, networked_buckets, run};
 use wasikv_host::{RunOptions, RunOutcome, Runtime, Stdio};
 
 macro_rules! assert_guest_has_test {
@@ -91,84 +91,6 @@ async fn conformance() {
             out.stdout
         );
     }
-}
-
-/// Config of a bucket on every compiled-in networked provider, each on a
-/// fresh namespace (`run_id`) of the test server, and the bucket names.
-#[cfg_attr(
-    not(any(
-        feature = "redis",
-        feature = "etcd",
-        feature = "memcached",
-        feature = "dynamodb",
-        feature = "firestore",
-        feature = "cosmos"
-    )),
-    allow(unused_mut, unused_variables)
-)]
-fn networked_buckets(run_id: &str) -> (String, Vec<&'static str>) {
-    let mut buckets = String::new();
-    let mut names: Vec<&'static str> = Vec::new();
-    #[cfg(feature = "redis")]
-    {
-        let url = wasikv_redis::testing::test_url();
-        buckets.push_str(&format!(
-            "[buckets.redis]\nprovider = \"redis\"\nurl = {url:?}\nprefix = \"wasikv-test:guest-{run_id}:\"\n"
-        ));
-        names.push("redis");
-    }
-    #[cfg(feature = "etcd")]
-    {
-        let endpoint = wasikv_etcd::testing::test_endpoint();
-        buckets.push_str(&format!(
-            "[buckets.etcd]\nprovider = \"etcd\"\nendpoints = [{endpoint:?}]\nprefix = \"wasikv-test/guest-{run_id}/\"\n"
-        ));
-        names.push("etcd");
-    }
-    #[cfg(feature = "memcached")]
-    {
-        let address = wasikv_memcached::testing::test_address();
-        buckets.push_str(&format!(
-            "[buckets.memcached]\nprovider = \"memcached\"\naddress = {address:?}\nprefix = \"wasikv-test:guest-{run_id}:\"\n"
-        ));
-        names.push("memcached");
-    }
-    #[cfg(feature = "dynamodb")]
-    {
-        use wasikv_dynamodb::testing::{MOTO_MAX_ITEM_BYTES, TEST_TABLE, test_endpoint};
-        buckets.push_str(&format!(
-            "[buckets.dynamodb]\nprovider = \"dynamodb\"\ntable = {TEST_TABLE:?}\nprefix = \"guest-{run_id}/\"\n\
-             create_table = true\nregion = \"us-east-1\"\nendpoint = {:?}\n\
-             access_key_id = \"test\"\nsecret_access_key = \"test\"\nmax_item_bytes = {MOTO_MAX_ITEM_BYTES}\n",
-            test_endpoint()
-        ));
-        names.push("dynamodb");
-    }
-    #[cfg(feature = "firestore")]
-    {
-        use wasikv_firestore::testing::{TEST_PROJECT, test_emulator_host};
-        buckets.push_str(&format!(
-            "[buckets.firestore]\nprovider = \"firestore\"\nproject_id = {TEST_PROJECT:?}\n\
-             collection = \"guest-{run_id}\"\nemulator_host = {:?}\n",
-            test_emulator_host()
-        ));
-        names.push("firestore");
-    }
-    #[cfg(feature = "cosmos")]
-    {
-        use wasikv_cosmos::testing::{SHARED_CONTAINER, TEST_DATABASE, TEST_KEY, test_endpoint};
-        let account = format!(
-            "provider = \"cosmos\"\nendpoint = {:?}\nkey = {TEST_KEY:?}\ndatabase = {TEST_DATABASE:?}\ncreate = true\n",
-            test_endpoint()
-        );
-        buckets.push_str(&format!(
-            "[buckets.cosmos]\n{account}container = \"guest-{run_id}\"\n\
-             [buckets.cosmos-partition]\n{account}container = {SHARED_CONTAINER:?}\npartition = \"guest-{run_id}\"\n"
-        ));
-        names.push("cosmos");
-        names.push("cosmos-partition");
-    }
-    (buckets, names)
 }
 
 /// The conformance component against every compiled-in networked provider,

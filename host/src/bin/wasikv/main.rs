@@ -1,5 +1,8 @@
 //! The `wasikv` command line: run, serve and watch components, show the
-//! capability matrix, check a configuration.
+//! capability matrix, check a configuration, and the operator's `kv`
+//! commands (`kv.rs`).
+
+mod kv;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -61,6 +64,14 @@ enum Command {
         env: Vec<(String, String)>,
         #[command(flatten)]
         flags: ServeFlags,
+    },
+    /// Inspect and change buckets, copy them between stores, export and
+    /// import them. Operator access: components' allow-lists do not apply
+    /// (every configured bucket can be opened); keys, values, counters and
+    /// limits are those guests see.
+    Kv {
+        #[command(subcommand)]
+        command: kv::KvCommand,
     },
     /// Print the capability matrix of the compiled-in providers.
     Providers,
@@ -124,6 +135,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check => runtime.block_on(check(cli.config)),
+        Command::Kv { command } => match load_buckets(cli.config) {
+            Ok(buckets) => runtime.block_on(kv::run(buckets, command)),
+            Err(code) => code,
+        },
         Command::Gc {
             buckets,
             grace_secs,
