@@ -238,6 +238,9 @@ fn round_trips(place: &Place, bucket: &str) {
         "-8\n"
     );
     assert_eq!(text(&place.ok(&["get", bucket, "t/count"]).stdout), "-8");
+    place.ok(&["set", bucket, "t/neg", "-5"]); // a value starting with '-'
+    assert_eq!(text(&place.ok(&["incr", bucket, "t/neg"]).stdout), "-4\n");
+    place.ok(&["delete", bucket, "t/neg"]);
     let out = place.kv(&["incr", bucket, "t/text"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains(bucket), "{}", text(&out.stderr));

@@ -45,8 +45,13 @@ pub enum KvCommand {
     Set {
         bucket: String,
         key: String,
-        /// The value as text; `-` reads standard input.
-        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        /// The value as text (may start with `-`); `-` alone reads
+        /// standard input. A key starting with `-` goes after `--`.
+        #[arg(
+            required_unless_present = "file",
+            conflicts_with = "file",
+            allow_hyphen_values = true
+        )]
         value: Option<String>,
         /// Read the value from this file.
         #[arg(long)]
@@ -569,9 +574,9 @@ fn rates(t: &Tally, total: Option<u64>, elapsed: Duration) -> (f64, f64, Option<
 fn bar(what: &str, progress: &Progress, started: Instant, stopped: &std::sync::mpsc::Receiver<()>) {
     use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let counting = ProgressStyle::with_template("{spinner} {prefix}: {pos} keys {msg}")
+    let counting = ProgressStyle::with_template("{spinner} {prefix}: {pos} keys {wide_msg}")
         .expect("a valid template");
-    let known = ProgressStyle::with_template("{prefix}: [{bar:30}] {pos}/{len} keys {msg}")
+    let known = ProgressStyle::with_template("{prefix}: [{bar:25}] {pos}/{len} keys {wide_msg}")
         .expect("a valid template")
         .progress_chars("=> ");
     bar.set_style(counting);
