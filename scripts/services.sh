@@ -74,6 +74,71 @@ if ! curl -fsS "http://127.0.0.1:$ETCD_PORT/health" >/dev/null 2>&1; then
 fi
 wait_for "etcd at 127.0.0.1:$ETCD_PORT" 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
+# --- Redis Cluster (redis provider, cluster mode): 3 masters and 3 replicas
+# of our own on 17000-17005 (cluster bus on 27000-27005), each node's state
+# under .services/redis-cluster/PORT.
+REDIS_CLUSTER_PORTS=(17000 17001 17002 17003 17004 17005)
+redis_cluster_ok() {
+    local info masters
+    info=$(redis-cli -h 127.0.0.1 -p "${REDIS_CLUSTER_PORTS[0]}" cluster info 2>/dev/null | tr -d '\r') || return 1
+    grep -q '^cluster_state:ok' <<<"$info" || return 1
+    masters=$(redis-cli -h 127.0.0.1 -p "${REDIS_CLUSTER_PORTS[0]}" cluster nodes | grep -v fail | grep -c master)
+    [[ $masters -ge 3 ]]
+}
+if ! redis_cluster_ok; then
+    apt_install redis-server redis-server
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+        redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && continue
+        dir="$STATE/redis-cluster/$port"
+        mkdir -p "$dir"
+        redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+            --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 2000 \
+            --save "" --appendonly no --dir "$dir" --logfile "$dir/redis.log" \
+            --pidfile "$STATE/redis-cluster-$port.pid"
+    done
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+        wait_for "redis cluster node at 127.0.0.1:$port" 10 redis-cli -h 127.0.0.1 -p "$port" ping
+    done
+    # Nodes restarted with their nodes.conf rejoin on their own; otherwise
+    # (first start, or a cluster left broken) start from empty nodes.
+    for _ in $(seq 1 50); do redis_cluster_ok && break; sleep 0.1; done
+    if ! redis_cluster_ok; then
+        for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+            redis-cli -h 127.0.0.1 -p "$port" flushall >/dev/null 2>&1 || true
+            redis-cli -h 127.0.0.1 -p "$port" cluster reset hard >/dev/null
+        done
+        redis-cli --cluster create $(printf '127.0.0.1:%s ' "${REDIS_CLUSTER_PORTS[@]}") \
+            --cluster-replicas 1 --cluster-yes >"$STATE/redis-cluster/create.log" 2>&1 ||
+            { cat "$STATE/redis-cluster/create.log" >&2; exit 1; }
+    fi
+fi
+wait_for "redis cluster at 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[5]}" 30 redis_cluster_ok
+
+# --- etcd cluster (etcd provider, several members): 3 members of our own,
+# clients on 22379, 22479, 22579, peers on the next port of each.
+ETCD_CLUSTER_CLIENT_PORTS=(22379 22479 22579)
+etcd_members=""
+for i in 0 1 2; do
+    etcd_members+="${etcd_members:+,}wasikv-member$i=http://127.0.0.1:$((ETCD_CLUSTER_CLIENT_PORTS[i] + 1))"
+done
+for i in 0 1 2; do
+    client=${ETCD_CLUSTER_CLIENT_PORTS[i]}
+    peer=$((client + 1))
+    curl -fsS "http://127.0.0.1:$client/health" >/dev/null 2>&1 && continue
+    # A member whose process is gone but whose data is there restarts from
+    # its data (the flags below only matter for a new data directory).
+    mkdir -p "$STATE/etcd-cluster"
+    nohup etcd --name "wasikv-member$i" --data-dir "$STATE/etcd-cluster/member$i" \
+        --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
+        --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "$etcd_members" --initial-cluster-state new --initial-cluster-token wasikv-test-cluster \
+        >>"$STATE/etcd-cluster/member$i.log" 2>&1 &
+    echo $! >"$STATE/etcd-cluster-$i.pid"
+done
+for client in "${ETCD_CLUSTER_CLIENT_PORTS[@]}"; do
+    wait_for "etcd cluster member at 127.0.0.1:$client" 30 curl -fsS "http://127.0.0.1:$client/health"
+done
+
 # --- Memcached (memcached provider): our own server on a test port.
 MEMCACHED_PORT=12211
 apt_install memcached memcached
