@@ -16,13 +16,34 @@ pub fn test_endpoint() -> String {
     std::env::var("WASIKV_TEST_ETCD_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:12379".into())
 }
 
-/// Opens a bucket with prefix `wasikv-test/<namespace>/` on one shared connection.
+/// The test cluster's client endpoints: `WASIKV_TEST_ETCD_CLUSTER`
+/// (comma-separated), default the three members `scripts/services.sh` starts.
+pub fn test_cluster_endpoints() -> Vec<String> {
+    std::env::var("WASIKV_TEST_ETCD_CLUSTER")
+        .unwrap_or_else(|_| {
+            "http://127.0.0.1:22379,http://127.0.0.1:22479,http://127.0.0.1:22579".into()
+        })
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
+/// Opens a bucket with prefix `wasikv-test/<namespace>/` on one shared
+/// connection to the test server.
 pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+    opener_for(vec![test_endpoint()])
+}
+
+/// Like [`opener`], on one shared connection to `endpoints` (the members of
+/// one cluster).
+pub fn opener_for(endpoints: Vec<String>) -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
     let store: Arc<OnceCell<EtcdStore>> = Arc::new(OnceCell::new());
     move |ns| {
         let store = store.clone();
+        let endpoints = endpoints.clone();
         Box::pin(async move {
-            let config = config_for(&test_endpoint(), 5_000);
+            let mut config = config_for(&endpoints[0], 5_000);
+            config.endpoints = endpoints;
             let store = store
                 .get_or_try_init(|| EtcdStore::connect(&config))
                 .await?;
