@@ -241,17 +241,7 @@ pub async fn copy(
     options: &CopyOptions,
     progress: &Progress,
 ) -> Result<CopyEnd> {
-    let result = copy_pages(src, dst, options, progress).await;
-    progress.finish();
-    result
-}
-
-async fn copy_pages(
-    src: &OpenBucket,
-    dst: &OpenBucket,
-    options: &CopyOptions,
-    progress: &Progress,
-) -> Result<CopyEnd> {
+    let _finished = Finished(progress);
     if src.name() == dst.name() {
         return Err(Error::new(
             ErrorKind::InvalidConfig,
@@ -272,37 +262,28 @@ async fn copy_pages(
     }
     let width = options.concurrency.max(1);
     let gate = Semaphore::new(width);
-    let page_keys = src.limits().list_page_keys;
     let prefix = options.prefix.as_deref().unwrap_or("");
     let copy = async {
-        let mut page = src.list_page(token.as_deref(), page_keys).await?;
-        loop {
-            let mut keys = std::mem::take(&mut page.keys);
-            keys.retain(|k| k.starts_with(prefix));
-            let next = page.next.take();
+        let mut listing = Listing::new(src, prefix, token);
+        let mut page = listing.page().await?;
+        while let Some(keys) = page {
+            let after = listing.position().map(<[u8]>::to_vec);
             // The next page is listed while this one is copied.
             let (copied, following) = tokio::join!(
                 copy_keys(src, dst, keys, options.mode, &gate, width, progress),
-                async {
-                    match &next {
-                        Some(t) => Some(src.list_page(Some(t), page_keys).await),
-                        None => None,
-                    }
-                }
+                listing.page()
             );
             copied?;
             if let Some(c) = &mut checkpoint {
-                c.save(next.as_deref(), progress.tally(), next.is_none())?;
+                c.save(after.as_deref(), progress.tally(), after.is_none())?;
             }
-            match following {
-                Some(p) => page = p?,
-                None => return Ok(CopyEnd::Done),
-            }
+            page = following?;
         }
+        Ok(CopyEnd::Done)
     };
     let count = async {
         if options.count_keys {
-            count_keys(src, prefix, page_keys, progress).await;
+            count_keys(src, prefix, progress).await;
         }
     };
     let (end, ()) = tokio::join!(
@@ -319,25 +300,76 @@ async fn copy_pages(
 
 /// Lists the source once more to count its keys, for the progress display
 /// (any error just leaves the total unknown).
-async fn count_keys(src: &OpenBucket, prefix: &str, page_keys: usize, progress: &Progress) {
-    let mut token: Option<Vec<u8>> = None;
+async fn count_keys(src: &OpenBucket, prefix: &str, progress: &Progress) {
+    let mut listing = Listing::new(src, prefix, None);
     let mut keys = 0u64;
-    loop {
-        if progress.is_finished() {
-            return;
-        }
-        let Ok(page) = src.list_page(token.as_deref(), page_keys).await else {
-            return;
-        };
-        keys += page.keys.iter().filter(|k| k.starts_with(prefix)).count() as u64;
-        match page.next {
-            Some(t) => token = Some(t),
-            None => {
-                progress.set_total(keys);
-                return;
-            }
+    while !progress.is_finished() {
+        match listing.page().await {
+            Ok(Some(page)) => keys += page.len() as u64,
+            Ok(None) => return progress.set_total(keys),
+            Err(_) => return,
         }
     }
+}
+
+/// A bucket's keys under a prefix, a page at a time, from a position given
+/// by the provider's own token (see [`OpenBucket::list_page`]).
+struct Listing<'a> {
+    bucket: &'a OpenBucket,
+    prefix: &'a str,
+    /// The token of the next page; `None` with `ended` set at the end.
+    next: Option<Vec<u8>>,
+    ended: bool,
+}
+
+impl<'a> Listing<'a> {
+    fn new(bucket: &'a OpenBucket, prefix: &'a str, from: Option<Vec<u8>>) -> Self {
+        Listing {
+            bucket,
+            prefix,
+            next: from,
+            ended: false,
+        }
+    }
+
+    /// The next page's keys under the prefix; `None` once the listing ended.
+    async fn page(&mut self) -> Result<Option<Vec<String>>> {
+        if self.ended {
+            return Ok(None);
+        }
+        let limit = self.bucket.limits().list_page_keys;
+        let page = self.bucket.list_page(self.next.as_deref(), limit).await?;
+        self.ended = page.next.is_none();
+        self.next = page.next;
+        let prefix = self.prefix;
+        Ok(Some(
+            page.keys
+                .into_iter()
+                .filter(|k| k.starts_with(prefix))
+                .collect(),
+        ))
+    }
+
+    /// Where a listing resumes after the pages returned so far; `None` when
+    /// they were the last.
+    fn position(&self) -> Option<&[u8]> {
+        self.next.as_deref()
+    }
+}
+
+/// Marks a [`Progress`] finished when dropped: when the work ends, however.
+struct Finished<'a>(&'a Progress);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// Keys per batch call on `bucket`: [`CHUNK_KEYS`], within the host's
+/// `limits.max_batch_keys`.
+fn batch_keys(bucket: &OpenBucket) -> usize {
+    CHUNK_KEYS.min(bucket.limits().max_batch_keys).max(1)
 }
 
 /// Reads `keys` from `src` and writes them to `dst`, chunk by chunk.
@@ -350,8 +382,10 @@ async fn copy_keys(
     width: usize,
     progress: &Progress,
 ) -> Result<()> {
-    let chunk = CHUNK_KEYS.min(src.limits().max_batch_keys).max(1);
-    let chunks: Vec<Vec<String>> = keys.chunks(chunk).map(<[String]>::to_vec).collect();
+    let chunks: Vec<Vec<String>> = keys
+        .chunks(batch_keys(src))
+        .map(<[String]>::to_vec)
+        .collect();
     stream::iter(chunks)
         .map(|keys| async move {
             let entries = read_chunk(src, keys, gate, progress).await?;
@@ -533,18 +567,7 @@ pub async fn export(
     concurrency: usize,
     progress: &Progress,
 ) -> Result<Tally> {
-    let result = export_pages(src, prefix, out, concurrency, progress).await;
-    progress.finish();
-    result
-}
-
-async fn export_pages(
-    src: &OpenBucket,
-    prefix: Option<&str>,
-    out: &mut dyn Write,
-    concurrency: usize,
-    progress: &Progress,
-) -> Result<Tally> {
+    let _finished = Finished(progress);
     let io =
         |e: std::io::Error| Error::new(ErrorKind::Other, format!("cannot write the export: {e}"));
     let header = ExportHeader {
@@ -556,17 +579,12 @@ async fn export_pages(
     };
     write_json_line(out, &header).map_err(io)?;
     let gate = Semaphore::new(concurrency.max(1));
-    let page_keys = src.limits().list_page_keys;
-    let chunk = CHUNK_KEYS.min(src.limits().max_batch_keys).max(1);
-    let mut token: Option<Vec<u8>> = None;
-    loop {
-        let page = src.list_page(token.as_deref(), page_keys).await?;
-        let keys: Vec<String> = page
-            .keys
-            .into_iter()
-            .filter(|k| k.starts_with(prefix.unwrap_or("")))
+    let mut listing = Listing::new(src, prefix.unwrap_or(""), None);
+    while let Some(keys) = listing.page().await? {
+        let chunks: Vec<Vec<String>> = keys
+            .chunks(batch_keys(src))
+            .map(<[String]>::to_vec)
             .collect();
-        let chunks: Vec<Vec<String>> = keys.chunks(chunk).map(<[String]>::to_vec).collect();
         // In listing order: `buffered`, not `buffer_unordered`.
         let mut read = stream::iter(chunks)
             .map(|keys| read_chunk(src, keys, &gate, progress))
@@ -580,10 +598,6 @@ async fn export_pages(
                 write_json_line(out, &line).map_err(io)?;
                 progress.count(Outcome::Written, value.len());
             }
-        }
-        match page.next {
-            Some(t) => token = Some(t),
-            None => break,
         }
     }
     let tally = progress.tally();
@@ -626,21 +640,10 @@ pub async fn import(
     concurrency: usize,
     progress: &Progress,
 ) -> Result<ImportEnd> {
-    let result = import_lines(dst, input, mode, concurrency, progress).await;
-    progress.finish();
-    result
-}
-
-async fn import_lines(
-    dst: &OpenBucket,
-    input: &mut dyn BufRead,
-    mode: WriteMode,
-    concurrency: usize,
-    progress: &Progress,
-) -> Result<ImportEnd> {
+    let _finished = Finished(progress);
     let concurrency = concurrency.max(1);
     let gate = Semaphore::new(concurrency);
-    let max_keys = CHUNK_KEYS.min(dst.limits().max_batch_keys).max(1);
+    let max_keys = batch_keys(dst);
     let mut reader = ExportReader::new(input);
     reader.header()?;
     let mut writing = FuturesUnordered::new();

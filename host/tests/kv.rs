@@ -79,11 +79,20 @@ impl Place {
         out
     }
 
-    /// The configured buckets, in this process (drop before a command
-    /// opens an embedded bucket: its file has one user at a time).
-    fn buckets(&self) -> Buckets {
-        let config = Config::from_toml(&self.toml).unwrap();
-        Buckets::from_config(&config).unwrap()
+    /// Runs `work` on bucket `name`, opened in this process and closed
+    /// again before this returns (an embedded file has one user at a time,
+    /// and a command may open it next).
+    fn on<T>(&self, name: &str, work: impl AsyncFnOnce(&OpenBucket) -> T) -> T {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let config = Config::from_toml(&self.toml).unwrap();
+            let buckets = Buckets::from_config(&config).unwrap();
+            let bucket = buckets.open(None, name).await.unwrap();
+            work(&bucket).await
+        })
     }
 }
 
@@ -93,13 +102,6 @@ fn text(bytes: &[u8]) -> String {
 
 fn run_id() -> String {
     format!("{:08x}", rand::random::<u32>())
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Every key and value of `bucket`.
@@ -363,17 +365,11 @@ fn copy_modes_decide_what_happens_to_existing_keys() {
     assert!(!text(&out.stderr).contains('\r'));
 }
 
-/// The copy of `n` filled keys from `src` to `dst` (extra flags `flags`),
-/// checked key by key, and a counter still increments on `dst`.
+/// The `expected` keys (filled into `src`) are in `dst` after a copy, key
+/// by key, and a counter still increments on `dst`.
 #[cfg(any(all(feature = "redis", feature = "dynamodb"), feature = "etcd"))]
 fn check_copy(place: &Place, src: &str, dst: &str, expected: &BTreeMap<String, Vec<u8>>) {
-    let runtime = rt();
-    let buckets = place.buckets();
-    let copied = runtime.block_on(async {
-        let dst = buckets.open(None, dst).await.unwrap();
-        dump(&dst).await
-    });
-    drop(buckets);
+    let copied = place.on(dst, async |b| dump(b).await);
     assert_eq!(
         copied.len(),
         expected.len(),
@@ -397,12 +393,7 @@ fn check_copy(place: &Place, src: &str, dst: &str, expected: &BTreeMap<String, V
 fn copy_of_10000_keys_from_redis_to_dynamodb() {
     let (networked, _) = support::networked_buckets(&run_id());
     let place = Place::new(&networked);
-    let runtime = rt();
-    let buckets = place.buckets();
-    let expected = runtime.block_on(async {
-        let src = buckets.open(None, "redis").await.unwrap();
-        fill(&src, 10_000).await
-    });
+    let expected = place.on("redis", async |b| fill(b, 10_000).await);
     let started = Instant::now();
     let out = place.ok(&[
         "copy",
@@ -423,11 +414,9 @@ fn copy_of_10000_keys_from_redis_to_dynamodb() {
         assert!(err.contains(" keys/s"), "{err}");
     }
     check_copy(&place, "redis", "dynamodb", &expected);
-    runtime.block_on(async {
-        for name in ["redis", "dynamodb"] {
-            clear(&buckets.open(None, name).await.unwrap()).await;
-        }
-    });
+    for name in ["redis", "dynamodb"] {
+        place.on(name, async |b| clear(b).await);
+    }
 }
 
 /// 10,000 keys from etcd to the embedded store, killed after its first
@@ -440,12 +429,7 @@ fn interrupted_copy_from_etcd_to_embedded_resumes_from_its_checkpoint() {
     let place = Place::new(&format!(
         "[limits]\nlist_page_keys = 200\n{networked}\n[buckets.local]\nprovider = \"embedded\"\npath = \"@DATA@/local.redb\"\n"
     ));
-    let runtime = rt();
-    let expected = runtime.block_on(async {
-        let buckets = place.buckets();
-        let src = buckets.open(None, "etcd").await.unwrap();
-        fill(&src, 10_000).await
-    });
+    let expected = place.on("etcd", async |b| fill(b, 10_000).await);
     let checkpoint = place.path().join("copy.checkpoint");
     let args = [
         "copy",
@@ -507,10 +491,7 @@ fn interrupted_copy_from_etcd_to_embedded_resumes_from_its_checkpoint() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("records a copy of \"etcd\" to \"local\""));
 
-    runtime.block_on(async {
-        let buckets = place.buckets();
-        clear(&buckets.open(None, "etcd").await.unwrap()).await;
-    });
+    place.on("etcd", async |b| clear(b).await);
 }
 
 /// The store export and import go through: Redis when built in, else a
@@ -535,12 +516,7 @@ fn other_store() -> (&'static str, String) {
 fn export_then_import_into_another_provider_gives_an_equal_bucket() {
     let (other, buckets_toml) = other_store();
     let place = Place::new(&format!("[limits]\nlist_page_keys = 50\n{buckets_toml}"));
-    let runtime = rt();
-    let expected = runtime.block_on(async {
-        let buckets = place.buckets();
-        let default = buckets.open(None, "default").await.unwrap();
-        fill(&default, 1000).await
-    });
+    let expected = place.on("default", async |b| fill(b, 1000).await);
     let export = place.path().join("default.jsonl");
     place.ok(&["export", "default", "--output", export.to_str().unwrap()]);
     let lines: Vec<String> = std::fs::read_to_string(&export)
@@ -564,10 +540,7 @@ fn export_then_import_into_another_provider_gives_an_equal_bucket() {
         "{}",
         text(&out.stderr)
     );
-    let imported = runtime.block_on(async {
-        let buckets = place.buckets();
-        dump(&buckets.open(None, other).await.unwrap()).await
-    });
+    let imported = place.on(other, async |b| dump(b).await);
     assert!(
         imported == expected,
         "{other} differs from the export's source"
@@ -609,8 +582,5 @@ fn export_then_import_into_another_provider_gives_an_equal_bucket() {
         text(&out.stderr)
     );
 
-    runtime.block_on(async {
-        let buckets = place.buckets();
-        clear(&buckets.open(None, other).await.unwrap()).await;
-    });
+    place.on(other, async |b| clear(b).await);
 }

@@ -560,19 +560,34 @@ impl Drop for Display {
     }
 }
 
-/// Bytes per second and the estimated time left, from the counts so far.
-fn rates(t: &Tally, total: Option<u64>, elapsed: Duration) -> (f64, f64, Option<Duration>) {
+/// The rest of a progress report after the key count: bytes so far,
+/// keys/s and bytes/s, the time left in `eta`'s words once the total is
+/// known, and the failed keys if any.
+fn throughput(
+    t: &Tally,
+    total: Option<u64>,
+    elapsed: Duration,
+    eta: fn(indicatif::HumanDuration) -> String,
+) -> String {
+    use indicatif::{HumanBytes, HumanDuration};
     let secs = elapsed.as_secs_f64().max(1e-3);
     let keys_per_sec = t.keys() as f64 / secs;
-    let bytes_per_sec = t.bytes as f64 / secs;
-    let left = total
-        .filter(|_| keys_per_sec > 0.0)
-        .map(|total| Duration::from_secs_f64(total.saturating_sub(t.keys()) as f64 / keys_per_sec));
-    (keys_per_sec, bytes_per_sec, left)
+    let left = total.filter(|_| keys_per_sec > 0.0).map(|total| {
+        let left = total.saturating_sub(t.keys()) as f64 / keys_per_sec;
+        format!(", {}", eta(HumanDuration(Duration::from_secs_f64(left))))
+    });
+    let failed = (t.failed > 0).then(|| format!(", {} failed", t.failed));
+    format!(
+        "{}, {keys_per_sec:.0} keys/s, {}/s{}{}",
+        HumanBytes(t.bytes),
+        HumanBytes((t.bytes as f64 / secs) as u64),
+        left.unwrap_or_default(),
+        failed.unwrap_or_default()
+    )
 }
 
 fn bar(what: &str, progress: &Progress, started: Instant, stopped: &std::sync::mpsc::Receiver<()>) {
-    use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     let counting = ProgressStyle::with_template("{spinner} {prefix}: {pos} keys {wide_msg}")
         .expect("a valid template");
@@ -590,20 +605,10 @@ fn bar(what: &str, progress: &Progress, started: Instant, stopped: &std::sync::m
             bar.set_length(total);
             styled = true;
         }
-        let (keys_per_sec, bytes_per_sec, left) = rates(&t, total, started.elapsed());
         bar.set_position(t.keys());
-        bar.set_message(format!(
-            "{}, {keys_per_sec:.0} keys/s, {}/s{}{}",
-            HumanBytes(t.bytes),
-            HumanBytes(bytes_per_sec as u64),
-            left.map(|d| format!(", ETA {}", HumanDuration(d)))
-                .unwrap_or_default(),
-            if t.failed > 0 {
-                format!(", {} failed", t.failed)
-            } else {
-                String::new()
-            }
-        ));
+        bar.set_message(throughput(&t, total, started.elapsed(), |d| {
+            format!("ETA {d}")
+        }));
         if stopped.recv_timeout(Duration::from_millis(200)).is_ok() {
             bar.finish_and_clear();
             return;
@@ -618,11 +623,9 @@ fn lines(
     every: Duration,
     stopped: &std::sync::mpsc::Receiver<()>,
 ) {
-    use indicatif::{HumanBytes, HumanDuration};
     while stopped.recv_timeout(every).is_err() {
         let t = progress.tally();
         let total = progress.total_keys();
-        let (keys_per_sec, bytes_per_sec, left) = rates(&t, total, started.elapsed());
         let done = match total {
             Some(total) if total > 0 => format!(
                 "{} of {total} keys ({:.0}%)",
@@ -631,17 +634,7 @@ fn lines(
             ),
             _ => format!("{} keys", t.keys()),
         };
-        eprintln!(
-            "wasikv: {what}: {done}, {}, {keys_per_sec:.0} keys/s, {}/s{}{}",
-            HumanBytes(t.bytes),
-            HumanBytes(bytes_per_sec as u64),
-            left.map(|d| format!(", about {} left", HumanDuration(d)))
-                .unwrap_or_default(),
-            if t.failed > 0 {
-                format!(", {} failed", t.failed)
-            } else {
-                String::new()
-            }
-        );
+        let rest = throughput(&t, total, started.elapsed(), |d| format!("about {d} left"));
+        eprintln!("wasikv: {what}: {done}, {rest}");
     }
 }
