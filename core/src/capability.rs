@@ -80,6 +80,30 @@ impl fmt::Display for Consistency {
     }
 }
 
+/// How much of one native `set-many` batch applies atomically. A guest's batch larger than the store's batch limit is split
+/// by the host, and no batch is atomic as a whole to a guest (the WIT says
+/// so); this says what holds within one native batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchAtomicity {
+    /// All items or none (a transaction or a script).
+    All,
+    /// All or none within each group named here (e.g. "hash slot"), not
+    /// across groups.
+    PerGroup(&'static str),
+    /// Item by item: a failure may leave earlier items applied.
+    PerItem,
+}
+
+impl fmt::Display for BatchAtomicity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchAtomicity::All => f.write_str("all or none"),
+            BatchAtomicity::PerGroup(group) => write!(f, "all or none per {group}"),
+            BatchAtomicity::PerItem => f.write_str("per item"),
+        }
+    }
+}
+
 /// The operations of the matrix, in display order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -191,6 +215,8 @@ pub struct Capabilities {
     /// is less than [`Capabilities::max_batch_items`] (DynamoDB reads 100
     /// items per call, writes 25); `None`: the same.
     pub max_write_batch_items: Option<usize>,
+    /// What applies atomically within one native `set-many` batch.
+    pub set_many_atomicity: BatchAtomicity,
     /// Read consistency.
     pub consistency: Consistency,
     /// Whether acknowledged writes survive a restart of the store.
@@ -220,6 +246,7 @@ impl Capabilities {
             chunked_above: None,
             max_batch_items: None,
             max_write_batch_items: None,
+            set_many_atomicity: BatchAtomicity::PerItem,
             budgeted_get_many: false,
             bounded_increment: false,
             consistency: Consistency::Strong,
@@ -339,6 +366,7 @@ impl Capabilities {
                 (read, _) => limit(read),
             },
         );
+        row("set-many atomicity", &|c| c.set_many_atomicity.to_string());
         row("consistency", &|c| c.consistency.to_string());
         row("durable", &|c| {
             if c.durable { "yes" } else { "no" }.to_string()
@@ -356,7 +384,7 @@ mod tests {
     fn table_has_one_row_per_operation_and_limit() {
         let caps = Capabilities::required();
         let table = Capabilities::markdown_table(&[("memory", &caps)]);
-        assert_eq!(table.lines().count(), 2 + Operation::ALL.len() + 7);
+        assert_eq!(table.lines().count(), 2 + Operation::ALL.len() + 8);
         assert!(table.contains("| increment | unsupported |"));
         assert!(table.contains("| get | native |"));
     }

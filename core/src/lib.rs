@@ -25,7 +25,9 @@ pub mod provider;
 #[cfg(feature = "suite")]
 pub mod suite;
 
-pub use capability::{Capabilities, Consistency, EmulationScope, Operation, Support};
+pub use capability::{
+    BatchAtomicity, Capabilities, Consistency, EmulationScope, Operation, Support,
+};
 pub use codec::KeyCodec;
 pub use error::{Error, ErrorKind, Result};
 pub use provider::{

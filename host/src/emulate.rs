@@ -98,6 +98,9 @@ pub fn emulated_capabilities(native: &Capabilities, max_value: usize) -> Capabil
         native.bounded_increment || (caps.increment.is_available() && native.cas.is_available());
     caps.get_many = emulate(caps.get_many, GET_MANY_HOW, native.get);
     caps.set_many = emulate(caps.set_many, SET_MANY_HOW, native.set);
+    if !native.set_many.is_native() {
+        caps.set_many_atomicity = wasikv_core::BatchAtomicity::PerItem;
+    }
     caps.delete_many = emulate(caps.delete_many, DELETE_MANY_HOW, native.delete);
     if caps.watch == Support::Unsupported {
         caps.watch = Support::Emulated {

@@ -12,7 +12,7 @@ use azure_data_cosmos::{CosmosError, FeedScope, Query, TransactionalBatch};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
     Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
     WriteCondition, WriteOutcome,
 };
@@ -47,6 +47,13 @@ pub fn capabilities(partitioned: bool) -> Capabilities {
     Capabilities {
         get_many: in_partition(partitioned),
         set_many: in_partition(partitioned),
+        // A transactional batch on Cosmos DB (the test fixture does not
+        // roll back: docs/providers/cosmos.md).
+        set_many_atomicity: if partitioned {
+            BatchAtomicity::All
+        } else {
+            BatchAtomicity::PerItem
+        },
         // A transactional batch fails as a whole on a missing item, but
         // delete-many must ignore missing keys: the host's concurrent deletes.
         delete_many: Support::Unsupported,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, ListPage, Location,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, ListPage, Location,
     Namespace, Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition,
     WriteOutcome, counter,
 };
@@ -30,6 +30,7 @@ pub fn capabilities() -> Capabilities {
         increment: Support::Native,
         get_many: Support::Native,
         set_many: Support::Native,
+        set_many_atomicity: BatchAtomicity::All,
         delete_many: Support::Native,
         budgeted_get_many: true,
         bounded_increment: true,

@@ -7,7 +7,7 @@ use etcd_client::{
     Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchClient,
 };
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Endpoint, Error, ErrorKind,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Endpoint, Error, ErrorKind,
     ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
     WriteCondition, WriteOutcome,
 };
@@ -33,6 +33,7 @@ pub fn capabilities() -> Capabilities {
         increment: Support::Unsupported,
         get_many: Support::Native,
         set_many: Support::Native,
+        set_many_atomicity: BatchAtomicity::All,
         delete_many: Support::Native,
         max_value_bytes: Some(MAX_VALUE_BYTES),
         max_batch_items: Some(MAX_TXN_OPS),

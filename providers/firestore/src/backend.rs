@@ -14,7 +14,7 @@ use firestore::gcloud_sdk::prost::Message;
 use firestore::gcloud_sdk::prost_types::Timestamp;
 use firestore::gcloud_sdk::tonic::Code;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
     Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
     WriteCondition, WriteOutcome,
 };
@@ -47,6 +47,8 @@ pub fn capabilities() -> Capabilities {
         increment: Support::Unsupported,
         get_many: Support::Native,
         set_many: Support::Native,
+        // One commit per native batch (the host splits by size and count).
+        set_many_atomicity: BatchAtomicity::All,
         delete_many: Support::Native,
         max_key_bytes: Some(MAX_ID_BYTES),
         max_value_bytes: Some(MAX_VALUE_BYTES),

@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, ImmediateBucket, ListPage,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, ImmediateBucket, ListPage,
     Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
     WriteCondition, WriteOutcome, counter,
 };
@@ -31,6 +31,7 @@ pub fn capabilities(config: &MemoryConfig) -> Capabilities {
         increment: optional,
         get_many: optional,
         set_many: optional,
+        set_many_atomicity: BatchAtomicity::All,
         delete_many: optional,
         max_value_bytes: config.max_value_bytes,
         max_batch_items: config.max_batch_items,

@@ -1,31 +1,224 @@
-//! The connection, the server-side scripts, key layout and the one mapper
-//! from Redis errors to wasikv errors.
+//! The connection, the key layout, the server-side scripts and the one
+//! mapper from Redis errors to wasikv errors.
 
-use redis::aio::ConnectionManager;
-use redis::{RedisError, Script};
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 use wasikv_core::{Error, ErrorKind};
 
 /// Start of every key wasikv keeps beside the data: `0xFF` cannot start a
 /// UTF-8 string, so no bucket key can collide with it.
 pub const META: &[u8] = b"\xffwasikv\xff";
 
-/// The version-token hash of a bucket.
+/// The version-token hash of a bucket on a single server.
 pub fn versions_key(prefix: &str) -> Vec<u8> {
     [META, b"v:", prefix.as_bytes()].concat()
 }
 
-/// The key index (sorted set) of a bucket.
+/// The key index (sorted set) of a bucket on a single server.
 pub fn index_key(prefix: &str) -> Vec<u8> {
     [META, b"i:", prefix.as_bytes()].concat()
 }
 
-/// A connection shared by every bucket on one URL (multiplexed, reconnecting).
+/// Slots of a Redis Cluster.
+pub const SLOTS: usize = 16384;
+
+/// Groups of a bucket on a Redis Cluster: its keys spread over this many
+/// hash slots (256 of 16384, evenly spaced), so a bucket uses every master
+/// of a cluster of up to a few dozen.
+pub const CLUSTER_GROUPS: usize = 256;
+
+/// CRC16 (XMODEM), Redis Cluster's key hash.
+pub fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in bytes {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The hash slot of a key (its hash tag's, when it has one).
+pub fn slot(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let close = key[open + 1..].iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &key[open + 1..open + 1 + close])
+        })
+        .unwrap_or(key);
+    crc16(hashed) % SLOTS as u16
+}
+
+/// The hash tags of `groups` groups: the tag of group `g` is the smallest
+/// decimal number whose slot falls in the `g`-th of `groups` equal ranges
+/// of the slot space. Part of the on-store layout: never change it.
+pub fn group_tags(groups: usize) -> Vec<String> {
+    assert!((1..=SLOTS).contains(&groups));
+    let mut tags: Vec<Option<String>> = vec![None; groups];
+    let mut missing = groups;
+    let mut n: u64 = 0;
+    while missing > 0 {
+        let tag = n.to_string();
+        let group = usize::from(crc16(tag.as_bytes()) % SLOTS as u16) * groups / SLOTS;
+        if tags[group].is_none() {
+            tags[group] = Some(tag);
+            missing -= 1;
+        }
+        n += 1;
+    }
+    tags.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// One group of a bucket's keys: the keys, their version tokens and their
+/// index entries share one hash slot (on a single server there is one group).
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Prefix of the group's data keys: the bucket's prefix, then the hash
+    /// tag `{T}` on a cluster.
+    pub data_prefix: String,
+    /// The group's version-token hash; also the channel its writes publish on.
+    pub versions: Vec<u8>,
+    /// The group's key index (sorted set).
+    pub index: Vec<u8>,
+}
+
+/// Where a bucket's keys and bookkeeping live.
+///
+/// * Single server: `prefix + key`, one version hash and one index for the
+///   bucket.
+/// * Redis Cluster: the key's group `g = crc16(key) mod 256`, data at
+///   `prefix + "{" + T_g + "}" + key`, versions at `META v: prefix {T_g}`,
+///   index at `META i: prefix {T_g}`, where `T_g` is the group's hash tag
+///   ([`group_tags`]): everything a write touches is in one slot, and the
+///   bucket's keys spread over 256 slots across the masters.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    prefix: String,
+    groups: Vec<Group>,
+}
+
+impl Layout {
+    /// The layout of a bucket on a single server.
+    pub fn single(prefix: &str) -> Self {
+        Layout {
+            prefix: prefix.to_string(),
+            groups: vec![Group {
+                data_prefix: prefix.to_string(),
+                versions: versions_key(prefix),
+                index: index_key(prefix),
+            }],
+        }
+    }
+
+    /// The layout of a bucket on a Redis Cluster. `prefix` holds no `{`
+    /// or `}` (checked by the provider's plan).
+    pub fn cluster(prefix: &str) -> Self {
+        let groups = group_tags(CLUSTER_GROUPS)
+            .into_iter()
+            .map(|tag| {
+                let tagged = format!("{prefix}{{{tag}}}");
+                Group {
+                    versions: [META, b"v:", tagged.as_bytes()].concat(),
+                    index: [META, b"i:", tagged.as_bytes()].concat(),
+                    data_prefix: tagged,
+                }
+            })
+            .collect();
+        Layout {
+            prefix: prefix.to_string(),
+            groups,
+        }
+    }
+
+    /// The bucket's prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether the bucket is on a cluster (more than one group).
+    pub fn is_cluster(&self) -> bool {
+        self.groups.len() > 1
+    }
+
+    /// The groups, in listing order.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// The number of the group of `key`.
+    pub fn group_of(&self, key: &str) -> usize {
+        match self.groups.len() {
+            1 => 0,
+            n => usize::from(crc16(key.as_bytes())) % n,
+        }
+    }
+
+    /// The group of `key`.
+    pub fn group(&self, key: &str) -> &Group {
+        &self.groups[self.group_of(key)]
+    }
+
+    /// The Redis key of `key`'s value.
+    pub fn data_key(&self, key: &str) -> String {
+        format!("{}{key}", self.group(key).data_prefix)
+    }
+}
+
+/// A connection to a single server or to a cluster; both multiplexed and
+/// reconnecting. The cluster connection routes each command by its keys'
+/// slot, follows MOVED/ASK and refreshes the slot map.
+#[derive(Clone)]
+pub enum Connection {
+    /// One server.
+    Single(ConnectionManager),
+    /// A Redis Cluster.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A connection shared by every bucket on one server or cluster.
 #[derive(Clone)]
 pub struct RedisStore {
-    /// The multiplexed connection.
-    pub conn: ConnectionManager,
-    /// The client, for the pub/sub connections of watches.
-    pub client: redis::Client,
+    /// The multiplexed connection (to the server, or to every master).
+    pub conn: Connection,
+    /// Clients of the server, or of the cluster's seed nodes, for the
+    /// pub/sub connections of watches (tried in order).
+    pub pubsub: Vec<redis::Client>,
 }
 
 // Every write script publishes its change on the bucket's versions key as a
@@ -248,9 +441,12 @@ pub fn map_err(e: RedisError) -> Error {
         Some("BUSY") => Some("redis is busy running a script or function"),
         Some("TRYAGAIN") => Some("redis asks to try again (a slot is being migrated)"),
         Some("MASTERDOWN") => Some("redis lost its link to the master"),
-        Some("CLUSTERDOWN") => Some("the redis cluster is down"),
+        Some("CLUSTERDOWN") => Some("the redis cluster is down (a slot has no master)"),
         Some("READONLY") => {
             Some("redis is a read-only replica (a failover moved the master elsewhere?)")
+        }
+        Some("MOVED") | Some("ASK") => {
+            Some("the redis cluster moved the key's slot (topology changing)")
         }
         _ => None,
     };
@@ -295,6 +491,57 @@ pub fn parse_change(payload: &[u8]) -> Option<wasikv_core::Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Redis Cluster's own examples: CRC16 of "123456789" and known slots.
+    #[test]
+    fn crc16_and_slots_match_redis() {
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"bar"), 5061);
+        // A hash tag: only its content is hashed; `{}` is no tag.
+        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
+        assert_eq!(slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % 16384);
+        assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
+    }
+
+    /// Every group's tag lands in its own slot range, so a bucket's groups
+    /// spread evenly over the slots (and so over the masters).
+    #[test]
+    fn group_tags_spread_over_the_slot_space() {
+        for groups in [1, 3, 256, 16384] {
+            let tags = group_tags(groups);
+            assert_eq!(tags.len(), groups);
+            for (g, tag) in tags.iter().enumerate() {
+                let slot = usize::from(slot(tag.as_bytes()));
+                assert_eq!(slot * groups / SLOTS, g, "tag {tag} of group {g}/{groups}");
+            }
+        }
+        // The layout is stored data: these must never change.
+        let tags = group_tags(CLUSTER_GROUPS);
+        assert_eq!(&tags[..4], ["460", "14", "278", "10"]);
+    }
+
+    /// On a cluster a key's value, version and index entry share a slot;
+    /// keys spread over the groups; keys with braces keep wasikv's tag.
+    #[test]
+    fn cluster_layout_keeps_a_keys_bookkeeping_in_its_slot() {
+        let layout = Layout::cluster("app:");
+        let mut used = std::collections::HashSet::new();
+        for key in ["a", "b", "{x}", "}{", "{", "}", "user:{42}", "", "ключ"] {
+            let g = layout.group(key);
+            let data = layout.data_key(key);
+            assert!(data.starts_with("app:{"), "{data}");
+            assert_eq!(slot(data.as_bytes()), slot(&g.versions), "{key}");
+            assert_eq!(slot(data.as_bytes()), slot(&g.index), "{key}");
+        }
+        for i in 0..10_000 {
+            used.insert(layout.group_of(&format!("key-{i}")));
+        }
+        assert_eq!(used.len(), CLUSTER_GROUPS);
+        let single = Layout::single("app:");
+        assert_eq!(single.data_key("a"), "app:a");
+        assert_eq!(single.group("a").versions, versions_key("app:"));
+    }
 
     /// Temporary server states are `unavailable` and retryable; the rest are not.
     #[test]

@@ -11,6 +11,13 @@
 //! delivered with the value read back (so quick successive foreign writes of
 //! one key may arrive as one change with the newest value).
 //!
+//! On a Redis Cluster the watch subscribes, on the first seed node that
+//! answers, to the channels of all 256 groups of the bucket (a cluster
+//! delivers a `PUBLISH` to subscribers on every node). Keyspace events are
+//! per node there, so writes by other clients are not seen; the capability
+//! matrix and the provider guide say so. The watch ends with `unavailable`
+//! when its node goes away, like a watch on a single server.
+//!
 //! A task drains the subscription into a bounded queue of [`QUEUE`]
 //! messages; a watcher that falls further behind loses the oldest (a warning
 //! gives their count), as with the host's own notifications, so a slow
@@ -20,10 +27,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use wasikv_core::{Change, ChangeStream, Error, ErrorKind, Result};
 
-use crate::core::{map_err, parse_change};
+use crate::core::{Connection, Layout, map_err, parse_change};
 
 /// Messages queued for a watcher.
 pub const QUEUE: usize = 1024;
@@ -59,9 +65,9 @@ struct Pending {
 
 struct Feed {
     messages: tokio::sync::broadcast::Receiver<redis::Msg>,
-    conn: ConnectionManager,
-    /// The bucket's key prefix.
-    prefix: String,
+    conn: Connection,
+    /// Where the bucket's keys are.
+    layout: Layout,
     /// `__keyspace@<db>__:<prefix>`, when keyspace events are on.
     keyspace: Option<Vec<u8>>,
     pending: Option<Pending>,
@@ -93,7 +99,7 @@ impl Feed {
                 self.out.push_back(Ok(Change::Delete { key }))
             }
             _ => {
-                let data_key = format!("{}{key}", self.prefix);
+                let data_key = self.layout.data_key(&key);
                 let read: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("GET")
                     .arg(&data_key)
                     .query_async(&mut self.conn)
@@ -143,32 +149,54 @@ impl Feed {
     }
 }
 
-/// Subscribes to the changes of the bucket at `prefix` (channel `versions`).
+/// Subscribes to the changes of the bucket laid out as `layout` (the
+/// channels of its groups), through the first of `clients` that answers.
 pub async fn watch(
-    client: &redis::Client,
-    conn: ConnectionManager,
-    prefix: &str,
-    versions: &[u8],
+    clients: &[redis::Client],
+    conn: Connection,
+    layout: &Layout,
 ) -> Result<ChangeStream> {
-    let mut pubsub = client.get_async_pubsub().await.map_err(map_err)?;
+    let mut last_error = None;
+    let mut subscribed = None;
+    for client in clients {
+        match client.get_async_pubsub().await {
+            Ok(pubsub) => {
+                subscribed = Some((client, pubsub));
+                break;
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let Some((client, mut pubsub)) = subscribed else {
+        return Err(match last_error {
+            Some(e) => map_err(e),
+            None => Error::unsupported("watch"),
+        });
+    };
     // Each subscribe returns once Redis confirmed it.
-    pubsub.subscribe(versions).await.map_err(map_err)?;
-    let setting: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("notify-keyspace-events")
-        .query_async(&mut conn.clone())
-        .await
-        .unwrap_or_default(); // CONFIG may be disabled (managed Redis): wasikv writers only
-    let keyspace = if setting.get(1).is_some_and(|s| keyspace_events_on(s)) {
-        let db = client.get_connection_info().redis_settings().db();
-        let channel = format!("__keyspace@{db}__:{prefix}");
-        pubsub
-            .psubscribe(format!("__keyspace@{db}__:{}*", glob_escape(prefix)))
-            .await
-            .map_err(map_err)?;
-        Some(channel.into_bytes())
+    let channels: Vec<&[u8]> = layout.groups().iter().map(|g| g.versions.as_slice()).collect();
+    pubsub.subscribe(channels).await.map_err(map_err)?;
+    let keyspace = if layout.is_cluster() {
+        None // keyspace events are per node on a cluster
     } else {
-        None
+        let setting: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("notify-keyspace-events")
+            .query_async(&mut conn.clone())
+            .await
+            .unwrap_or_default(); // CONFIG may be disabled (managed Redis): wasikv writers only
+        if setting.get(1).is_some_and(|s| keyspace_events_on(s)) {
+            let prefix = layout.prefix();
+            let db = client.get_connection_info().redis_settings().db();
+            let channel = format!("__keyspace@{db}__:{prefix}");
+            pubsub
+                .psubscribe(format!("__keyspace@{db}__:{}*", glob_escape(prefix)))
+                .await
+                .map_err(map_err)?;
+            Some(channel.into_bytes())
+        } else {
+            None
+        }
     };
     // The crate's pub/sub stream is unbounded: drain it into a bounded queue.
     let (queue, messages) = tokio::sync::broadcast::channel(QUEUE);
@@ -184,7 +212,7 @@ pub async fn watch(
     let feed = Feed {
         messages,
         conn,
-        prefix: prefix.to_string(),
+        layout: layout.clone(),
         keyspace,
         pending: None,
         out: VecDeque::new(),

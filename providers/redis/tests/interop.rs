@@ -6,17 +6,11 @@ use std::sync::Arc;
 
 use redis::AsyncCommands;
 use wasikv_core::{Bucket, WriteCondition, WriteOutcome};
-use wasikv_redis::core::RedisStore;
+use wasikv_redis::core::{Connection, RedisStore};
 use wasikv_redis::{RedisBucket, RedisConfig};
 
-async fn bucket() -> (Arc<RedisBucket>, redis::aio::ConnectionManager, String) {
-    let config = RedisConfig {
-        url: wasikv_redis::testing::test_url(),
-        prefix: None,
-        ca_file: None,
-        connect_timeout_ms: 5_000,
-        response_timeout_ms: 10_000,
-    };
+async fn bucket() -> (Arc<RedisBucket>, Connection, String) {
+    let config = RedisConfig::for_url(wasikv_redis::testing::test_url());
     let store = RedisStore::connect(&config)
         .await
         .expect("redis at WASIKV_TEST_REDIS_URL");
@@ -100,11 +94,8 @@ async fn keys_deleted_by_another_client_leave_the_listing() {
 #[tokio::test]
 async fn unreachable_server_is_unavailable() {
     let config = RedisConfig {
-        url: "redis://127.0.0.1:1/0".into(),
-        prefix: None,
-        ca_file: None,
         connect_timeout_ms: 500,
-        response_timeout_ms: 10_000,
+        ..wasikv_redis::RedisConfig::for_url("redis://127.0.0.1:1/0")
     };
     let err = RedisStore::connect(&config)
         .await

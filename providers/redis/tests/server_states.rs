@@ -118,3 +118,91 @@ async fn a_read_only_replica_is_retryable_unavailable_for_writes() {
     // Reads are served.
     assert_eq!(bucket.get("k").await.unwrap(), None);
 }
+
+/// `wait_replicas` on a single server with one replica: an acknowledged
+/// write is on the replica; while the replica stalls (`DEBUG SLEEP`), a
+/// write fails as `unavailable` (not retryable) after `wait_timeout_ms`,
+/// whereas without `wait_replicas` the same write is acknowledged with the
+/// replica lacking it (what a failover then loses: docs/reliability.md).
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_wait_for_the_replica_when_asked() {
+    const MASTER: u16 = 16430;
+    const REPLICA: u16 = 16431;
+    let _master = TestServer::spawn(&mut server_command(MASTER), WHAT);
+    let mut command = server_command(REPLICA);
+    let _replica = TestServer::spawn(
+        command.args([
+            "--replicaof",
+            "127.0.0.1",
+            &MASTER.to_string(),
+            "--enable-debug-command",
+            "yes",
+        ]),
+        WHAT,
+    );
+    let config = private_config(MASTER);
+    let store = eventually("connect", Duration::from_secs(20), || {
+        RedisStore::connect(&config)
+    })
+    .await;
+    let waiting = RedisBucket::new(store.conn.clone(), "wait:").with_wait(1, 300);
+    let plain = RedisBucket::new(store.conn.clone(), "plain:");
+    let mut replica = raw(REPLICA).await;
+    // The replica catches up with the master first.
+    eventually("replica in sync", Duration::from_secs(20), || async {
+        waiting
+            .set("sync", b"1".to_vec(), WriteCondition::Always)
+            .await
+            .map(|_| ())
+    })
+    .await;
+    for i in 0..10 {
+        let key = format!("k{i}");
+        waiting
+            .set(&key, b"v".to_vec(), WriteCondition::Always)
+            .await
+            .unwrap();
+        let on_replica: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(format!("wait:{key}"))
+            .query_async(&mut replica)
+            .await
+            .unwrap();
+        assert_eq!(on_replica.as_deref(), Some(&b"v"[..]), "{key}");
+    }
+
+    // The replica stalls for 3 s.
+    let sleeper = tokio::spawn(async move {
+        let mut conn = raw(REPLICA).await;
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(3)
+            .query_async(&mut conn)
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let e = waiting
+        .increment("n", 1)
+        .await
+        .expect_err("the replica cannot confirm");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("only 0 of 1 replicas"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    // Without waiting: acknowledged at once, though the replica lacks it.
+    plain
+        .set("acked", b"v".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    sleeper.await.unwrap();
+    // The failed call had applied on the master (as its error says it may).
+    assert_eq!(waiting.get("n").await.unwrap().as_deref(), Some(&b"1"[..]));
+    // Once the replica is back, waiting writes succeed again.
+    eventually("replica back", Duration::from_secs(20), || async {
+        waiting
+            .set("after", b"1".to_vec(), WriteCondition::Always)
+            .await
+            .map(|_| ())
+    })
+    .await;
+}

@@ -37,11 +37,9 @@ async fn rediss_with_a_private_ca() {
         "redis-server",
     );
     let config = RedisConfig {
-        url: format!("rediss://127.0.0.1:{PORT}/0"),
-        prefix: None,
         ca_file: Some(certs.ca.clone()),
         connect_timeout_ms: 1_000,
-        response_timeout_ms: 10_000,
+        ..wasikv_redis::RedisConfig::for_url(format!("rediss://127.0.0.1:{PORT}/0"))
     };
     let store = eventually("TLS connect", Duration::from_secs(20), || {
         RedisStore::connect(&config)

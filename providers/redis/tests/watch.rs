@@ -20,12 +20,12 @@ async fn watch_sees_wasikv_writes_once_and_other_clients_writes() {
         "redis-server (scripts/services.sh installs it)",
     );
     let config = wasikv_redis::testing::private_config(PORT);
-    let url = config.url.clone();
+    let url = config.url.clone().expect("a single server");
     let store = eventually("connect", Duration::from_secs(20), || {
         RedisStore::connect(&config)
     })
     .await;
-    let bucket = RedisBucket::new(store.conn.clone(), "w:").with_watch(store.client.clone());
+    let bucket = RedisBucket::new(store.conn.clone(), "w:").with_watch(store.pubsub.clone());
     let mut changes = bucket.watch().await.expect("watch");
     let next = async |changes: &mut wasikv_core::ChangeStream| {
         tokio::time::timeout(Duration::from_secs(10), changes.next())
@@ -96,15 +96,12 @@ async fn watch_sees_wasikv_writes_once_and_other_clients_writes() {
 async fn a_slow_watcher_loses_the_oldest_changes() {
     let url = wasikv_redis::testing::test_url();
     let config = wasikv_redis::RedisConfig {
-        url: url.clone(),
-        prefix: None,
-        ca_file: None,
         connect_timeout_ms: 1_000,
-        response_timeout_ms: 10_000,
+        ..wasikv_redis::RedisConfig::for_url(url.clone())
     };
     let store = RedisStore::connect(&config).await.expect("redis reachable");
     let prefix = format!("wasikv-test:slow-{:08x}:", rand::random::<u32>());
-    let bucket = RedisBucket::new(store.conn.clone(), &prefix).with_watch(store.client.clone());
+    let bucket = RedisBucket::new(store.conn.clone(), &prefix).with_watch(store.pubsub.clone());
     let mut changes = bucket.watch().await.expect("watch");
     let total = wasikv_redis::watch::QUEUE * 3;
     for i in 0..total {
