@@ -12,9 +12,9 @@ use azure_data_cosmos::{CosmosError, FeedScope, Query, TransactionalBatch};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use wasikv_core::{
-    BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
-    Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
-    WriteCondition, WriteOutcome,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind,
+    KeyCodec, ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version,
+    Versioned, WriteCondition, WriteOutcome,
 };
 
 use crate::config::CosmosConfig;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
 use wasikv_core::{
-    BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, ListPage, Location,
-    Namespace, Options, Provider, Result, Store, Support, Version, Versioned, WriteCondition,
-    WriteOutcome, counter,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind,
+    ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    WriteCondition, WriteOutcome, counter,
 };
 
 use crate::config::EmbeddedConfig;

@@ -7,9 +7,9 @@ use etcd_client::{
     Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchClient,
 };
 use wasikv_core::{
-    BatchAtomicity, Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Endpoint, Error, ErrorKind,
-    ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
-    WriteCondition, WriteOutcome,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Endpoint, Error,
+    ErrorKind, ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version,
+    Versioned, WriteCondition, WriteOutcome,
 };
 
 use crate::config::EtcdConfig;

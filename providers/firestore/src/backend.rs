@@ -14,9 +14,9 @@ use firestore::gcloud_sdk::prost::Message;
 use firestore::gcloud_sdk::prost_types::Timestamp;
 use firestore::gcloud_sdk::tonic::Code;
 use wasikv_core::{
-    BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
-    Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
-    WriteCondition, WriteOutcome,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind,
+    KeyCodec, ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version,
+    Versioned, WriteCondition, WriteOutcome,
 };
 
 use crate::config::FirestoreConfig;

@@ -5,8 +5,8 @@ use std::sync::{Arc, PoisonError, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use wasikv_core::{
-    BatchAtomicity, Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, ImmediateBucket, ListPage,
-    Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, ImmediateBucket,
+    ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
     WriteCondition, WriteOutcome, counter,
 };
 

@@ -166,9 +166,8 @@ fn connection_info(url: &str) -> Result<redis::ConnectionInfo> {
 /// The server a connection info points at.
 fn endpoint_of(info: &redis::ConnectionInfo) -> Result<Endpoint> {
     match info.addr() {
-        redis::ConnectionAddr::Tcp(host, port) | redis::ConnectionAddr::TcpTls { host, port, .. } => {
-            Ok(Endpoint::server(host, *port))
-        }
+        redis::ConnectionAddr::Tcp(host, port)
+        | redis::ConnectionAddr::TcpTls { host, port, .. } => Ok(Endpoint::server(host, *port)),
         redis::ConnectionAddr::Unix(path) => Ok(Endpoint::Path(
             std::path::absolute(path).unwrap_or_else(|_| path.clone()),
         )),
@@ -221,8 +220,8 @@ impl RedisStore {
     /// Connects to the server or cluster of `config`.
     pub async fn connect(config: &RedisConfig) -> Result<Self> {
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
-        let response_timeout =
-            (config.response_timeout_ms > 0).then(|| Duration::from_millis(config.response_timeout_ms));
+        let response_timeout = (config.response_timeout_ms > 0)
+            .then(|| Duration::from_millis(config.response_timeout_ms));
         match config.topology()? {
             Topology::Single(url) => {
                 let client = single_client(url, config)?;
@@ -279,7 +278,8 @@ impl RedisStore {
 /// bucket would fail every multi-key write with CROSSSLOT. `INFO` may be
 /// disabled (managed services): then nothing is checked.
 async fn refuse_cluster_node(conn: &mut Connection) -> Result<()> {
-    let info: redis::RedisResult<String> = redis::cmd("INFO").arg("cluster").query_async(conn).await;
+    let info: redis::RedisResult<String> =
+        redis::cmd("INFO").arg("cluster").query_async(conn).await;
     match info {
         Ok(text) if text.lines().any(|l| l.trim() == "cluster_enabled:1") => Err(Error::new(
             ErrorKind::InvalidConfig,
@@ -501,7 +501,8 @@ impl RedisBucket {
             match reply {
                 Err(e)
                     if !loaded
-                        && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                        && e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                 {
                     script.load_async(&mut conn).await?;
                     loaded = true;

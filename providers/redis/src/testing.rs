@@ -38,7 +38,9 @@ pub fn cluster_opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static
     opener_on(Some(test_cluster_nodes()))
 }
 
-fn opener_on(cluster: Option<Vec<String>>) -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+fn opener_on(
+    cluster: Option<Vec<String>>,
+) -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
     let store: Arc<OnceCell<RedisStore>> = Arc::new(OnceCell::new());
     move |ns| {
         let store = store.clone();

@@ -174,7 +174,11 @@ pub async fn watch(
         });
     };
     // Each subscribe returns once Redis confirmed it.
-    let channels: Vec<&[u8]> = layout.groups().iter().map(|g| g.versions.as_slice()).collect();
+    let channels: Vec<&[u8]> = layout
+        .groups()
+        .iter()
+        .map(|g| g.versions.as_slice())
+        .collect();
     pubsub.subscribe(channels).await.map_err(map_err)?;
     let keyspace = if layout.is_cluster() {
         None // keyspace events are per node on a cluster

@@ -110,9 +110,14 @@ async fn a_buckets_keys_spread_over_every_master_and_list_once() {
     let (b, prefix) = bucket("spread", None).await;
     let keys: Vec<String> = (0..600).map(|i| format!("k{i:04}")).collect();
     for chunk in keys.chunks(200) {
-        b.set_many(chunk.iter().map(|k| (k.clone(), k.as_bytes().to_vec())).collect())
-            .await
-            .unwrap();
+        b.set_many(
+            chunk
+                .iter()
+                .map(|k| (k.clone(), k.as_bytes().to_vec()))
+                .collect(),
+        )
+        .await
+        .unwrap();
     }
     let nodes = nodes().await;
     let masters: Vec<&Node> = nodes.iter().filter(|n| n.master_of.is_none()).collect();
@@ -124,7 +129,10 @@ async fn a_buckets_keys_spread_over_every_master_and_list_once() {
     // 600 keys over 256 groups over 3 masters: about 200 each.
     assert_eq!(per_master.values().sum::<usize>(), 600, "{per_master:?}");
     for (port, n) in &per_master {
-        assert!(*n >= 120, "master {port} holds only {n} of 600 keys: {per_master:?}");
+        assert!(
+            *n >= 120,
+            "master {port} holds only {n} of 600 keys: {per_master:?}"
+        );
     }
     // Each data key on the master of its slot.
     for key in keys.iter().take(50) {
@@ -194,7 +202,9 @@ async fn writes_wait_for_replicas_when_asked() {
     let nodes = nodes().await;
     for i in 0..20 {
         let key = format!("w{i}");
-        b.set(&key, b"v".to_vec(), WriteCondition::Always).await.unwrap();
+        b.set(&key, b"v".to_vec(), WriteCondition::Always)
+            .await
+            .unwrap();
         assert_eq!(b.increment(&format!("n{i}"), 5).await.unwrap(), 5);
         let data = b.layout().data_key(&key);
         let master = master_of_slot(&nodes, slot(data.as_bytes()));
@@ -209,11 +219,19 @@ async fn writes_wait_for_replicas_when_asked() {
             .query_async(&mut conn)
             .await
             .unwrap();
-        assert_eq!(value.as_deref(), Some(&b"v"[..]), "replica {} lacks {key}", replica.port);
+        assert_eq!(
+            value.as_deref(),
+            Some(&b"v"[..]),
+            "replica {} lacks {key}",
+            replica.port
+        );
     }
-    b.set_many(vec![("x".into(), b"1".to_vec()), ("y".into(), b"2".to_vec())])
-        .await
-        .unwrap();
+    b.set_many(vec![
+        ("x".into(), b"1".to_vec()),
+        ("y".into(), b"2".to_vec()),
+    ])
+    .await
+    .unwrap();
     b.delete_many(&["x".into(), "y".into()]).await.unwrap();
     wasikv_core::suite::cleanup(&b).await;
 

@@ -188,7 +188,11 @@ async fn writes_wait_for_the_replica_when_asked() {
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(!e.is_retryable(), "{e}");
     assert!(e.to_string().contains("only 0 of 1 replicas"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     // Without waiting: acknowledged at once, though the replica lacks it.
     plain
         .set("acked", b"v".to_vec(), WriteCondition::Always)
