@@ -1,147 +1,31 @@
 //! `wasikv serve`: real HTTP over loopback against the built `wasikv`
 //! binary, serving the `http-kv` example and the `http-probe` component.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::served::{Served, client, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A `wasikv serve` process on ephemeral ports, killed when dropped.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-    admin: Option<SocketAddr>,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.admin.expect("started with --admin"))
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits until `predicate` holds of the metrics (polled), or fails.
-    async fn wait_for_metrics(&self, what: &str, predicate: impl Fn(&Metrics) -> bool) {
-        let started = Instant::now();
-        loop {
-            let metrics = scrape(self).await;
-            if predicate(&metrics) {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}; last scrape:\n{:?}\nserver log:\n{}",
-                metrics.samples,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+/// Waits until `predicate` holds of the metrics (polled), or fails.
+async fn wait_for_metrics(served: &Served, what: &str, predicate: impl Fn(&Metrics) -> bool) {
+    let started = Instant::now();
+    loop {
+        let metrics = scrape(served).await;
+        if predicate(&metrics) {
+            return;
         }
-    }
-}
-
-/// Starts `wasikv serve COMPONENT` in `dir` with `config` (TOML, after the
-/// places of the default bucket and cache under `dir`) and `args`. The
-/// component may open every bucket (`access.unlisted = "allow"`) unless
-/// `config` has its own `[access]` or `[components.*]` sections.
-fn serve(dir: &Path, config: &str, component: &str, args: &[&str]) -> Served {
-    let config_path = dir.join("wasikv.toml");
-    let access = if config.contains("[access]") || config.contains("[components.") {
-        ""
-    } else {
-        "[access]\nunlisted = \"allow\"\n"
-    };
-    let text = format!(
-        "[runtime]\ndata_dir = {:?}\ncache_dir = {:?}\n{access}{config}",
-        dir.join("data"),
-        dir.join("cache")
-    );
-    std::fs::write(&config_path, text).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasikv"));
-    cmd.arg("serve")
-        .arg(component)
-        .arg("--config")
-        .arg(&config_path)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("WASIKV_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd.spawn().expect("start wasikv serve");
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("serving ") {
-                    let _ = tx.send(line.clone());
-                }
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-    }
-    let Ok(line) = rx.recv_timeout(Duration::from_secs(120)) else {
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        panic!(
-            "wasikv serve did not start ({status}):\n{}",
-            log.lock().unwrap()
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}; last scrape:\n{:?}\nserver log:\n{}",
+            metrics.samples,
+            served.log()
         );
-    };
-    let addresses: Vec<SocketAddr> = line
-        .split("http://")
-        .skip(1)
-        .map(|rest| {
-            rest.split(|c: char| c == ')' || c.is_whitespace())
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap_or_else(|e| panic!("no address in {line:?}: {e}"))
-        })
-        .collect();
-    Served {
-        child,
-        addr: addresses[0],
-        admin: addresses.get(1).copied(),
-        log,
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn client() -> reqwest::Client {
-    // reqwest's TLS stack wants a process-wide provider, even for plain HTTP.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
@@ -448,11 +332,10 @@ async fn requests_beyond_the_concurrency_limit_are_503() {
             tokio::spawn(async move { get(&client, &url).await })
         })
         .collect();
-    served
-        .wait_for_metrics("two instances in flight", |m| {
-            m.value("wasikv_http_instances_in_flight", &[]) == 2.0
-        })
-        .await;
+    wait_for_metrics(&served, "two instances in flight", |m| {
+        m.value("wasikv_http_instances_in_flight", &[]) == 2.0
+    })
+    .await;
     let busy = client.get(served.url("/")).send().await.unwrap();
     assert_eq!(busy.status().as_u16(), 503);
     assert_eq!(busy.headers()["retry-after"], "1");
@@ -460,11 +343,10 @@ async fn requests_beyond_the_concurrency_limit_are_503() {
         assert_eq!(request.await.unwrap().0, 200);
     }
     // Permits come back as the instances end, shortly after their responses.
-    served
-        .wait_for_metrics("no instance in flight", |m| {
-            m.value("wasikv_http_instances_in_flight", &[]) == 0.0
-        })
-        .await;
+    wait_for_metrics(&served, "no instance in flight", |m| {
+        m.value("wasikv_http_instances_in_flight", &[]) == 0.0
+    })
+    .await;
     assert_eq!(get(&client, &served.url("/")).await.0, 200);
 }
 
@@ -595,11 +477,10 @@ async fn metrics_count_requests_and_key_value_calls() {
         5.0
     );
     // Each instance ends shortly after its response.
-    served
-        .wait_for_metrics("no instance in flight", |m| {
-            m.value("wasikv_http_instances_in_flight", &[]) == 0.0
-        })
-        .await;
+    wait_for_metrics(&served, "no instance in flight", |m| {
+        m.value("wasikv_http_instances_in_flight", &[]) == 0.0
+    })
+    .await;
     assert_eq!(get(&client, &served.admin_url("/nowhere")).await.0, 404);
 }
 
@@ -643,11 +524,10 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
             tokio::spawn(async move { get(&client(), &url).await })
         })
         .collect();
-    served
-        .wait_for_metrics("three instances in flight", |m| {
-            m.value("wasikv_http_instances_in_flight", &[]) == 3.0
-        })
-        .await;
+    wait_for_metrics(&served, "three instances in flight", |m| {
+        m.value("wasikv_http_instances_in_flight", &[]) == 3.0
+    })
+    .await;
     let signalled = Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &served.child.id().to_string()])

@@ -20,6 +20,46 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         TestServer(child)
     }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Freezes the process (SIGSTOP): it holds its sockets but answers
+    /// nothing, as a partitioned or hung server. Unix only: elsewhere an
+    /// error says so.
+    pub fn pause(&self) -> std::io::Result<()> {
+        self.signal("STOP")
+    }
+
+    /// Thaws a process [`TestServer::pause`] froze (SIGCONT).
+    pub fn resume(&self) -> std::io::Result<()> {
+        self.signal("CONT")
+    }
+
+    #[cfg(unix)]
+    fn signal(&self, name: &str) -> std::io::Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.0.id().to_string())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "kill -{name} failed: {status}"
+            )))
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn signal(&self, name: &str) -> std::io::Result<()> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("SIG{name} needs Unix signals; pause/resume tests run on Linux"),
+        ))
+    }
 }
 
 impl Drop for TestServer {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a subset
 
+pub mod served;
+
 use std::path::Path;
 
 use wasikv_host::{Config, RunOptions, RunOutcome, Runtime, Stdio};
@@ -70,6 +72,11 @@ pub fn networked_buckets(run_id: &str) -> (String, Vec<&'static str>) {
             "[buckets.redis]\nprovider = \"redis\"\nurl = {url:?}\nprefix = \"wasikv-test:guest-{run_id}:\"\n"
         ));
         names.push("redis");
+        let nodes = wasikv_redis::testing::test_cluster_nodes();
+        buckets.push_str(&format!(
+            "[buckets.redis-cluster]\nprovider = \"redis\"\ncluster = {nodes:?}\nprefix = \"wasikv-test:guest-{run_id}:\"\n"
+        ));
+        names.push("redis-cluster");
     }
     #[cfg(feature = "etcd")]
     {
@@ -78,6 +85,11 @@ pub fn networked_buckets(run_id: &str) -> (String, Vec<&'static str>) {
             "[buckets.etcd]\nprovider = \"etcd\"\nendpoints = [{endpoint:?}]\nprefix = \"wasikv-test/guest-{run_id}/\"\n"
         ));
         names.push("etcd");
+        let endpoints = wasikv_etcd::testing::test_cluster_endpoints();
+        buckets.push_str(&format!(
+            "[buckets.etcd-cluster]\nprovider = \"etcd\"\nendpoints = {endpoints:?}\nprefix = \"wasikv-test/guest-{run_id}/\"\n"
+        ));
+        names.push("etcd-cluster");
     }
     #[cfg(feature = "memcached")]
     {

@@ -62,9 +62,16 @@ fn opener_on(
 }
 
 /// The command of a private redis-server for a test, on `port` of
-/// 127.0.0.1, without persistence (add flags with `.args`).
+/// 127.0.0.1, without persistence (add flags with `.args`). Its working
+/// directory is a fresh one under the system's temporary directory: a
+/// replica writes the master's snapshot there (`dump.rdb`), and a server
+/// started later in the same place would load it.
 pub fn server_command(port: u16) -> std::process::Command {
+    let dir = std::env::temp_dir().join(format!("wasikv-redis-test-{port}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::create_dir_all(&dir);
     let mut command = std::process::Command::new("redis-server");
+    command.arg("--dir").arg(&dir);
     command.args([
         "--port",
         &port.to_string(),
@@ -83,5 +90,172 @@ pub fn private_config(port: u16) -> RedisConfig {
     RedisConfig {
         connect_timeout_ms: 1_000,
         ..RedisConfig::for_url(format!("redis://127.0.0.1:{port}/0"))
+    }
+}
+
+/// The command of one node of a private Redis Cluster on `port` of
+/// 127.0.0.1 (cluster bus on `port + 10000`), its state file under `dir`,
+/// without persistence. A master is taken as failed after
+/// `node_timeout_ms`; its replica takes over about a second later, however
+/// long it was out of touch.
+pub fn cluster_node_command(
+    port: u16,
+    dir: &std::path::Path,
+    node_timeout_ms: u64,
+) -> std::process::Command {
+    let mut command = server_command(port);
+    command
+        .args(["--cluster-enabled", "yes", "--cluster-config-file"])
+        .arg(dir.join(format!("nodes-{port}.conf")))
+        .args(["--cluster-node-timeout", &node_timeout_ms.to_string()])
+        .args(["--enable-debug-command", "yes"])
+        // A replica frozen by a test (`DEBUG SLEEP`) must still take over:
+        // Redis would otherwise judge its data too old to fail over.
+        .args(["--cluster-replica-validity-factor", "0"]);
+    command
+}
+
+/// A node of a Redis Cluster, as `CLUSTER NODES` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    /// Node id.
+    pub id: String,
+    /// Client port on 127.0.0.1.
+    pub port: u16,
+    /// The id of its master, for a replica.
+    pub master_of: Option<String>,
+    /// Slot ranges it serves, for a master.
+    pub slots: Vec<(u16, u16)>,
+    /// Flagged `fail` (or `fail?`) by the node asked.
+    pub failing: bool,
+}
+
+/// A connection to one node (not cluster-aware).
+pub async fn node_connection(port: u16) -> wasikv_core::Result<redis::aio::MultiplexedConnection> {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .map_err(crate::core::map_err)?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(crate::core::map_err)
+}
+
+/// The cluster's nodes as the node on `port` sees them.
+pub async fn cluster_nodes(port: u16) -> wasikv_core::Result<Vec<ClusterNode>> {
+    let text: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(&mut node_connection(port).await?)
+        .await
+        .map_err(crate::core::map_err)?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let port = f
+                .get(1)?
+                .split('@')
+                .next()?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()?;
+            let slots = f
+                .get(8..)
+                .unwrap_or_default()
+                .iter()
+                .filter(|s| !s.starts_with('['))
+                .filter_map(|s| match s.split_once('-') {
+                    Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                    None => Some((s.parse().ok()?, s.parse().ok()?)),
+                })
+                .collect();
+            Some(ClusterNode {
+                id: f[0].to_string(),
+                port,
+                master_of: (*f.get(3)? != "-").then(|| f[3].to_string()),
+                slots,
+                failing: f.get(2)?.contains("fail"),
+            })
+        })
+        .collect())
+}
+
+/// The live master serving `slot`, among `nodes`.
+pub fn master_of_slot(nodes: &[ClusterNode], slot: u16) -> Option<&ClusterNode> {
+    nodes.iter().find(|n| {
+        !n.failing && n.master_of.is_none() && n.slots.iter().any(|&(a, b)| (a..=b).contains(&slot))
+    })
+}
+
+/// A replica of the master with id `master`.
+pub fn replica_of<'a>(nodes: &'a [ClusterNode], master: &str) -> Option<&'a ClusterNode> {
+    nodes
+        .iter()
+        .find(|n| !n.failing && n.master_of.as_deref() == Some(master))
+}
+
+/// Whether the node on `port` reports `cluster_state:ok`.
+pub async fn cluster_ok(port: u16) -> bool {
+    let Ok(mut conn) = node_connection(port).await else {
+        return false;
+    };
+    let info: redis::RedisResult<String> = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query_async(&mut conn)
+        .await;
+    info.is_ok_and(|text| text.lines().any(|l| l.trim() == "cluster_state:ok"))
+}
+
+/// Makes a cluster of the running, empty nodes on `ports` (one replica per
+/// master: 6 ports give 3 masters and 3 replicas) with `redis-cli --cluster
+/// create`, and waits until every node reports it ok.
+pub async fn create_cluster(ports: &[u16]) -> wasikv_core::Result<()> {
+    let started = std::time::Instant::now();
+    for &port in ports {
+        while node_connection(port).await.is_err() {
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                return Err(wasikv_core::Error::new(
+                    wasikv_core::ErrorKind::Unavailable,
+                    format!("redis cluster node on {port} did not start"),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let out = std::process::Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .output()
+        .map_err(|e| {
+            wasikv_core::Error::new(
+                wasikv_core::ErrorKind::Unavailable,
+                format!("cannot run redis-cli (scripts/services.sh installs it): {e}"),
+            )
+        })?;
+    if !out.status.success() {
+        return Err(wasikv_core::Error::new(
+            wasikv_core::ErrorKind::Unavailable,
+            format!(
+                "redis-cli --cluster create failed: {}",
+                String::from_utf8_lossy(&out.stdout)
+            ),
+        ));
+    }
+    loop {
+        let mut all = true;
+        for &port in ports {
+            all &= cluster_ok(port).await;
+        }
+        if all {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            return Err(wasikv_core::Error::new(
+                wasikv_core::ErrorKind::Unavailable,
+                "the private redis cluster did not become ok within 60 s",
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

@@ -10,65 +10,29 @@ use std::time::Duration;
 
 use wasikv_core::{Bucket, ErrorKind, Options, Provider, WriteCondition};
 use wasikv_redis::core::{RedisStore, slot};
-use wasikv_redis::testing::test_cluster_nodes;
+use wasikv_redis::testing::{
+    ClusterNode, cluster_nodes, master_of_slot, node_connection, test_cluster_nodes,
+};
 use wasikv_redis::{RedisBucket, RedisConfig, RedisProvider};
 
-/// A master or replica of the test cluster, from `CLUSTER NODES`.
-#[derive(Debug, Clone)]
-struct Node {
-    id: String,
-    port: u16,
-    master_of: Option<String>,
-    slots: Vec<(u16, u16)>,
-}
-
 async fn raw(port: u16) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}"))
-        .unwrap()
-        .get_multiplexed_async_connection()
+    node_connection(port)
         .await
         .expect("test cluster node reachable (scripts/services.sh)")
 }
 
-async fn nodes() -> Vec<Node> {
+async fn nodes() -> Vec<ClusterNode> {
     let seed: u16 = test_cluster_nodes()[0]
         .rsplit(':')
         .next()
         .unwrap()
         .parse()
         .unwrap();
-    let text: String = redis::cmd("CLUSTER")
-        .arg("NODES")
-        .query_async(&mut raw(seed).await)
-        .await
-        .unwrap();
-    text.lines()
-        .map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let port = f[1].split('@').next().unwrap().rsplit(':').next().unwrap();
-            let slots = f[8..]
-                .iter()
-                .filter(|s| !s.starts_with('['))
-                .map(|s| match s.split_once('-') {
-                    Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
-                    None => (s.parse().unwrap(), s.parse().unwrap()),
-                })
-                .collect();
-            Node {
-                id: f[0].to_string(),
-                port: port.parse().unwrap(),
-                master_of: (f[3] != "-").then(|| f[3].to_string()),
-                slots,
-            }
-        })
-        .collect()
+    cluster_nodes(seed).await.expect("test cluster reachable")
 }
 
-fn master_of_slot(nodes: &[Node], slot: u16) -> &Node {
-    nodes
-        .iter()
-        .find(|n| n.slots.iter().any(|&(a, b)| (a..=b).contains(&slot)))
-        .expect("every slot is served")
+fn master_of(nodes: &[ClusterNode], slot: u16) -> &ClusterNode {
+    master_of_slot(nodes, slot).expect("every slot is served")
 }
 
 async fn bucket(name: &str, wait: Option<(u32, u64)>) -> (RedisBucket, String) {
@@ -120,7 +84,7 @@ async fn a_buckets_keys_spread_over_every_master_and_list_once() {
         .unwrap();
     }
     let nodes = nodes().await;
-    let masters: Vec<&Node> = nodes.iter().filter(|n| n.master_of.is_none()).collect();
+    let masters: Vec<&ClusterNode> = nodes.iter().filter(|n| n.master_of.is_none()).collect();
     assert_eq!(masters.len(), 3, "{nodes:?}");
     let mut per_master = HashMap::new();
     for m in &masters {
@@ -137,7 +101,7 @@ async fn a_buckets_keys_spread_over_every_master_and_list_once() {
     // Each data key on the master of its slot.
     for key in keys.iter().take(50) {
         let data = b.layout().data_key(key);
-        let owner = master_of_slot(&nodes, slot(data.as_bytes()));
+        let owner = master_of(&nodes, slot(data.as_bytes()));
         let value: Option<Vec<u8>> = redis::cmd("GET")
             .arg(&data)
             .query_async(&mut raw(owner.port).await)
@@ -207,7 +171,7 @@ async fn writes_wait_for_replicas_when_asked() {
             .unwrap();
         assert_eq!(b.increment(&format!("n{i}"), 5).await.unwrap(), 5);
         let data = b.layout().data_key(&key);
-        let master = master_of_slot(&nodes, slot(data.as_bytes()));
+        let master = master_of(&nodes, slot(data.as_bytes()));
         let replica = nodes
             .iter()
             .find(|n| n.master_of.as_deref() == Some(master.id.as_str()))

@@ -8,7 +8,13 @@
 //!   answers `{"name":"NAME","count":N}`;
 //! * `PUT /kv/KEY` stores the request body at KEY (204), `GET /kv/KEY`
 //!   answers it (404 when absent), `DELETE /kv/KEY` deletes it (204);
-//! * `GET /kv` lists every key of the bucket as a JSON array (all pages).
+//! * `GET /kv` lists every key of the bucket as a JSON array (all pages);
+//! * `POST /append/KEY` appends the request body (a token without commas) to
+//!   the comma-separated list at KEY with a CAS loop (read, add, swap; a lost
+//!   race reads again), answering `appended` (200), or `present` (200) when
+//!   the token is already in the list, so a client that retries a failed
+//!   append never adds its token twice; `lost N` tells how many swaps lost
+//!   a race.
 //!
 //! KEY and NAME are percent-decoded path segments. A key-value error is a
 //! 500 with the error's text; a bucket the component may not open is a 403.
@@ -51,6 +57,14 @@ impl wasip2::exports::http::incoming_handler::Guest for Component {
         match (&method, segments.as_slice()) {
             (Method::Get, ["counter", name]) => counter(&bucket, name, out),
             (Method::Get, ["kv"]) => list(&bucket, out),
+            (Method::Post, ["append", key]) => match http::decode(key) {
+                Some(key) => append(&bucket, &key, request, out),
+                None => http::text(
+                    out,
+                    400,
+                    "the key is not a valid percent-encoded UTF-8 string\n",
+                ),
+            },
             (_, ["kv", key]) => match http::decode(key) {
                 Some(key) => item(&bucket, method, &key, request, out),
                 None => http::text(
@@ -62,7 +76,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Component {
             _ => http::text(
                 out,
                 404,
-                "routes: GET /counter/NAME, GET /kv, GET|PUT|DELETE /kv/KEY\n",
+                "routes: GET /counter/NAME, GET /kv, GET|PUT|DELETE /kv/KEY, POST /append/KEY\n",
             ),
         }
     }
@@ -89,6 +103,43 @@ fn counter(bucket: &store::Bucket, name: &str, out: ResponseOutparam) {
         ),
         Err(e) => http::text(out, 500, &format!("increment failed: {}\n", describe(&e))),
     }
+}
+
+/// Most swaps one append may lose before it gives up (409).
+const MAX_LOST_RACES: u32 = 1000;
+
+fn append(bucket: &store::Bucket, key: &str, request: IncomingRequest, out: ResponseOutparam) {
+    let token = match http::read_body(request) {
+        Ok(body) if !body.is_empty() && !body.contains(&b',') => body,
+        Ok(_) => return http::text(out, 400, "the body must be a token without commas\n"),
+        Err(e) => return http::text(out, 400, &format!("{e}\n")),
+    };
+    let mut lost = 0;
+    while lost < MAX_LOST_RACES {
+        let result = atomics::Cas::new(bucket, key).and_then(|cas| {
+            let list = cas.current()?.unwrap_or_default();
+            Ok((cas, list))
+        });
+        let (cas, mut list) = match result {
+            Ok(read) => read,
+            Err(e) => return http::text(out, 500, &format!("append failed: {}\n", describe(&e))),
+        };
+        if list.split(|&b| b == b',').any(|t| t == token.as_slice()) {
+            return http::text(out, 200, &format!("present lost {lost}\n"));
+        }
+        if !list.is_empty() {
+            list.push(b',');
+        }
+        list.extend_from_slice(&token);
+        match atomics::swap(cas, &list) {
+            Ok(()) => return http::text(out, 200, &format!("appended lost {lost}\n")),
+            Err(atomics::CasError::CasFailed(_)) => lost += 1,
+            Err(atomics::CasError::StoreError(e)) => {
+                return http::text(out, 500, &format!("append failed: {}\n", describe(&e)));
+            }
+        }
+    }
+    http::text(out, 409, &format!("gave up after {lost} lost races\n"))
 }
 
 fn item(
