@@ -3,8 +3,7 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use support::served::{Served, client, serve};

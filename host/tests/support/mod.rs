@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses a subset
 
+pub mod fleet;
 pub mod served;
 
 use std::path::Path;

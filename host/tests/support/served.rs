@@ -38,6 +38,15 @@ impl Served {
     }
 }
 
+/// The `wasikv` binary: `WASIKV_BIN`, else the one cargo built for the
+/// integration tests.
+pub fn wasikv_binary() -> std::path::PathBuf {
+    std::env::var_os("WASIKV_BIN")
+        .map(std::path::PathBuf::from)
+        .or(option_env!("CARGO_BIN_EXE_wasikv").map(std::path::PathBuf::from))
+        .expect("WASIKV_BIN: the wasikv binary to run")
+}
+
 /// Starts `wasikv serve COMPONENT` in `dir` with `config` (TOML, after the
 /// places of the default bucket and cache under `dir`) and `args`. The
 /// component may open every bucket (`access.unlisted = "allow"`) unless
@@ -55,7 +64,7 @@ pub fn serve(dir: &Path, config: &str, component: &str, args: &[&str]) -> Served
         dir.join("cache")
     );
     std::fs::write(&config_path, text).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasikv"));
+    let mut cmd = Command::new(wasikv_binary());
     cmd.arg("serve")
         .arg(component)
         .arg("--config")

@@ -89,3 +89,60 @@ pub fn config_for(endpoint: &str, connect_timeout_ms: u64) -> EtcdConfig {
         connect_timeout_ms,
     }
 }
+
+/// The command of member `index` of a private 3-member etcd cluster whose
+/// members' client ports are `client_ports` (peers on the next port of
+/// each), its data under `dir`. A killed member started again with the
+/// same command rejoins from its data.
+pub fn cluster_member_command(
+    index: usize,
+    client_ports: &[u16],
+    dir: &std::path::Path,
+) -> std::process::Command {
+    let members: Vec<String> = client_ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| format!("m{i}=http://127.0.0.1:{}", port + 1))
+        .collect();
+    let name = format!("m{index}");
+    let client = format!("http://127.0.0.1:{}", client_ports[index]);
+    let peer = format!("http://127.0.0.1:{}", client_ports[index] + 1);
+    let mut command = std::process::Command::new("etcd");
+    command
+        .args(["--name", &name, "--data-dir"])
+        .arg(dir.join(&name))
+        .args(["--listen-client-urls", &client])
+        .args(["--advertise-client-urls", &client])
+        .args(["--listen-peer-urls", &peer])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .args(["--initial-cluster", &members.join(",")])
+        .args(["--initial-cluster-state", "new"])
+        .args(["--initial-cluster-token", "wasikv-private"])
+        // Quick elections for fault tests: heartbeats every 50 ms, a
+        // leader taken as gone after 500 ms.
+        .args(["--heartbeat-interval", "50", "--election-timeout", "500"]);
+    command
+}
+
+/// The index in `endpoints` of the member that is the cluster's leader,
+/// asked of every member that answers within a second; `None` while
+/// there is no leader they agree on.
+pub async fn leader(endpoints: &[String]) -> Option<usize> {
+    let mut found = None;
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(std::time::Duration::from_secs(1))
+            .with_timeout(std::time::Duration::from_secs(1));
+        let Ok(mut client) = etcd_client::Client::connect([endpoint], Some(options)).await else {
+            continue;
+        };
+        let Ok(status) = client.status().await else {
+            continue;
+        };
+        let me = status.header().map(|h| h.member_id());
+        if me == Some(status.leader()) {
+            found = Some(i);
+        }
+    }
+    found
+}

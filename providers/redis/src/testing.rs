@@ -205,9 +205,19 @@ pub async fn cluster_ok(port: u16) -> bool {
     info.is_ok_and(|text| text.lines().any(|l| l.trim() == "cluster_state:ok"))
 }
 
+/// Whether the master on `port` has a replica in sync (`state=online`).
+pub async fn replica_online(port: u16) -> bool {
+    let Ok(mut conn) = node_connection(port).await else {
+        return false;
+    };
+    let info: redis::RedisResult<String> = redis::cmd("INFO").arg("replication").query_async(&mut conn).await;
+    info.is_ok_and(|text| text.lines().any(|l| l.starts_with("slave0:") && l.contains("state=online")))
+}
+
 /// Makes a cluster of the running, empty nodes on `ports` (one replica per
 /// master: 6 ports give 3 masters and 3 replicas) with `redis-cli --cluster
-/// create`, and waits until every node reports it ok.
+/// create`, and waits until every node reports it ok and every master's
+/// replica is in sync.
 pub async fn create_cluster(ports: &[u16]) -> wasikv_core::Result<()> {
     let started = std::time::Instant::now();
     for &port in ports {
@@ -247,8 +257,15 @@ pub async fn create_cluster(ports: &[u16]) -> wasikv_core::Result<()> {
         for &port in ports {
             all &= cluster_ok(port).await;
         }
-        if all {
-            return Ok(());
+        // And every master's replica has its first copy (else a write that
+        // waits for a replica fails for the first seconds).
+        if all && let Ok(nodes) = cluster_nodes(ports[0]).await {
+            for master in nodes.iter().filter(|n| n.master_of.is_none()) {
+                all &= replica_online(master.port).await;
+            }
+            if all {
+                return Ok(());
+            }
         }
         if started.elapsed() > std::time::Duration::from_secs(60) {
             return Err(wasikv_core::Error::new(

@@ -1,0 +1,258 @@
+//! Scale-out: several `wasikv serve` processes (each request a fresh guest
+//! instance) over one distributed store, incrementing a shared counter and
+//! appending to a shared list by CAS, with and without servers failing.
+//! The checks (support/fleet.rs): no acknowledged increment lost, none
+//! counted that no call made, every confirmed append exactly once, every
+//! failure `unavailable` within a bound, and service back within a bound.
+//! Fault tests run on private clusters (their own ports, never the shared
+//! test servers).
+
+#![cfg(all(feature = "redis", feature = "etcd", feature = "dynamodb"))]
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use support::fleet::{Load, Tally, drive, verify};
+use support::served::{Served, serve};
+use wasikv_core::suite::process::TestServer;
+
+/// Per-operation timeout of the hosts under faults.
+const TIMEOUT_MS: u64 = 2000;
+/// Longest a failing call may take: a read attempt and its one retry
+/// timing out, plus slack for a loaded machine.
+const FAIL_BOUND: Duration = Duration::from_millis(2 * TIMEOUT_MS + 3000);
+
+/// The limits of hosts under faults: calls give up after [`TIMEOUT_MS`],
+/// reads are retried once.
+fn fault_limits() -> String {
+    format!(
+        "[limits]\noperation_timeout_ms = {TIMEOUT_MS}\nread_retries = 1\nread_retry_backoff_ms = 100\n"
+    )
+}
+
+/// `hosts` serve processes of http-kv on `bucket` (configured by
+/// `config`), each in its own directory under `dir`.
+fn fleet(dir: &Path, hosts: usize, config: &str, bucket: &str) -> Vec<Served> {
+    (0..hosts)
+        .map(|h| {
+            let dir = dir.join(format!("host{h}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            serve(
+                &dir,
+                config,
+                wasikv_artifacts::HTTP_KV,
+                &["--env", &format!("BUCKET={bucket}")],
+            )
+        })
+        .collect()
+}
+
+fn report(what: &str, tally: &Tally, counter: u64) {
+    eprintln!(
+        "{what}: {} increments acknowledged, {} failed, counter {counter}; {} appends confirmed ({} attempts failed); {:.0} increments/s; slowest failure {:?}, longest outage {:?}; {:?}",
+        tally.increments_ok,
+        tally.increments_failed,
+        tally.appended.len(),
+        tally.appends_failed,
+        tally.increments_per_second(),
+        tally.slowest_failure,
+        tally.longest_outage,
+        tally.samples.first()
+    );
+}
+
+/// 3 hosts x 8 concurrent loops on a Redis Cluster bucket, a bucket over
+/// the 3-member etcd cluster and a DynamoDB (moto) bucket: nothing fails,
+/// the counter is exact and every append is in the list once.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_hosts_on_one_store_keep_counters_exact() {
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let (buckets, _) = support::networked_buckets(&run_id);
+    for (bucket, steps) in [("redis-cluster", 60), ("etcd-cluster", 30), ("dynamodb", 10)] {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = fleet(dir.path(), 3, &buckets, bucket);
+        let load = Load {
+            counter: "shared".into(),
+            list: "appends".into(),
+            loops_per_host: 8,
+            steps,
+            append_every: 5,
+        };
+        let refs: Vec<&Served> = hosts.iter().collect();
+        let tally = drive(&refs, &load, Arc::new(AtomicBool::new(false))).await;
+        let counter = verify(&hosts[0], &load, &tally).await;
+        report(&format!("{bucket}, 3 hosts x 8 loops"), &tally, counter);
+        assert_eq!(tally.increments_failed + tally.appends_failed, 0, "{:?}", tally.samples);
+        assert_eq!(counter, (3 * 8 * steps) as u64);
+        assert_eq!(tally.appended.len(), 3 * 8 * steps / 5);
+    }
+}
+
+/// Runs `load` (until stopped) on `hosts` while `faults` runs; then stops
+/// the load, checks it through the first host and returns the tally.
+async fn under_load(hosts: &[Served], load: &Load, faults: impl AsyncFnOnce()) -> (Tally, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let refs: Vec<&Served> = hosts.iter().collect();
+    let (tally, ()) = tokio::join!(drive(&refs, load, stop.clone()), async {
+        faults().await;
+        stop.store(true, Ordering::Relaxed);
+    });
+    let counter = verify(&hosts[0], load, &tally).await;
+    (tally, counter)
+}
+
+/// A private 3-member etcd cluster with quick elections.
+const ETCD_PORTS: [u16; 3] = [23379, 23479, 23579];
+
+fn start_etcd_member(i: usize, dir: &Path) -> TestServer {
+    TestServer::spawn(
+        &mut wasikv_etcd::testing::cluster_member_command(i, &ETCD_PORTS, dir),
+        "etcd (scripts/services.sh installs it)",
+    )
+}
+
+async fn etcd_leader(endpoints: &[String]) -> usize {
+    let started = Instant::now();
+    loop {
+        if let Some(i) = wasikv_etcd::testing::leader(endpoints).await {
+            return i;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no etcd leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// While 2 hosts x 6 loops increment and append on a bucket over a private
+/// 3-member etcd cluster (the client given all three endpoints): the leader
+/// is killed (a new one is elected; it rejoins later), then the new leader
+/// is frozen for 3 s (SIGSTOP: a hung or partitioned member) and thawed.
+/// etcd is linearizable: nothing acknowledged may be lost.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_leader_killed_and_frozen_under_load() {
+    let data = tempfile::tempdir().unwrap();
+    let mut members: Vec<Option<TestServer>> = (0..3)
+        .map(|i| Some(start_etcd_member(i, data.path())))
+        .collect();
+    let endpoints: Vec<String> = ETCD_PORTS
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    etcd_leader(&endpoints).await;
+    let buckets = format!(
+        "[buckets.etcd]\nprovider = \"etcd\"\nendpoints = {endpoints:?}\nprefix = \"scale/\"\nconnect_timeout_ms = 1000\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = fleet(dir.path(), 2, &(fault_limits() + &buckets), "etcd");
+    let load = Load {
+        counter: "shared".into(),
+        list: "appends".into(),
+        loops_per_host: 6,
+        steps: 0,
+        append_every: 5,
+    };
+    let mut timeline = Vec::new();
+    let (tally, counter) = under_load(&hosts, &load, async || {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let leader = etcd_leader(&endpoints).await;
+        members[leader] = None; // killed
+        let t = Instant::now();
+        let next = etcd_leader(&endpoints).await;
+        timeline.push(format!("leader m{leader} killed; m{next} elected after {:?}", t.elapsed()));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        members[leader] = Some(start_etcd_member(leader, data.path()));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let frozen = etcd_leader(&endpoints).await;
+        members[frozen].as_ref().unwrap().pause().unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        members[frozen].as_ref().unwrap().resume().unwrap();
+        timeline.push(format!("leader m{frozen} frozen for 3 s"));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    })
+    .await;
+    eprintln!("{}", timeline.join("; "));
+    report("etcd cluster, leader killed then frozen", &tally, counter);
+    assert!(tally.slowest_failure <= FAIL_BOUND, "{:?}", tally.slowest_failure);
+    assert!(tally.increments_ok > 100, "the load made progress");
+}
+
+/// A private Redis Cluster: 3 masters, 3 replicas, node timeout 1 s.
+const REDIS_PORTS: [u16; 6] = [17110, 17111, 17112, 17113, 17114, 17115];
+
+fn start_redis_node(port: u16, dir: &Path) -> TestServer {
+    TestServer::spawn(
+        &mut wasikv_redis::testing::cluster_node_command(port, dir, 1000),
+        "redis-server (scripts/services.sh installs it)",
+    )
+}
+
+/// While 2 hosts x 6 loops increment and append on a private Redis Cluster
+/// bucket with `wait_replicas = 1`: the master of the counter's slot is
+/// killed (its replica takes over), later restarted (it rejoins as a
+/// replica). With writes acknowledged only once the replica has them,
+/// nothing acknowledged may be lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_master_killed_under_load_with_wait_replicas() {
+    use wasikv_redis::testing::{cluster_nodes, create_cluster, master_of_slot};
+    let data = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Option<TestServer>> = REDIS_PORTS
+        .iter()
+        .map(|&p| Some(start_redis_node(p, data.path())))
+        .collect();
+    create_cluster(&REDIS_PORTS).await.expect("private cluster");
+    let seeds: Vec<String> = REDIS_PORTS[..3]
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}"))
+        .collect();
+    let buckets = format!(
+        "[buckets.rc]\nprovider = \"redis\"\ncluster = {seeds:?}\nprefix = \"scale:\"\nwait_replicas = 1\nwait_timeout_ms = 500\nconnect_timeout_ms = 500\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = fleet(dir.path(), 2, &(fault_limits() + &buckets), "rc");
+    let load = Load {
+        counter: "shared".into(),
+        list: "appends".into(),
+        loops_per_host: 6,
+        steps: 0,
+        append_every: 5,
+    };
+    let data_key = wasikv_redis::core::Layout::cluster("scale:").data_key("counter:shared");
+    let slot = wasikv_redis::core::slot(data_key.as_bytes());
+    let mut timeline = Vec::new();
+    let (tally, counter) = under_load(&hosts, &load, async || {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = cluster_nodes(REDIS_PORTS[0]).await.unwrap();
+        let master = master_of_slot(&before, slot).unwrap().port;
+        let index = REDIS_PORTS.iter().position(|&p| p == master).unwrap();
+        nodes[index] = None; // killed
+        let t = Instant::now();
+        let promoted = loop {
+            let other = REDIS_PORTS.iter().find(|&&p| p != master).unwrap();
+            if let Ok(now) = cluster_nodes(*other).await
+                && let Some(m) = master_of_slot(&now, slot)
+                && m.port != master
+            {
+                break m.port;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "no failover");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        timeline.push(format!(
+            "master {master} killed; replica {promoted} took its slots after {:?}",
+            t.elapsed()
+        ));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        nodes[index] = Some(start_redis_node(master, data.path()));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        timeline.push(format!("{master} restarted"));
+    })
+    .await;
+    eprintln!("{}", timeline.join("; "));
+    report("redis cluster, master killed (wait_replicas = 1)", &tally, counter);
+    assert!(tally.slowest_failure <= FAIL_BOUND, "{:?}", tally.slowest_failure);
+    assert!(tally.increments_ok > 100, "the load made progress");
+}
