@@ -72,7 +72,11 @@ fn report(what: &str, tally: &Tally, counter: u64) {
 async fn many_hosts_on_one_store_keep_counters_exact() {
     let run_id = format!("{:08x}", rand::random::<u32>());
     let (buckets, _) = support::networked_buckets(&run_id);
-    for (bucket, steps) in [("redis-cluster", 60), ("etcd-cluster", 30), ("dynamodb", 10)] {
+    for (bucket, steps) in [
+        ("redis-cluster", 60),
+        ("etcd-cluster", 30),
+        ("dynamodb", 10),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let hosts = fleet(dir.path(), 3, &buckets, bucket);
         let load = Load {
@@ -86,7 +90,12 @@ async fn many_hosts_on_one_store_keep_counters_exact() {
         let tally = drive(&refs, &load, Arc::new(AtomicBool::new(false))).await;
         let counter = verify(&hosts[0], &load, &tally).await;
         report(&format!("{bucket}, 3 hosts x 8 loops"), &tally, counter);
-        assert_eq!(tally.increments_failed + tally.appends_failed, 0, "{:?}", tally.samples);
+        assert_eq!(
+            tally.increments_failed + tally.appends_failed,
+            0,
+            "{:?}",
+            tally.samples
+        );
         assert_eq!(counter, (3 * 8 * steps) as u64);
         assert_eq!(tally.appended.len(), 3 * 8 * steps / 5);
     }
@@ -121,7 +130,10 @@ async fn etcd_leader(endpoints: &[String]) -> usize {
         if let Some(i) = wasikv_etcd::testing::leader(endpoints).await {
             return i;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "no etcd leader");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no etcd leader"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -162,7 +174,10 @@ async fn etcd_leader_killed_and_frozen_under_load() {
         members[leader] = None; // killed
         let t = Instant::now();
         let next = etcd_leader(&endpoints).await;
-        timeline.push(format!("leader m{leader} killed; m{next} elected after {:?}", t.elapsed()));
+        timeline.push(format!(
+            "leader m{leader} killed; m{next} elected after {:?}",
+            t.elapsed()
+        ));
         tokio::time::sleep(Duration::from_secs(2)).await;
         members[leader] = Some(start_etcd_member(leader, data.path()));
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -176,7 +191,11 @@ async fn etcd_leader_killed_and_frozen_under_load() {
     .await;
     eprintln!("{}", timeline.join("; "));
     report("etcd cluster, leader killed then frozen", &tally, counter);
-    assert!(tally.slowest_failure <= FAIL_BOUND, "{:?}", tally.slowest_failure);
+    assert!(
+        tally.slowest_failure <= FAIL_BOUND,
+        "{:?}",
+        tally.slowest_failure
+    );
     assert!(tally.increments_ok > 100, "the load made progress");
 }
 
@@ -252,7 +271,15 @@ async fn redis_master_killed_under_load_with_wait_replicas() {
     })
     .await;
     eprintln!("{}", timeline.join("; "));
-    report("redis cluster, master killed (wait_replicas = 1)", &tally, counter);
-    assert!(tally.slowest_failure <= FAIL_BOUND, "{:?}", tally.slowest_failure);
+    report(
+        "redis cluster, master killed (wait_replicas = 1)",
+        &tally,
+        counter,
+    );
+    assert!(
+        tally.slowest_failure <= FAIL_BOUND,
+        "{:?}",
+        tally.slowest_failure
+    );
     assert!(tally.increments_ok > 100, "the load made progress");
 }

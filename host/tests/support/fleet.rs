@@ -101,17 +101,16 @@ async fn call(request: reqwest::RequestBuilder) -> Result<(u16, String), String>
 }
 
 /// One loop on `host`, until `steps` or `stop`.
-async fn run_loop(
-    host_url: String,
-    name: String,
-    load: Load,
-    stop: Arc<AtomicBool>,
-) -> Tally {
+async fn run_loop(host_url: String, name: String, load: Load, stop: Arc<AtomicBool>) -> Tally {
     let client = client();
     let mut tally = Tally::default();
     let mut outage = None;
     let mut step = 0usize;
-    while if load.steps > 0 { step < load.steps } else { !stop.load(Ordering::Relaxed) } {
+    while if load.steps > 0 {
+        step < load.steps
+    } else {
+        !stop.load(Ordering::Relaxed)
+    } {
         let started = Instant::now();
         let url = format!("{host_url}/counter/{}", load.counter);
         match call(client.get(url)).await {
@@ -214,7 +213,10 @@ pub async fn verify(host: &Served, load: &Load, tally: &Tally) -> u64 {
         &tally.unexpected[..tally.unexpected.len().min(5)]
     );
     let text = read(host, &format!("/kv/counter:{}", load.counter)).await;
-    let counter: u64 = text.trim().parse().unwrap_or_else(|_| panic!("counter {text:?}"));
+    let counter: u64 = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("counter {text:?}"));
     assert!(
         counter >= tally.increments_ok,
         "acknowledged increments lost: counter {counter} < {} acknowledged",
@@ -236,11 +238,21 @@ pub async fn verify(host: &Served, load: &Load, tally: &Tally) -> u64 {
     }
     for (token, n) in &seen {
         assert_eq!(*n, 1, "token {token} appended {n} times");
-        assert!(token.starts_with('h'), "a token no loop appended: {token:?}");
+        assert!(
+            token.starts_with('h'),
+            "a token no loop appended: {token:?}"
+        );
     }
     for token in &tally.appended {
-        assert!(seen.contains_key(token.as_str()), "confirmed append {token} lost");
+        assert!(
+            seen.contains_key(token.as_str()),
+            "confirmed append {token} lost"
+        );
     }
-    assert_eq!(seen.len(), tally.appended.len(), "tokens in the list vs confirmed");
+    assert_eq!(
+        seen.len(),
+        tally.appended.len(),
+        "tokens in the list vs confirmed"
+    );
     counter
 }

@@ -54,7 +54,7 @@ pub fn capabilities() -> Capabilities {
 pub fn cluster_capabilities() -> Capabilities {
     Capabilities {
         budgeted_get_many: false,
-        set_many_atomicity: BatchAtomicity::PerGroup("per hash slot"),
+        set_many_atomicity: BatchAtomicity::PerGroup("hash slot"),
         versioning: "random token per write + SHA-1 of the value (Lua script, in the key's slot)",
         ..capabilities()
     }

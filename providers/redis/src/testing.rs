@@ -210,8 +210,14 @@ pub async fn replica_online(port: u16) -> bool {
     let Ok(mut conn) = node_connection(port).await else {
         return false;
     };
-    let info: redis::RedisResult<String> = redis::cmd("INFO").arg("replication").query_async(&mut conn).await;
-    info.is_ok_and(|text| text.lines().any(|l| l.starts_with("slave0:") && l.contains("state=online")))
+    let info: redis::RedisResult<String> = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut conn)
+        .await;
+    info.is_ok_and(|text| {
+        text.lines()
+            .any(|l| l.starts_with("slave0:") && l.contains("state=online"))
+    })
 }
 
 /// Makes a cluster of the running, empty nodes on `ports` (one replica per

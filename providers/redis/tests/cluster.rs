@@ -286,13 +286,25 @@ async fn scratch_concurrent_waits() {
             let mut errs = 0;
             for _ in 0..20 {
                 let t = std::time::Instant::now();
-                if let Err(e) = b.increment("c", 1).await { errs += 1; eprintln!("{l} {e} {:?}", t.elapsed()); }
+                if let Err(e) = b.increment("c", 1).await {
+                    errs += 1;
+                    eprintln!("{l} {e} {:?}", t.elapsed());
+                }
             }
             errs
         }));
     }
     let mut errs = 0;
-    for t in tasks { errs += t.await.unwrap(); }
-    eprintln!("errs {errs} in {:?}; c = {:?}", t.elapsed(), b.get("c").await.unwrap().map(|v| String::from_utf8(v).unwrap()));
+    for t in tasks {
+        errs += t.await.unwrap();
+    }
+    eprintln!(
+        "errs {errs} in {:?}; c = {:?}",
+        t.elapsed(),
+        b.get("c")
+            .await
+            .unwrap()
+            .map(|v| String::from_utf8(v).unwrap())
+    );
     wasikv_core::suite::cleanup(&*b).await;
 }
