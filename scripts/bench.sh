@@ -10,7 +10,11 @@
 #   5. serve: HTTP requests/s and latency of `wasikv serve` vs a server of
 #      wasmtime-wasi-http + wasmtime-wasi-keyvalue, driven by wrk;
 #   6. large values: MB/s of 1 MiB and 8 MiB set/get per store (chunked over
-#      the store's item limit) next to the store's single-item path.
+#      the store's item limit) next to the store's single-item path;
+#   8. many hosts: 1, 2, 4 `wasikv serve` processes x 8 request loops on a
+#      Redis Cluster, the etcd cluster and DynamoDB: increments/s, counters
+#      checked exact (part 7 of docs/benchmarks.md is the performance issue's
+#      figures, measured by parts 1 and 2).
 #
 #   scripts/bench.sh [--quick]      # --quick: a smoke run of seconds (CI)
 #
@@ -318,6 +322,10 @@ for store in "${stores[@]}"; do
     unset single
 done
 
+# --- 8. many hosts -------------------------------------------------------------
+say "8. many hosts on one store: N wasikv serve processes x 8 request loops (http-kv), each loop its own counter"
+WASIKV_BIN="$bin/wasikv" "$bin/examples/many_hosts" "${quick_flag[@]}" --json "$out/many_hosts.json"
+
 join() { local IFS=,; echo "$*"; }
 cat >"$out/results.json" <<JSON
 {
@@ -331,7 +339,8 @@ cat >"$out/results.json" <<JSON
   "wire": [$(join "${wire[@]}")],
   "concurrency": $(cat "$out/concurrency.json"),
   "serve": [$(join "${serve_rows[@]}")],
-  "large_values": [$(join "${large_rows[@]}")]
+  "large_values": [$(join "${large_rows[@]}")],
+  "many_hosts": $(cat "$out/many_hosts.json")
 }
 JSON
 say "results: $out/results.json"

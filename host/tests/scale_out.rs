@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::fleet::{Load, Tally, drive, verify};
-use support::served::{Served, serve};
+use support::fleet::{Load, Tally, drive, start_hosts, verify};
+use support::served::Served;
 use wasikv_core::suite::process::TestServer;
 
 /// Per-operation timeout of the hosts under faults.
@@ -32,23 +32,6 @@ fn fault_limits() -> String {
     format!(
         "[limits]\noperation_timeout_ms = {TIMEOUT_MS}\nread_retries = 1\nread_retry_backoff_ms = 100\n"
     )
-}
-
-/// `hosts` serve processes of http-kv on `bucket` (configured by
-/// `config`), each in its own directory under `dir`.
-fn fleet(dir: &Path, hosts: usize, config: &str, bucket: &str) -> Vec<Served> {
-    (0..hosts)
-        .map(|h| {
-            let dir = dir.join(format!("host{h}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            serve(
-                &dir,
-                config,
-                wasikv_artifacts::HTTP_KV,
-                &["--env", &format!("BUCKET={bucket}")],
-            )
-        })
-        .collect()
 }
 
 fn report(what: &str, tally: &Tally, counter: u64) {
@@ -78,10 +61,11 @@ async fn many_hosts_on_one_store_keep_counters_exact() {
         ("dynamodb", 10),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let hosts = fleet(dir.path(), 3, &buckets, bucket);
+        let hosts = start_hosts(dir.path(), 3, &buckets, bucket);
         let load = Load {
             counter: "shared".into(),
             list: "appends".into(),
+            counter_per_loop: false,
             loops_per_host: 8,
             steps,
             append_every: 5,
@@ -159,10 +143,11 @@ async fn etcd_leader_killed_and_frozen_under_load() {
         "[buckets.etcd]\nprovider = \"etcd\"\nendpoints = {endpoints:?}\nprefix = \"scale/\"\nconnect_timeout_ms = 1000\n"
     );
     let dir = tempfile::tempdir().unwrap();
-    let hosts = fleet(dir.path(), 2, &(fault_limits() + &buckets), "etcd");
+    let hosts = start_hosts(dir.path(), 2, &(fault_limits() + &buckets), "etcd");
     let load = Load {
         counter: "shared".into(),
         list: "appends".into(),
+        counter_per_loop: false,
         loops_per_host: 6,
         steps: 0,
         append_every: 5,
@@ -231,10 +216,11 @@ async fn redis_master_killed_under_load_with_wait_replicas() {
         "[buckets.rc]\nprovider = \"redis\"\ncluster = {seeds:?}\nprefix = \"scale:\"\nwait_replicas = 1\nwait_timeout_ms = 500\nconnect_timeout_ms = 500\n"
     );
     let dir = tempfile::tempdir().unwrap();
-    let hosts = fleet(dir.path(), 2, &(fault_limits() + &buckets), "rc");
+    let hosts = start_hosts(dir.path(), 2, &(fault_limits() + &buckets), "rc");
     let load = Load {
         counter: "shared".into(),
         list: "appends".into(),
+        counter_per_loop: false,
         loops_per_host: 6,
         steps: 0,
         append_every: 5,

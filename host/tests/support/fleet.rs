@@ -7,13 +7,34 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::served::{Served, client};
+use super::served::{Served, client, serve};
+
+/// Starts `hosts` `wasikv serve` processes of the http-kv example on
+/// `bucket` (configured by `config`), each in its own directory under
+/// `dir`.
+pub fn start_hosts(dir: &std::path::Path, hosts: usize, config: &str, bucket: &str) -> Vec<Served> {
+    (0..hosts)
+        .map(|h| {
+            let dir = dir.join(format!("host{h}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            serve(
+                &dir,
+                config,
+                wasikv_artifacts::HTTP_KV,
+                &["--env", &format!("BUCKET={bucket}")],
+            )
+        })
+        .collect()
+}
 
 /// What to run on each host.
 #[derive(Debug, Clone)]
 pub struct Load {
     /// Counter name (`GET /counter/NAME`, key `counter:NAME`).
     pub counter: String,
+    /// Each loop increments its own counter (`NAME-h<host>l<loop>`) instead
+    /// of the shared one: writes spread over keys (and a cluster's shards).
+    pub counter_per_loop: bool,
     /// Key of the shared token list (`POST /append/KEY`).
     pub list: String,
     /// Concurrent loops per host (each request is a fresh guest instance).
@@ -46,6 +67,8 @@ pub struct Tally {
     pub longest_outage: Duration,
     /// Wall time of the load.
     pub elapsed: Duration,
+    /// Per counter name: increments acknowledged and failed.
+    pub per_counter: std::collections::BTreeMap<String, (u64, u64)>,
 }
 
 impl Tally {
@@ -60,6 +83,11 @@ impl Tally {
         }
         self.slowest_failure = self.slowest_failure.max(other.slowest_failure);
         self.longest_outage = self.longest_outage.max(other.longest_outage);
+        for (name, (ok, failed)) in other.per_counter {
+            let entry = self.per_counter.entry(name).or_default();
+            entry.0 += ok;
+            entry.1 += failed;
+        }
     }
 
     /// Increments per second answered 200.
@@ -106,24 +134,30 @@ async fn run_loop(host_url: String, name: String, load: Load, stop: Arc<AtomicBo
     let mut tally = Tally::default();
     let mut outage = None;
     let mut step = 0usize;
+    let counter = if load.counter_per_loop {
+        format!("{}-{name}", load.counter)
+    } else {
+        load.counter.clone()
+    };
+    let (mut ok, mut failed) = (0, 0);
     while if load.steps > 0 {
         step < load.steps
     } else {
         !stop.load(Ordering::Relaxed)
     } {
         let started = Instant::now();
-        let url = format!("{host_url}/counter/{}", load.counter);
+        let url = format!("{host_url}/counter/{counter}");
         match call(client.get(url)).await {
             Ok((200, _)) => {
-                tally.increments_ok += 1;
+                ok += 1;
                 tally.succeeded(&mut outage);
             }
             Ok((status, body)) => {
-                tally.increments_failed += 1;
+                failed += 1;
                 tally.failed(started, &mut outage, format!("{status} {}", body.trim()));
             }
             Err(text) => {
-                tally.increments_failed += 1;
+                failed += 1;
                 tally.failed(started, &mut outage, text);
             }
         }
@@ -158,6 +192,9 @@ async fn run_loop(host_url: String, name: String, load: Load, stop: Arc<AtomicBo
             }
         }
     }
+    tally.increments_ok = ok;
+    tally.increments_failed = failed;
+    tally.per_counter.insert(counter, (ok, failed));
     tally
 }
 
@@ -205,29 +242,34 @@ async fn read(host: &Served, path: &str) -> String {
 /// lost and none counted that no call made (`ok <= counter <= ok +
 /// failed`); every confirmed token in the list exactly once, no token
 /// twice, nothing that no loop appended; every failure `unavailable`.
-/// Returns the counter.
+/// Counters are checked one by one. Returns their sum.
 pub async fn verify(host: &Served, load: &Load, tally: &Tally) -> u64 {
     assert!(
         tally.unexpected.is_empty(),
         "failures other than unavailable: {:?}",
         &tally.unexpected[..tally.unexpected.len().min(5)]
     );
-    let text = read(host, &format!("/kv/counter:{}", load.counter)).await;
-    let counter: u64 = text
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("counter {text:?}"));
-    assert!(
-        counter >= tally.increments_ok,
-        "acknowledged increments lost: counter {counter} < {} acknowledged",
-        tally.increments_ok
-    );
-    assert!(
-        counter <= tally.increments_ok + tally.increments_failed,
-        "counter {counter} > {} acknowledged + {} failed",
-        tally.increments_ok,
-        tally.increments_failed
-    );
+    let mut total = 0;
+    for (name, &(ok, failed)) in &tally.per_counter {
+        if ok + failed == 0 {
+            continue;
+        }
+        let text = read(host, &format!("/kv/counter:{name}")).await;
+        let counter: u64 = text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("counter {text:?}"));
+        assert!(
+            counter >= ok,
+            "acknowledged increments lost: counter {name} is {counter} < {ok} acknowledged"
+        );
+        assert!(
+            counter <= ok + failed,
+            "counter {name} is {counter} > {ok} acknowledged + {failed} failed"
+        );
+        total += counter;
+    }
+    let counter = total;
     if tally.appended.is_empty() {
         return counter;
     }
