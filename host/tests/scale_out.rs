@@ -91,6 +91,30 @@ async fn many_hosts_on_one_store_keep_counters_exact() {
     }
 }
 
+/// Reports a fault test and checks its bounds: the slowest failure within
+/// [`FAIL_BOUND`], the longest outage within `outage_bound`, and progress.
+fn within_bounds(
+    what: &str,
+    timeline: &[String],
+    tally: &Tally,
+    counter: u64,
+    outage_bound: Duration,
+) {
+    eprintln!("{}", timeline.join("; "));
+    report(what, tally, counter);
+    assert!(
+        tally.slowest_failure <= FAIL_BOUND,
+        "{:?}",
+        tally.slowest_failure
+    );
+    assert!(
+        tally.longest_outage <= outage_bound,
+        "{:?}",
+        tally.longest_outage
+    );
+    assert!(tally.increments_ok > 100, "the load made progress");
+}
+
 /// Runs `load` (until stopped) on `hosts` while `faults` runs; then stops
 /// the load, checks it through the first host and returns the tally.
 async fn under_load(hosts: &[Served], load: &Load, faults: impl AsyncFnOnce()) -> (Tally, u64) {
@@ -181,19 +205,13 @@ async fn etcd_leader_killed_and_frozen_under_load() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     })
     .await;
-    eprintln!("{}", timeline.join("; "));
-    report("etcd cluster, leader killed then frozen", &tally, counter);
-    assert!(
-        tally.slowest_failure <= FAIL_BOUND,
-        "{:?}",
-        tally.slowest_failure
+    within_bounds(
+        "etcd cluster, leader killed then frozen",
+        &timeline,
+        &tally,
+        counter,
+        ETCD_OUTAGE_BOUND,
     );
-    assert!(
-        tally.longest_outage <= ETCD_OUTAGE_BOUND,
-        "{:?}",
-        tally.longest_outage
-    );
-    assert!(tally.increments_ok > 100, "the load made progress");
 }
 
 /// A private Redis Cluster: 3 masters, 3 replicas, node timeout 1 s.
@@ -315,23 +333,13 @@ async fn redis_master_killed_under_load_with_wait_replicas() {
         }
     })
     .await;
-    eprintln!("{}", timeline.join("; "));
-    report(
+    within_bounds(
         "redis cluster, master killed, then frozen (wait_replicas = 1)",
+        &timeline,
         &tally,
         counter,
+        REDIS_OUTAGE_BOUND,
     );
-    assert!(
-        tally.slowest_failure <= FAIL_BOUND,
-        "{:?}",
-        tally.slowest_failure
-    );
-    assert!(
-        tally.longest_outage <= REDIS_OUTAGE_BOUND,
-        "{:?}",
-        tally.longest_outage
-    );
-    assert!(tally.increments_ok > 100, "the load made progress");
 }
 
 /// Slots move under load: while 2 hosts x 6 loops increment and append on a
@@ -408,17 +416,11 @@ async fn redis_slots_move_under_load() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     })
     .await;
-    eprintln!("{}", timeline.join("; "));
-    report("redis cluster, slots moved under load", &tally, counter);
-    assert!(
-        tally.slowest_failure <= FAIL_BOUND,
-        "{:?}",
-        tally.slowest_failure
+    within_bounds(
+        "redis cluster, slots moved under load",
+        &timeline,
+        &tally,
+        counter,
+        REDIS_OUTAGE_BOUND,
     );
-    assert!(
-        tally.longest_outage <= REDIS_OUTAGE_BOUND,
-        "{:?}",
-        tally.longest_outage
-    );
-    assert!(tally.increments_ok > 100, "the load made progress");
 }
