@@ -273,38 +273,3 @@ async fn a_cluster_node_as_url_and_a_plain_server_as_cluster_are_refused() {
     assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{e}");
     assert!(e.to_string().contains("Redis Cluster"), "{e}");
 }
-
-#[tokio::test(flavor = "multi_thread")]
-async fn scratch_concurrent_waits() {
-    let (b, _) = bucket("scratch", Some((1, 500))).await;
-    let b = std::sync::Arc::new(b);
-    let t = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for l in 0..12 {
-        let b = b.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut errs = 0;
-            for _ in 0..20 {
-                let t = std::time::Instant::now();
-                if let Err(e) = b.increment("c", 1).await {
-                    errs += 1;
-                    eprintln!("{l} {e} {:?}", t.elapsed());
-                }
-            }
-            errs
-        }));
-    }
-    let mut errs = 0;
-    for t in tasks {
-        errs += t.await.unwrap();
-    }
-    eprintln!(
-        "errs {errs} in {:?}; c = {:?}",
-        t.elapsed(),
-        b.get("c")
-            .await
-            .unwrap()
-            .map(|v| String::from_utf8(v).unwrap())
-    );
-    wasikv_core::suite::cleanup(&*b).await;
-}

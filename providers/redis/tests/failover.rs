@@ -95,8 +95,9 @@ async fn until_served(bucket: &RedisBucket, key: &str) -> Duration {
     started.elapsed()
 }
 
-/// The replica of a key's master is frozen (`DEBUG SLEEP`), a write is
-/// acknowledged without waiting and another fails waiting for the replica;
+/// The replica of a key's master is frozen (`DEBUG SLEEP`) and cut off
+/// (the master drops its replication link), a write is acknowledged
+/// without waiting and another fails waiting for the replica;
 /// the master dies and the replica takes over: the acknowledged write is
 /// lost, the waiting one was never acknowledged. Then, with the replica
 /// live, 200 waiting increments are acknowledged, the new master dies, and
@@ -122,6 +123,17 @@ async fn acknowledged_writes_across_a_master_failover() {
             .await;
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // The master drops its link to the frozen replica, so nothing written
+    // from now on reaches the replica's socket (a frozen process still
+    // receives into its kernel buffer, and would apply it on waking).
+    let dropped: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(&mut node_connection(master).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(dropped, 1, "the master had one replica link");
     plain
         .set("acked", b"v".to_vec(), WriteCondition::Always)
         .await
