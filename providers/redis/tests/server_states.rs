@@ -145,7 +145,10 @@ async fn writes_wait_for_the_replica_when_asked() {
         RedisStore::connect(&config)
     })
     .await;
-    let waiting = RedisBucket::new(store.conn.clone(), "wait:").with_wait(1, 300);
+    // Generous while the replica is live (a loaded machine may take a
+    // while to confirm); short once it is stalled.
+    let waiting = RedisBucket::new(store.conn.clone(), "wait:").with_wait(1, 5_000);
+    let impatient = RedisBucket::new(store.conn.clone(), "wait:").with_wait(1, 300);
     let plain = RedisBucket::new(store.conn.clone(), "plain:");
     let mut replica = raw(REPLICA).await;
     // The replica catches up with the master first.
@@ -181,7 +184,7 @@ async fn writes_wait_for_the_replica_when_asked() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
-    let e = waiting
+    let e = impatient
         .increment("n", 1)
         .await
         .expect_err("the replica cannot confirm");
