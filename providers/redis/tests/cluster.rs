@@ -162,7 +162,7 @@ async fn batches_over_many_slots_apply_and_read_back_in_order() {
 /// master has it).
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_wait_for_replicas_when_asked() {
-    let (b, _) = bucket("wait", Some((1, 2_000))).await;
+    let (b, _) = bucket("wait", Some((1, 5_000))).await;
     let nodes = nodes().await;
     for i in 0..20 {
         let key = format!("w{i}");

@@ -76,6 +76,12 @@ async fn buckets(prefix: &str) -> (RedisBucket, RedisBucket) {
     (plain, waiting)
 }
 
+/// The bucket at `prefix` waiting up to 5 s for one replica (for writes
+/// that must succeed on a loaded machine).
+async fn patient(prefix: &str) -> RedisBucket {
+    buckets(prefix).await.0.with_wait(1, 5_000)
+}
+
 /// Where `key` of `bucket` lives: (master port, replica port).
 async fn placement(bucket: &RedisBucket, key: &str) -> (u16, u16) {
     let nodes = cluster_nodes(PORTS[0]).await.unwrap();
@@ -168,6 +174,7 @@ async fn acknowledged_writes_across_a_master_failover() {
     })
     .await;
     assert_eq!((master2, replica2), (replica, master));
+    let waiting = patient("failover:").await;
     for i in 1..=200 {
         let n = eventually("waiting increment", Duration::from_secs(30), || async {
             waiting.increment("counter", 0).await
