@@ -115,6 +115,19 @@ fn within_bounds(
     assert!(tally.increments_ok > 100, "the load made progress");
 }
 
+/// The load of the fault tests: 6 loops per host on one shared counter,
+/// an append every 5 increments, until stopped.
+fn fault_load() -> Load {
+    Load {
+        counter: "shared".into(),
+        counter_per_loop: false,
+        list: "appends".into(),
+        loops_per_host: 6,
+        steps: 0,
+        append_every: 5,
+    }
+}
+
 /// Runs `load` (until stopped) on `hosts` while `faults` runs; then stops
 /// the load, checks it through the first host and returns the tally.
 async fn under_load(hosts: &[Served], load: &Load, faults: impl AsyncFnOnce()) -> (Tally, u64) {
@@ -175,14 +188,7 @@ async fn etcd_leader_killed_and_frozen_under_load() {
     );
     let dir = tempfile::tempdir().unwrap();
     let hosts = start_hosts(dir.path(), 2, &(fault_limits() + &buckets), "etcd");
-    let load = Load {
-        counter: "shared".into(),
-        list: "appends".into(),
-        counter_per_loop: false,
-        loops_per_host: 6,
-        steps: 0,
-        append_every: 5,
-    };
+    let load = fault_load();
     let mut timeline = Vec::new();
     let (tally, counter) = under_load(&hosts, &load, async || {
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -224,6 +230,52 @@ fn start_redis_node(port: u16, dir: &Path) -> TestServer {
     )
 }
 
+/// A private Redis Cluster (nodes killed when dropped) and 2 hosts serving
+/// bucket `rc` on it under the fault limits.
+struct RedisFleet {
+    /// The nodes' state files.
+    data: tempfile::TempDir,
+    /// The nodes, by index in their ports; `None` while killed.
+    nodes: Vec<Option<TestServer>>,
+    /// The hosts' directory.
+    _dir: tempfile::TempDir,
+    hosts: Vec<Served>,
+    /// The slot of the load's shared counter.
+    slot: u16,
+}
+
+/// Starts a cluster of 3 masters and 3 replicas on `ports` and 2 hosts
+/// with bucket `rc` at `prefix` (its first three nodes as seeds) and the
+/// extra bucket `options` (TOML lines).
+async fn redis_fleet(ports: &[u16], prefix: &str, options: &str) -> RedisFleet {
+    let data = tempfile::tempdir().unwrap();
+    let nodes = ports
+        .iter()
+        .map(|&p| Some(start_redis_node(p, data.path())))
+        .collect();
+    wasikv_redis::testing::create_cluster(ports)
+        .await
+        .expect("private cluster");
+    let seeds: Vec<String> = ports[..3]
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}"))
+        .collect();
+    let buckets = format!(
+        "[buckets.rc]\nprovider = \"redis\"\ncluster = {seeds:?}\nprefix = {prefix:?}\nconnect_timeout_ms = 500\n{options}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = start_hosts(dir.path(), 2, &(fault_limits() + &buckets), "rc");
+    let counter_key = format!("counter:{}", fault_load().counter);
+    let data_key = wasikv_redis::core::Layout::cluster(prefix).data_key(&counter_key);
+    RedisFleet {
+        data,
+        nodes,
+        _dir: dir,
+        hosts,
+        slot: wasikv_redis::core::slot(data_key.as_bytes()),
+    }
+}
+
 /// Waits until a live master other than `old` serves `slot` (asking a
 /// node other than `old`); returns its port.
 async fn new_master_of(slot: u16, old: u16) -> u16 {
@@ -260,39 +312,21 @@ const ETCD_OUTAGE_BOUND: Duration = Duration::from_secs(15);
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_master_killed_under_load_with_wait_replicas() {
     let _one = ONE_AT_A_TIME.lock().await;
-    use wasikv_redis::testing::{cluster_nodes, create_cluster, master_of_slot};
-    let data = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<Option<TestServer>> = REDIS_PORTS
-        .iter()
-        .map(|&p| Some(start_redis_node(p, data.path())))
-        .collect();
-    create_cluster(&REDIS_PORTS).await.expect("private cluster");
-    let seeds: Vec<String> = REDIS_PORTS[..3]
-        .iter()
-        .map(|p| format!("redis://127.0.0.1:{p}"))
-        .collect();
-    let buckets = format!(
-        "[buckets.rc]\nprovider = \"redis\"\ncluster = {seeds:?}\nprefix = \"scale:\"\nwait_replicas = 1\nwait_timeout_ms = 500\nconnect_timeout_ms = 500\n"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let hosts = start_hosts(dir.path(), 2, &(fault_limits() + &buckets), "rc");
-    let load = Load {
-        counter: "shared".into(),
-        list: "appends".into(),
-        counter_per_loop: false,
-        loops_per_host: 6,
-        steps: 0,
-        append_every: 5,
-    };
-    let data_key = wasikv_redis::core::Layout::cluster("scale:").data_key("counter:shared");
-    let slot = wasikv_redis::core::slot(data_key.as_bytes());
+    use wasikv_redis::testing::{cluster_nodes, master_of_slot};
+    let mut fleet = redis_fleet(
+        &REDIS_PORTS,
+        "scale:",
+        "wait_replicas = 1\nwait_timeout_ms = 500\n",
+    )
+    .await;
+    let (slot, load) = (fleet.slot, fault_load());
     let mut timeline = Vec::new();
-    let (tally, counter) = under_load(&hosts, &load, async || {
+    let (tally, counter) = under_load(&fleet.hosts, &load, async || {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let before = cluster_nodes(REDIS_PORTS[0]).await.unwrap();
         let master = master_of_slot(&before, slot).unwrap().port;
         let index = REDIS_PORTS.iter().position(|&p| p == master).unwrap();
-        nodes[index] = None; // killed
+        fleet.nodes[index] = None; // killed
         let t = Instant::now();
         let promoted = new_master_of(slot, master).await;
         timeline.push(format!(
@@ -300,7 +334,7 @@ async fn redis_master_killed_under_load_with_wait_replicas() {
             t.elapsed()
         ));
         tokio::time::sleep(Duration::from_secs(2)).await;
-        nodes[index] = Some(start_redis_node(master, data.path()));
+        fleet.nodes[index] = Some(start_redis_node(master, fleet.data.path()));
         tokio::time::sleep(Duration::from_secs(3)).await;
         timeline.push(format!("{master} restarted"));
         #[cfg(unix)]
@@ -320,7 +354,7 @@ async fn redis_master_killed_under_load_with_wait_replicas() {
             }
             timeline.push(format!("{master} in sync after {:?} more", t.elapsed()));
             let frozen = REDIS_PORTS.iter().position(|&p| p == promoted).unwrap();
-            nodes[frozen].as_ref().unwrap().pause().unwrap();
+            fleet.nodes[frozen].as_ref().unwrap().pause().unwrap();
             let t = Instant::now();
             let next = new_master_of(slot, promoted).await;
             timeline.push(format!(
@@ -328,7 +362,7 @@ async fn redis_master_killed_under_load_with_wait_replicas() {
                 t.elapsed()
             ));
             tokio::time::sleep(Duration::from_secs(3).saturating_sub(t.elapsed())).await;
-            nodes[frozen].as_ref().unwrap().resume().unwrap();
+            fleet.nodes[frozen].as_ref().unwrap().resume().unwrap();
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
     })
@@ -351,35 +385,12 @@ async fn redis_master_killed_under_load_with_wait_replicas() {
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_slots_move_under_load() {
     let _one = ONE_AT_A_TIME.lock().await;
-    use wasikv_redis::testing::{cluster_nodes, create_cluster, master_of_slot};
+    use wasikv_redis::testing::{cluster_nodes, master_of_slot};
     const PORTS: [u16; 6] = [17120, 17121, 17122, 17123, 17124, 17125];
-    let data = tempfile::tempdir().unwrap();
-    let _nodes: Vec<TestServer> = PORTS
-        .iter()
-        .map(|&p| start_redis_node(p, data.path()))
-        .collect();
-    create_cluster(&PORTS).await.expect("private cluster");
-    let seeds: Vec<String> = PORTS[..3]
-        .iter()
-        .map(|p| format!("redis://127.0.0.1:{p}"))
-        .collect();
-    let buckets = format!(
-        "[buckets.rc]\nprovider = \"redis\"\ncluster = {seeds:?}\nprefix = \"reshard:\"\nconnect_timeout_ms = 500\n"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let hosts = start_hosts(dir.path(), 2, &(fault_limits() + &buckets), "rc");
-    let load = Load {
-        counter: "shared".into(),
-        counter_per_loop: false,
-        list: "appends".into(),
-        loops_per_host: 6,
-        steps: 0,
-        append_every: 5,
-    };
-    let data_key = wasikv_redis::core::Layout::cluster("reshard:").data_key("counter:shared");
-    let slot = wasikv_redis::core::slot(data_key.as_bytes());
+    let fleet = redis_fleet(&PORTS, "reshard:", "").await;
+    let (slot, load) = (fleet.slot, fault_load());
     let mut timeline = Vec::new();
-    let (tally, counter) = under_load(&hosts, &load, async || {
+    let (tally, counter) = under_load(&fleet.hosts, &load, async || {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let nodes = cluster_nodes(PORTS[0]).await.unwrap();
         let from = master_of_slot(&nodes, slot).unwrap().clone();
