@@ -193,30 +193,41 @@ pub fn replica_of<'a>(nodes: &'a [ClusterNode], master: &str) -> Option<&'a Clus
         .find(|n| !n.failing && n.master_of.as_deref() == Some(master))
 }
 
+/// The text the node on `port` answers to `cmd` (an `INFO`-like command),
+/// `None` when it cannot be asked.
+async fn node_text(port: u16, cmd: &redis::Cmd) -> Option<String> {
+    let mut conn = node_connection(port).await.ok()?;
+    cmd.query_async(&mut conn).await.ok()
+}
+
 /// Whether the node on `port` reports `cluster_state:ok`.
 pub async fn cluster_ok(port: u16) -> bool {
-    let Ok(mut conn) = node_connection(port).await else {
-        return false;
-    };
-    let info: redis::RedisResult<String> = redis::cmd("CLUSTER")
-        .arg("INFO")
-        .query_async(&mut conn)
-        .await;
-    info.is_ok_and(|text| text.lines().any(|l| l.trim() == "cluster_state:ok"))
+    node_text(port, redis::cmd("CLUSTER").arg("INFO"))
+        .await
+        .is_some_and(|text| text.lines().any(|l| l.trim() == "cluster_state:ok"))
 }
 
 /// Whether the master on `port` has a replica in sync (`state=online`).
 pub async fn replica_online(port: u16) -> bool {
-    let Ok(mut conn) = node_connection(port).await else {
-        return false;
-    };
-    let info: redis::RedisResult<String> = redis::cmd("INFO")
-        .arg("replication")
-        .query_async(&mut conn)
-        .await;
-    info.is_ok_and(|text| {
-        text.lines()
-            .any(|l| l.starts_with("slave0:") && l.contains("state=online"))
+    node_text(port, redis::cmd("INFO").arg("replication"))
+        .await
+        .is_some_and(|text| {
+            text.lines()
+                .any(|l| l.starts_with("slave0:") && l.contains("state=online"))
+        })
+}
+
+/// Freezes the server on `port` for `seconds` (`DEBUG SLEEP`; it must run
+/// with `--enable-debug-command yes`): it holds its sockets and answers
+/// nothing. The task ends when the server wakes.
+pub fn stall(port: u16, seconds: u64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut conn = node_connection(port).await.expect("the server to stall");
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(seconds)
+            .query_async(&mut conn)
+            .await;
     })
 }
 

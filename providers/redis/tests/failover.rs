@@ -10,7 +10,7 @@ use wasikv_core::{Bucket, ErrorKind, WriteCondition};
 use wasikv_redis::core::{RedisStore, slot};
 use wasikv_redis::testing::{
     cluster_node_command, cluster_nodes, create_cluster, master_of_slot, node_connection,
-    replica_of,
+    replica_of, stall,
 };
 use wasikv_redis::{RedisBucket, RedisConfig};
 
@@ -120,14 +120,7 @@ async fn acknowledged_writes_across_a_master_failover() {
         .find(|k| plain.layout().group_of(k) == group)
         .unwrap();
 
-    let sleeper = tokio::spawn(async move {
-        let mut conn = node_connection(replica).await.unwrap();
-        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(4)
-            .query_async(&mut conn)
-            .await;
-    });
+    let sleeper = stall(replica, 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The master drops its link to the frozen replica, so nothing written
     // from now on reaches the replica's socket (a frozen process still

@@ -174,14 +174,7 @@ async fn writes_wait_for_the_replica_when_asked() {
     }
 
     // The replica stalls for 3 s.
-    let sleeper = tokio::spawn(async move {
-        let mut conn = raw(REPLICA).await;
-        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(3)
-            .query_async(&mut conn)
-            .await;
-    });
+    let sleeper = wasikv_redis::testing::stall(REPLICA, 3);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
     let e = impatient
