@@ -730,7 +730,7 @@ impl Bucket for RedisBucket {
     async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
         let g = self.layout.group(key);
         let mut cmd = evalsha(&self.scripts.get_versioned, 2);
-        cmd.arg(self.data_key(key)).arg(&g.versions).arg(key);
+        cmd.arg(g.data_key(key)).arg(&g.versions).arg(key);
         let reply: Option<(Vec<u8>, Vec<u8>)> =
             self.run(&self.scripts.get_versioned, cmd, false).await?;
         Ok(reply.map(|(value, version)| Versioned {
@@ -767,7 +767,7 @@ impl Bucket for RedisBucket {
             let change = [format!("s{}:{key}", key.len()).as_bytes(), &value].concat();
             redis::pipe()
                 .atomic()
-                .set(self.data_key(key), value)
+                .set(g.data_key(key), value)
                 .ignore()
                 .hset(&g.versions, key, token())
                 .ignore()
@@ -786,7 +786,7 @@ impl Bucket for RedisBucket {
             WriteCondition::IfVersion(_) => &self.scripts.set_if_version,
         };
         let mut cmd = evalsha(script, 3);
-        cmd.arg(self.data_key(key))
+        cmd.arg(g.data_key(key))
             .arg(&g.versions)
             .arg(&g.index)
             .arg(key)
@@ -806,7 +806,7 @@ impl Bucket for RedisBucket {
     async fn delete(&self, key: &str) -> Result<()> {
         let g = self.layout.group(key);
         let mut cmd = evalsha(&self.scripts.delete, 3);
-        cmd.arg(self.data_key(key))
+        cmd.arg(g.data_key(key))
             .arg(&g.versions)
             .arg(&g.index)
             .arg(key);
@@ -842,7 +842,7 @@ impl Bucket for RedisBucket {
     async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
         let g = self.layout.group(key);
         let mut cmd = evalsha(&self.scripts.increment, 3);
-        cmd.arg(self.data_key(key))
+        cmd.arg(g.data_key(key))
             .arg(&g.versions)
             .arg(&g.index)
             .arg(key)
@@ -919,7 +919,7 @@ impl Bucket for RedisBucket {
                 let mut cmd = evalsha(&self.scripts.set_many, members.len() + 2);
                 cmd.arg(&g.versions).arg(&g.index);
                 for &i in members {
-                    cmd.arg(self.data_key(&items[i].0));
+                    cmd.arg(g.data_key(&items[i].0));
                 }
                 for &i in members {
                     cmd.arg(&items[i].0).arg(&items[i].1);
@@ -945,7 +945,7 @@ impl Bucket for RedisBucket {
                 let mut cmd = evalsha(&self.scripts.delete_many, members.len() + 2);
                 cmd.arg(&g.versions).arg(&g.index);
                 for &i in members {
-                    cmd.arg(self.data_key(&keys[i]));
+                    cmd.arg(g.data_key(&keys[i]));
                 }
                 for &i in members {
                     cmd.arg(&keys[i]);

@@ -90,6 +90,13 @@ pub struct Group {
     pub index: Vec<u8>,
 }
 
+impl Group {
+    /// The Redis key of `key`'s value (a key of this group).
+    pub fn data_key(&self, key: &str) -> String {
+        format!("{}{key}", self.data_prefix)
+    }
+}
+
 /// Where a bucket's keys and bookkeeping live.
 ///
 /// * Single server: `prefix + key`, one version hash and one index for the
@@ -168,7 +175,7 @@ impl Layout {
 
     /// The Redis key of `key`'s value.
     pub fn data_key(&self, key: &str) -> String {
-        format!("{}{key}", self.group(key).data_prefix)
+        self.group(key).data_key(key)
     }
 }
 
