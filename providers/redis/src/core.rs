@@ -228,6 +228,12 @@ pub struct RedisStore {
     pub pubsub: Vec<redis::Client>,
 }
 
+// A key has a version token exactly when it is in the index: every write
+// sets both, every delete (and a listing that meets a key gone from under
+// it) removes both. So a write adds the index entry only when `HSET` says
+// the token is new (a created key, or one another client wrote): one
+// command less per overwrite.
+//
 // Every write script publishes its change on the bucket's versions key as a
 // pub/sub channel: `s<len>:<key><value>` for a set, `d<len>:<key>` for a
 // delete that removed a key (see `parse_change`).
@@ -235,8 +241,7 @@ pub struct RedisStore {
 /// KEYS: data, versions, index. ARGV: key, value, new token.
 pub const SET: &str = r"
 redis.call('SET', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
+if redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) == 1 then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
 redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
 return 1
 ";
@@ -245,8 +250,7 @@ return 1
 pub const SET_IF_ABSENT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
+if redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) == 1 then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
 redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
 return 1
 ";
@@ -278,8 +282,7 @@ local val = redis.call('GET', KEYS[1])
 if not val then return 0 end
 if version_of(val) ~= ARGV[4] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
+if redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) == 1 then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
 redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
 return 1"
     ))
@@ -339,8 +342,7 @@ if type(new) == 'table' then
   end
   new = ok
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
+if redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) == 1 then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
 -- Lua numbers are doubles: exact text below 2^53, else read back.
 if new > 9007199254740991 or new < -9007199254740991 then
   new = redis.call('GET', KEYS[1])
@@ -358,8 +360,7 @@ local n = #KEYS - 2
 for i = 1, n do
   local key, value, token = ARGV[2 * i - 1], ARGV[2 * i], ARGV[2 * n + i]
   redis.call('SET', KEYS[i + 2], value)
-  redis.call('HSET', KEYS[1], key, token)
-  redis.call('ZADD', KEYS[2], 0, key)
+  if redis.call('HSET', KEYS[1], key, token) == 1 then redis.call('ZADD', KEYS[2], 0, key) end
   redis.call('PUBLISH', KEYS[1], 's' .. #key .. ':' .. key .. value)
 end
 return n

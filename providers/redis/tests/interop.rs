@@ -91,6 +91,63 @@ async fn keys_deleted_by_another_client_leave_the_listing() {
     cleanup(&b).await;
 }
 
+/// A key another client wrote is not in the index, and is listed once
+/// wasikv writes it by any path (the scripts add the index entry when the
+/// key's version token is new); overwrites keep it listed exactly once.
+#[tokio::test]
+async fn foreign_keys_are_listed_once_wasikv_writes_them() {
+    let (b, mut raw, prefix) = bucket().await;
+    for k in [
+        "by-set",
+        "by-big-set",
+        "by-increment",
+        "by-swap",
+        "by-set-many",
+    ] {
+        let _: () = raw.set(format!("{prefix}{k}"), "7").await.unwrap();
+    }
+    assert!(b.list(None, 10).await.unwrap().keys.is_empty());
+    b.set("by-set", b"v".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    // Over the transaction's size: the SET script.
+    b.set("by-big-set", vec![b'x'; 64 << 10], WriteCondition::Always)
+        .await
+        .unwrap();
+    assert_eq!(b.increment("by-increment", 1).await.unwrap(), 8);
+    let read = b.get_versioned("by-swap").await.unwrap().unwrap();
+    let swapped = b
+        .set(
+            "by-swap",
+            b"s".to_vec(),
+            WriteCondition::IfVersion(read.version),
+        )
+        .await
+        .unwrap();
+    assert_eq!(swapped, WriteOutcome::Written);
+    b.set_many(vec![("by-set-many".into(), b"m".to_vec())])
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        b.increment("by-increment", 1).await.unwrap();
+        b.set("by-set", b"again".to_vec(), WriteCondition::Always)
+            .await
+            .unwrap();
+    }
+    let keys = wasikv_core::suite::list_all(&*b, 2).await.expect("listing");
+    assert_eq!(
+        keys,
+        [
+            "by-big-set",
+            "by-increment",
+            "by-set",
+            "by-set-many",
+            "by-swap"
+        ]
+    );
+    cleanup(&b).await;
+}
+
 #[tokio::test]
 async fn unreachable_server_is_unavailable() {
     let config = RedisConfig {
