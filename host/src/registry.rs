@@ -16,6 +16,7 @@ pub const KNOWN: &[(&str, Option<&str>)] = &[
     ("dynamodb", Some("dynamodb")),
     ("firestore", Some("firestore")),
     ("cosmos", Some("cosmos")),
+    ("postgres", Some("postgres")),
 ];
 
 /// The providers compiled in.
@@ -35,6 +36,8 @@ pub fn compiled() -> Vec<Arc<dyn Provider>> {
         Arc::new(wasikv_firestore::FirestoreProvider),
         #[cfg(feature = "cosmos")]
         Arc::new(wasikv_cosmos::CosmosProvider),
+        #[cfg(feature = "postgres")]
+        Arc::new(wasikv_postgres::PostgresProvider),
     ]
 }
 

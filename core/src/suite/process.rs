@@ -26,6 +26,11 @@ impl TestServer {
         self.0.id()
     }
 
+    /// Whether the process has exited (a server that refused to start).
+    pub fn exited(&mut self) -> bool {
+        self.0.try_wait().is_ok_and(|status| status.is_some())
+    }
+
     /// Freezes the process (SIGSTOP): it holds its sockets but answers
     /// nothing, as a partitioned or hung server. Unix only: elsewhere an
     /// error says so.

@@ -215,14 +215,34 @@ impl Statements {
     }
 }
 
-/// The table's definition (`create = true` runs it; docs show it).
+/// The table's definition (`create = true` runs it, in one transaction;
+/// docs show it). Other clients may write the table too: an insert without
+/// a version gets a fresh one (the default), and an update that leaves the
+/// version as it was gets a fresh one from the trigger, so a pending CAS
+/// sees every write, whoever made it. wasikv's own writes always set a new
+/// version, so the trigger's `WHEN` is false for them and no function runs.
 pub fn create_table_sql(table: &TableName) -> String {
+    let t = table.sql();
+    let function = match &table.schema {
+        Some(schema) => format!("\"{schema}\".\"{}_new_version\"", table.name),
+        None => format!("\"{}_new_version\"", table.name),
+    };
+    let trigger = format!("\"{}_new_version\"", table.name);
+    // Hosts creating the table at once take turns (the lock ends with the
+    // transaction); the name is an identifier, safe in a string literal.
     format!(
-        "CREATE TABLE IF NOT EXISTS {} (\n    \
+        "BEGIN;\n\
+         SELECT pg_advisory_xact_lock(hashtext('wasikv create {table}'));\n\
+         CREATE TABLE IF NOT EXISTS {t} (\n    \
          key     bytea PRIMARY KEY,  -- bucket prefix || UTF-8 key\n    \
          value   bytea NOT NULL,\n    \
-         version bytea NOT NULL      -- 16 random bytes, new on every write\n)",
-        table.sql()
+         version bytea NOT NULL DEFAULT uuid_send(gen_random_uuid())  -- new on every write\n\
+         );\n\
+         CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+         BEGIN NEW.version := uuid_send(gen_random_uuid()); RETURN NEW; END $$;\n\
+         CREATE OR REPLACE TRIGGER {trigger} BEFORE UPDATE ON {t} FOR EACH ROW\n    \
+         WHEN (NEW.version = OLD.version) EXECUTE FUNCTION {function}();\n\
+         COMMIT;"
     )
 }
 
@@ -261,8 +281,15 @@ pub async fn ensure_table(store: &PostgresStore, table: &TableName, create: bool
     }
     match client.batch_execute(&create_table_sql(table)).await {
         Ok(()) => Ok(()),
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) && exists(&client).await? => Ok(()),
-        Err(e) => Err(map_err(e)),
+        Err(e) => {
+            // The failed transaction is still open on this connection.
+            let _ = client.batch_execute("ROLLBACK").await;
+            if e.code() == Some(&SqlState::UNIQUE_VIOLATION) && exists(&client).await? {
+                Ok(())
+            } else {
+                Err(map_err(e))
+            }
+        }
     }
 }
 

@@ -48,3 +48,156 @@ pub fn opener_for(url: String) -> impl Fn(String) -> OpenFuture + Send + Sync + 
         })
     }
 }
+
+/// A private PostgreSQL server of a test (restart and crash tests): its own
+/// data directory and port on 127.0.0.1, trust authentication for user
+/// `postgres`, database `postgres`. PostgreSQL refuses to run as root, so a
+/// test running as root runs it as the `postgres` user (`setpriv`). Unix
+/// only. Stopped with SIGKILL when dropped.
+#[cfg(unix)]
+pub struct PrivateServer {
+    dir: std::path::PathBuf,
+    port: u16,
+    server: Option<wasikv_core::suite::process::TestServer>,
+}
+
+#[cfg(unix)]
+impl PrivateServer {
+    /// A new cluster under `dir` (made with `initdb`; `dir` must be empty
+    /// or missing), not started.
+    pub fn init(dir: &std::path::Path, port: u16) -> Self {
+        std::fs::create_dir_all(dir).expect("server directory");
+        let data = dir.join("data");
+        as_postgres_owner(dir);
+        let status = run_as_postgres(&bin("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run initdb (PostgreSQL's server package): {e}"));
+        assert!(status.success(), "initdb failed: {status}");
+        PrivateServer {
+            dir: dir.to_path_buf(),
+            port,
+            server: None,
+        }
+    }
+
+    /// The url of database `postgres` on it.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections (after
+    /// crash recovery, if it was killed). A server just killed may still
+    /// have backends holding its shared memory: starting is retried until
+    /// they are gone.
+    pub fn start(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let mut server = wasikv_core::suite::process::TestServer::spawn(
+                run_as_postgres(&bin("postgres"))
+                    .arg("-D")
+                    .arg(self.dir.join("data"))
+                    .args(["-p", &self.port.to_string()])
+                    .args(["-c", "listen_addresses=127.0.0.1"])
+                    .args(["-c", "unix_socket_directories="]),
+                "postgres (PostgreSQL's server package)",
+            );
+            let started = std::time::Instant::now();
+            while started.elapsed() < std::time::Duration::from_secs(30) {
+                if self.ready() {
+                    self.server = Some(server);
+                    return;
+                }
+                if server.exited() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "private PostgreSQL on port {} did not start within 60 s",
+                self.port
+            );
+            drop(server);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+
+    /// Kills the server (SIGKILL of the postmaster, as a crash).
+    pub fn kill(&mut self) {
+        self.server = None;
+    }
+
+    fn ready(&self) -> bool {
+        std::process::Command::new(bin("pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q"])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+/// A PostgreSQL program: on `PATH`, else in the newest
+/// `/usr/lib/postgresql/<version>/bin` (Debian's layout).
+#[cfg(unix)]
+fn bin(name: &str) -> std::path::PathBuf {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path
+        .or_else(|| {
+            let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+                .filter(|p| p.is_file())
+                .collect();
+            versions.sort();
+            versions.pop()
+        })
+        .unwrap_or_else(|| name.into())
+}
+
+#[cfg(unix)]
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// `program`, run as the `postgres` user when this process is root.
+#[cfg(unix)]
+fn run_as_postgres(program: &std::path::Path) -> std::process::Command {
+    if running_as_root() {
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(program);
+        command
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
+/// Gives `dir` to the `postgres` user when this process is root.
+#[cfg(unix)]
+fn as_postgres_owner(dir: &std::path::Path) {
+    if running_as_root() {
+        let status = std::process::Command::new("chown")
+            .args(["-R", "postgres:"])
+            .arg(dir)
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown postgres {}", dir.display());
+    }
+}
