@@ -59,6 +59,15 @@ if ! redis-cli -h 127.0.0.1 -p $REDIS_PORT ping >/dev/null 2>&1; then
 fi
 wait_for "redis at 127.0.0.1:$REDIS_PORT" 10 redis-cli -h 127.0.0.1 -p $REDIS_PORT ping
 
+# --- PostgreSQL (postgres provider): the machine's server on 5432 (trust
+# authentication, database `test`), which this machine kind runs before
+# every session and CI run; tests that need a server of their own start a
+# private one (wasikv_postgres::testing::PrivateServer, initdb + postgres).
+apt_install psql postgresql-client
+apt_install pg_isready postgresql-client
+pg_test_db() { psql "postgres://postgres@127.0.0.1:5432/test" -qAtc 'select 1'; }
+wait_for "PostgreSQL at 127.0.0.1:5432 (database test)" 30 pg_test_db
+
 # --- etcd (etcd provider): our own single-node server on test ports.
 ETCD_PORT=12379
 ETCD_PEER_PORT=12380

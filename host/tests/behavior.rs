@@ -108,6 +108,11 @@ fn main() -> ExitCode {
             "host-cosmos-partition",
             wasikv_cosmos::testing::opener(true),
         )?);
+        #[cfg(feature = "postgres")]
+        trials.extend(networked(
+            "host-postgres",
+            wasikv_postgres::testing::opener(),
+        )?);
         Ok(trials)
     })();
     let code = suite::run_trials(all);
@@ -122,7 +127,8 @@ fn main() -> ExitCode {
     feature = "memcached",
     feature = "dynamodb",
     feature = "firestore",
-    feature = "cosmos"
+    feature = "cosmos",
+    feature = "postgres"
 ))]
 fn networked<F, Fut>(name: &str, open: F) -> Result<Vec<suite::Trial>, String>
 where

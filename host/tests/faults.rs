@@ -13,7 +13,8 @@
     feature = "memcached",
     feature = "dynamodb",
     feature = "firestore",
-    feature = "cosmos"
+    feature = "cosmos",
+    feature = "postgres"
 ))]
 
 mod support;
@@ -166,6 +167,21 @@ async fn etcd_restart() {
     };
     let toml = format!("[buckets.e]\nprovider = \"etcd\"\nendpoints = [{url:?}]\n");
     survives_a_restart("e", "etcd", &toml, start, async || {}).await;
+}
+
+/// PostgreSQL: a private cluster (initdb) on its own port, killed (SIGKILL)
+/// and started again; the table is durable, so nothing is restored.
+#[cfg(all(feature = "postgres", unix))]
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_restart() {
+    const PORT: u16 = 16446;
+    let dir = tempfile::tempdir().unwrap();
+    let server = wasikv_postgres::testing::PrivateServer::init(&dir.path().join("pg"), PORT);
+    let toml = format!(
+        "[buckets.p]\nprovider = \"postgres\"\nurl = {:?}\ncreate = true\nconnect_timeout_ms = 1000\n",
+        server.url()
+    );
+    survives_a_restart("p", "postgres", &toml, || server.start(), async || {}).await;
 }
 
 #[cfg(feature = "dynamodb")]

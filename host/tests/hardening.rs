@@ -145,6 +145,29 @@ fn aliases_of_one_store_cannot_hold_overlapping_buckets() {
         "provider = \"cosmos\"\nendpoint = \"https://localhost:8081\"\nkey = \"primary\"\ndatabase = \"d\"\ncontainer = \"c\"",
         "provider = \"cosmos\"\nendpoint = \"https://127.0.0.1:8081/\"\nkey = \"secondary\"\ndatabase = \"d\"\ncontainer = \"c\"\ntimeout_ms = 5",
     );
+    #[cfg(feature = "postgres")]
+    {
+        refused(
+            "postgres: localhost and 127.0.0.1, key=value form, pool settings",
+            "provider = \"postgres\"\nurl = \"postgres://app@localhost/db\"\nprefix = \"p/\"",
+            "provider = \"postgres\"\nurl = \"host=127.0.0.1 port=5432 user=other dbname=db\"\nprefix = \"p/a/\"\npool_size = 2",
+        );
+        refused(
+            "postgres: the default table named",
+            "provider = \"postgres\"\nurl = \"postgres://127.0.0.1/db\"\nprefix = \"\"",
+            "provider = \"postgres\"\nurl = \"postgres://127.0.0.1/db\"\ntable = \"wasikv\"\nprefix = \"q/\"",
+        );
+        accepted(
+            "postgres: another database, another table",
+            "provider = \"postgres\"\nurl = \"postgres://127.0.0.1/db\"\nprefix = \"\"",
+            "provider = \"postgres\"\nurl = \"postgres://127.0.0.1/db2\"\nprefix = \"\"",
+        );
+        accepted(
+            "postgres: another table",
+            "provider = \"postgres\"\nurl = \"postgres://127.0.0.1/db\"\nprefix = \"\"",
+            "provider = \"postgres\"\nurl = \"postgres://127.0.0.1/db\"\ntable = \"kv.other\"\nprefix = \"\"",
+        );
+    }
     #[cfg(feature = "firestore")]
     refused(
         "firestore: timeouts, emulator spelling",

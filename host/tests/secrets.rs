@@ -48,6 +48,19 @@ fn secret_options() -> Vec<Case> {
         secret: "KEY",
         others: &[("ENDPOINT", "https://127.0.0.1:8081"), ("DATABASE", "d")],
     });
+    #[cfg(feature = "postgres")]
+    {
+        cases.push(Case {
+            provider: "postgres",
+            secret: "URL",
+            others: &[],
+        });
+        cases.push(Case {
+            provider: "postgres",
+            secret: "PASSWORD",
+            others: &[("URL", "postgres://127.0.0.1/db")],
+        });
+    }
     cases
 }
 
@@ -59,11 +72,12 @@ fn number_like_secrets_from_the_environment_never_appear_in_errors() {
         feature = "redis",
         feature = "etcd",
         feature = "dynamodb",
-        feature = "cosmos"
+        feature = "cosmos",
+        feature = "postgres"
     ))]
     assert_eq!(
         cases.len(),
-        7,
+        9,
         "every provider's secret options are covered"
     );
     for Case {

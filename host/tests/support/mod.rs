@@ -59,7 +59,8 @@ pub async fn run(
         feature = "memcached",
         feature = "dynamodb",
         feature = "firestore",
-        feature = "cosmos"
+        feature = "cosmos",
+        feature = "postgres"
     )),
     allow(unused_mut, unused_variables)
 )]
@@ -134,6 +135,16 @@ pub fn networked_buckets(run_id: &str) -> (String, Vec<&'static str>) {
         ));
         names.push("cosmos");
         names.push("cosmos-partition");
+    }
+    #[cfg(feature = "postgres")]
+    {
+        use wasikv_postgres::testing::{TEST_TABLE, test_url};
+        buckets.push_str(&format!(
+            "[buckets.postgres]\nprovider = \"postgres\"\nurl = {:?}\ntable = {TEST_TABLE:?}\n\
+             prefix = \"wasikv-test/guest-{run_id}/\"\ncreate = true\n",
+            test_url()
+        ));
+        names.push("postgres");
     }
     (buckets, names)
 }

@@ -53,12 +53,12 @@ pub fn opener_for(url: String) -> impl Fn(String) -> OpenFuture + Send + Sync + 
 /// data directory and port on 127.0.0.1, trust authentication for user
 /// `postgres`, database `postgres`. PostgreSQL refuses to run as root, so a
 /// test running as root runs it as the `postgres` user (`setpriv`). Unix
-/// only. Stopped with SIGKILL when dropped.
+/// only. [`PrivateServer::start`] gives the running server's guard, which
+/// kills it (SIGKILL, a crash) when dropped.
 #[cfg(unix)]
 pub struct PrivateServer {
     dir: std::path::PathBuf,
     port: u16,
-    server: Option<wasikv_core::suite::process::TestServer>,
 }
 
 #[cfg(unix)]
@@ -81,7 +81,6 @@ impl PrivateServer {
         PrivateServer {
             dir: dir.to_path_buf(),
             port,
-            server: None,
         }
     }
 
@@ -94,23 +93,53 @@ impl PrivateServer {
     /// crash recovery, if it was killed). A server just killed may still
     /// have backends holding its shared memory: starting is retried until
     /// they are gone.
-    pub fn start(&mut self) {
+    pub fn start(&self) -> wasikv_core::suite::process::TestServer {
+        self.start_with(&[])
+    }
+
+    /// [`PrivateServer::start`] with TLS on, serving `cert` and `key` (PEM;
+    /// copied into the server's directory, the key readable by its owner only).
+    pub fn start_tls(
+        &self,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> wasikv_core::suite::process::TestServer {
+        use std::os::unix::fs::PermissionsExt;
+        let (server_cert, server_key) = (self.dir.join("server.crt"), self.dir.join("server.key"));
+        std::fs::copy(cert, &server_cert).expect("certificate");
+        std::fs::copy(key, &server_key).expect("key");
+        std::fs::set_permissions(&server_key, std::fs::Permissions::from_mode(0o600))
+            .expect("key permissions");
+        as_postgres_owner(&self.dir);
+        self.start_with(&[
+            "ssl=on".into(),
+            format!("ssl_cert_file={}", server_cert.display()),
+            format!("ssl_key_file={}", server_key.display()),
+        ])
+    }
+
+    /// Starts the server with `settings` (`name=value`, as `-c` options).
+    fn start_with(&self, settings: &[String]) -> wasikv_core::suite::process::TestServer {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
+            let mut command = run_as_postgres(&bin("postgres"));
+            command
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-p", &self.port.to_string()])
+                .args(["-c", "listen_addresses=127.0.0.1"])
+                .args(["-c", "unix_socket_directories="]);
+            for setting in settings {
+                command.args(["-c", setting]);
+            }
             let mut server = wasikv_core::suite::process::TestServer::spawn(
-                run_as_postgres(&bin("postgres"))
-                    .arg("-D")
-                    .arg(self.dir.join("data"))
-                    .args(["-p", &self.port.to_string()])
-                    .args(["-c", "listen_addresses=127.0.0.1"])
-                    .args(["-c", "unix_socket_directories="]),
+                &mut command,
                 "postgres (PostgreSQL's server package)",
             );
             let started = std::time::Instant::now();
             while started.elapsed() < std::time::Duration::from_secs(30) {
                 if self.ready() {
-                    self.server = Some(server);
-                    return;
+                    return server;
                 }
                 if server.exited() {
                     break;
@@ -125,11 +154,6 @@ impl PrivateServer {
             drop(server);
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
-    }
-
-    /// Kills the server (SIGKILL of the postmaster, as a crash).
-    pub fn kill(&mut self) {
-        self.server = None;
     }
 
     fn ready(&self) -> bool {

@@ -28,8 +28,8 @@ async fn open(url: &str) -> Arc<dyn Bucket> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_kill_and_the_pool_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = PrivateServer::init(&dir.path().join("pg"), PORT);
-    server.start();
+    let server = PrivateServer::init(&dir.path().join("pg"), PORT);
+    let running = server.start();
     let bucket = open(&server.url()).await;
 
     // 8 concurrent writers, each its own keys and a shared counter; every
@@ -57,12 +57,12 @@ async fn acknowledged_writes_survive_a_kill_and_the_pool_recovers() {
         acked.extend(w.await.unwrap());
     }
 
-    server.kill();
+    drop(running); // SIGKILL
     let err = bucket.get("w0/000").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.is_retryable(), "{err}");
 
-    server.start();
+    let _running = server.start();
     // The pool drops its dead connections and makes new ones.
     let mut value = None;
     for _ in 0..50 {
