@@ -1,0 +1,54 @@
+//! Test support (not part of the stable API): buckets on the test server for
+//! the behavior suite, each on the namespace the suite names.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+use wasikv_core::Bucket;
+use wasikv_core::provider::OpenFuture;
+
+use crate::backend::MESSAGE_OVERHEAD;
+use crate::core::NatsStore;
+use crate::{NatsBucket, NatsConfig};
+
+/// The test server: `WASIKV_TEST_NATS_URL`, default the machine's NATS
+/// with JetStream on 127.0.0.1:4222.
+pub fn test_url() -> String {
+    std::env::var("WASIKV_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// The KV bucket test buckets use (created when missing).
+pub const TEST_KV_BUCKET: &str = "wasikv_test";
+
+/// Opens a bucket with prefix `wasikv-test.<namespace>` (the namespace's
+/// characters other than `[A-Za-z0-9_-]` replaced by `_`) in
+/// [`TEST_KV_BUCKET`] on one shared connection to the test server.
+pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+    let store: Arc<OnceCell<NatsStore>> = Arc::new(OnceCell::new());
+    move |ns| {
+        let store = store.clone();
+        Box::pin(async move {
+            let mut config = NatsConfig::for_url(test_url());
+            config.create = true;
+            let store = store
+                .get_or_try_init(|| NatsStore::connect(&config))
+                .await?;
+            let kv = store.kv(TEST_KV_BUCKET, &config).await?;
+            let token: String = ns
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            Ok(Arc::new(NatsBucket::new(
+                kv,
+                &format!("wasikv-test.{token}"),
+                store.max_payload - MESSAGE_OVERHEAD,
+            )) as Arc<dyn Bucket>)
+        })
+    }
+}
