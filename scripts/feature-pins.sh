@@ -13,7 +13,7 @@ trap 'rm -rf "$dir"' EXIT
 tree() { cargo tree --locked -q -p wasikv-host -e normal --prefix none -f '{p} [{f}]' "$@"; }
 # Per build: the target's crates alone (exact features), then with the
 # proc macros' crates, which the host compiles (each copy's own features).
-for feature in all none redis etcd memcached dynamodb firestore cosmos postgres; do
+for feature in all none redis etcd memcached dynamodb firestore cosmos postgres nats; do
     case $feature in
         all) flags=(--all-features) ;;
         none) flags=() ;;

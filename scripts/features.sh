@@ -14,7 +14,7 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 scripts/feature-pins.sh
 sizes=$(mktemp)
 trap 'rm -f "$sizes" "$sizes.bin"' EXIT
-for feature in none redis etcd memcached dynamodb firestore cosmos postgres; do
+for feature in none redis etcd memcached dynamodb firestore cosmos postgres nats; do
     flags=()
     expected="memory embedded"
     if [[ $feature != none ]]; then

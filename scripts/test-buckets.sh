@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints the [buckets.*] sections of one bucket per networked provider on the
 # servers that scripts/services.sh starts, all on namespace NS: a key prefix
-# (redis, memcached, etcd, dynamodb, postgres), a collection (firestore), a container
+# (redis, memcached, etcd, dynamodb, postgres, nats), a collection (firestore), a container
 # (cosmos) and a partition of the shared container (cosmos-partition). For
 # the configurations that scripts write (scripts/bench.sh, scripts/windows.sh).
 #
@@ -60,5 +60,12 @@ provider = "postgres"
 url = "postgres://postgres@127.0.0.1:5432/test"
 table = "wasikv_test"
 prefix = "$ns/"
+create = true
+
+[buckets.nats]
+provider = "nats"
+url = "nats://127.0.0.1:4222"
+kv_bucket = "wasikv_test"
+prefix = "$(printf '%s' "$ns" | tr -c 'A-Za-z0-9_-' '_')"
 create = true
 TOML

@@ -7,8 +7,8 @@
 # (twice: the count must persist), `wasikv check`, `wasikv providers`, and the
 # guest conformance component against every provider (memory and embedded in
 # the process; Redis, memcached, etcd, DynamoDB/moto, the Firestore emulator
-# and the Cosmos fixture started by scripts/services.sh; PostgreSQL, the
-# machine's own), and `wasikv serve`
+# and the Cosmos fixture started by scripts/services.sh; PostgreSQL and NATS,
+# the machine's own), and `wasikv serve`
 # of the HTTP example answering curl from Linux. Any failure fails the script.
 #
 #   scripts/windows.sh            # install what is missing, build, check
@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET=x86_64-pc-windows-gnu
-FEATURES=redis,etcd,memcached,dynamodb,firestore,cosmos,postgres
+FEATURES=redis,etcd,memcached,dynamodb,firestore,cosmos,postgres,nats
 root=$PWD
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 case $target_dir in /*) ;; *) target_dir=$root/$target_dir ;; esac
@@ -129,7 +129,7 @@ path = 'data\\file.redb'
 provider = "memory"
 
 [components.conformance]
-buckets = ["default", "mem", "file", "redis", "memcached", "etcd", "dynamodb", "firestore", "cosmos", "cosmos-partition", "postgres"]
+buckets = ["default", "mem", "file", "redis", "memcached", "etcd", "dynamodb", "firestore", "cosmos", "cosmos-partition", "postgres", "nats"]
 
 [components.http_kv]
 buckets = ["mem"]
@@ -144,7 +144,7 @@ wasikv providers
 # bucket reports unsupported; `open-denied` without DENIED_BUCKET) or
 # `FAIL NAME`, then `P passed, F failed`: 28 checks in all.
 total_passed=0 total_skipped=0
-for bucket in mem default file redis memcached etcd dynamodb firestore cosmos cosmos-partition postgres; do
+for bucket in mem default file redis memcached etcd dynamodb firestore cosmos cosmos-partition postgres nats; do
     env=()
     case $bucket in mem | default | file) env=(--env DENIED_BUCKET=secret) ;; esac
     wasikv run conformance.wasm "${env[@]}" -- "$bucket"
@@ -159,7 +159,7 @@ for bucket in mem default file redis memcached etcd dynamodb firestore cosmos co
     say "conformance on $bucket: $passed passed, $skipped skipped, 0 failed"
 done
 [[ -f data/file.redb ]] || fail "the embedded bucket did not create data\\file.redb"
-say "all guest checks passed under wine: conformance $total_passed passed, $total_skipped skipped, 0 failed on 11 buckets"
+say "all guest checks passed under wine: conformance $total_passed passed, $total_skipped skipped, 0 failed on 12 buckets"
 
 # Serving: the HTTP example under wine, requests from Linux over loopback.
 serve_port=18096

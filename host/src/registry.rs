@@ -17,6 +17,7 @@ pub const KNOWN: &[(&str, Option<&str>)] = &[
     ("firestore", Some("firestore")),
     ("cosmos", Some("cosmos")),
     ("postgres", Some("postgres")),
+    ("nats", Some("nats")),
 ];
 
 /// The providers compiled in.
@@ -38,6 +39,8 @@ pub fn compiled() -> Vec<Arc<dyn Provider>> {
         Arc::new(wasikv_cosmos::CosmosProvider),
         #[cfg(feature = "postgres")]
         Arc::new(wasikv_postgres::PostgresProvider),
+        #[cfg(feature = "nats")]
+        Arc::new(wasikv_nats::NatsProvider),
     ]
 }
 

@@ -113,6 +113,8 @@ fn main() -> ExitCode {
             "host-postgres",
             wasikv_postgres::testing::opener(),
         )?);
+        #[cfg(feature = "nats")]
+        trials.extend(networked("host-nats", wasikv_nats::testing::opener())?);
         Ok(trials)
     })();
     let code = suite::run_trials(all);
@@ -128,7 +130,8 @@ fn main() -> ExitCode {
     feature = "dynamodb",
     feature = "firestore",
     feature = "cosmos",
-    feature = "postgres"
+    feature = "postgres",
+    feature = "nats"
 ))]
 fn networked<F, Fut>(name: &str, open: F) -> Result<Vec<suite::Trial>, String>
 where

@@ -14,7 +14,8 @@
     feature = "dynamodb",
     feature = "firestore",
     feature = "cosmos",
-    feature = "postgres"
+    feature = "postgres",
+    feature = "nats"
 ))]
 
 mod support;
@@ -182,6 +183,27 @@ async fn postgres_restart() {
         server.url()
     );
     survives_a_restart("p", "postgres", &toml, || server.start(), async || {}).await;
+}
+
+/// NATS: a private `nats-server` with JetStream storing under its own
+/// directory, killed and started again on the same directory; the KV bucket
+/// is file-backed, so nothing is restored.
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread")]
+async fn nats_restart() {
+    const PORT: u16 = 16447;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        TestServer::spawn(
+            &mut wasikv_nats::testing::server_command(PORT, dir.path()),
+            "nats-server (the machine's package)",
+        )
+    };
+    let toml = format!(
+        "[buckets.n]\nprovider = \"nats\"\nurl = \"nats://127.0.0.1:{PORT}\"\nkv_bucket = \"faults\"\n\
+         create = true\nconnect_timeout_ms = 1000\nrequest_timeout_ms = 1000\n"
+    );
+    survives_a_restart("n", "nats", &toml, start, async || {}).await;
 }
 
 #[cfg(feature = "dynamodb")]

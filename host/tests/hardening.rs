@@ -168,6 +168,29 @@ fn aliases_of_one_store_cannot_hold_overlapping_buckets() {
             "provider = \"postgres\"\nurl = \"postgres://127.0.0.1/db\"\ntable = \"kv.other\"\nprefix = \"\"",
         );
     }
+    #[cfg(feature = "nats")]
+    {
+        refused(
+            "nats: localhost and 127.0.0.1, credentials; a prefix inside the whole KV bucket",
+            "provider = \"nats\"\nurl = \"nats://localhost:4222\"\nkv_bucket = \"kv\"",
+            "provider = \"nats\"\nurl = \"nats://127.0.0.1\"\nkv_bucket = \"kv\"\nprefix = \"app\"\ntoken = \"t\"",
+        );
+        refused(
+            "nats: a prefix token and its child",
+            "provider = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nkv_bucket = \"kv\"\nprefix = \"app\"",
+            "provider = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nkv_bucket = \"kv\"\nprefix = \"app.cache\"",
+        );
+        accepted(
+            "nats: sibling prefixes that share letters",
+            "provider = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nkv_bucket = \"kv\"\nprefix = \"app\"",
+            "provider = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nkv_bucket = \"kv\"\nprefix = \"app2\"",
+        );
+        accepted(
+            "nats: another KV bucket",
+            "provider = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nkv_bucket = \"kv\"",
+            "provider = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nkv_bucket = \"kv2\"",
+        );
+    }
     #[cfg(feature = "firestore")]
     refused(
         "firestore: timeouts, emulator spelling",

@@ -61,6 +61,25 @@ fn secret_options() -> Vec<Case> {
             others: &[("URL", "postgres://127.0.0.1/db")],
         });
     }
+    #[cfg(feature = "nats")]
+    {
+        cases.push(Case {
+            provider: "nats",
+            secret: "PASSWORD",
+            others: &[
+                ("URL", "nats://127.0.0.1:4222"),
+                ("USER", "u"),
+                ("KV_BUCKET", "kv"),
+            ],
+        });
+        for secret in ["TOKEN", "NKEY"] {
+            cases.push(Case {
+                provider: "nats",
+                secret,
+                others: &[("URL", "nats://127.0.0.1:4222"), ("KV_BUCKET", "kv")],
+            });
+        }
+    }
     cases
 }
 
@@ -73,11 +92,12 @@ fn number_like_secrets_from_the_environment_never_appear_in_errors() {
         feature = "etcd",
         feature = "dynamodb",
         feature = "cosmos",
-        feature = "postgres"
+        feature = "postgres",
+        feature = "nats"
     ))]
     assert_eq!(
         cases.len(),
-        9,
+        12,
         "every provider's secret options are covered"
     );
     for Case {

@@ -60,7 +60,8 @@ pub async fn run(
         feature = "dynamodb",
         feature = "firestore",
         feature = "cosmos",
-        feature = "postgres"
+        feature = "postgres",
+        feature = "nats"
     )),
     allow(unused_mut, unused_variables)
 )]
@@ -145,6 +146,26 @@ pub fn networked_buckets(run_id: &str) -> (String, Vec<&'static str>) {
             test_url()
         ));
         names.push("postgres");
+    }
+    #[cfg(feature = "nats")]
+    {
+        use wasikv_nats::testing::{TEST_KV_BUCKET, test_url};
+        let token: String = run_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        buckets.push_str(&format!(
+            "[buckets.nats]\nprovider = \"nats\"\nurl = {:?}\nkv_bucket = {TEST_KV_BUCKET:?}\n\
+             prefix = \"wasikv-test.guest-{token}\"\ncreate = true\n",
+            test_url()
+        ));
+        names.push("nats");
     }
     (buckets, names)
 }

@@ -52,3 +52,14 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
         })
     }
 }
+
+/// The command of a private `nats-server` with JetStream on 127.0.0.1:`port`,
+/// its store under `dir` (a server started again on the same directory
+/// keeps its KV buckets).
+pub fn server_command(port: u16, dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new("nats-server");
+    command
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(dir);
+    command
+}
