@@ -103,6 +103,7 @@ native() {
         dynamodb:get | dynamodb:set) "$bin/examples/dynamodb_native_loop" http://127.0.0.1:14566 "$n" "$op" | rate ;;
         cosmos-partition:get | cosmos-partition:set) "$bin/examples/cosmos_native_loop" https://127.0.0.1:18081/ "$n" "$op" | rate ;;
         postgres:*) "$bin/examples/postgres_native_loop" postgres://postgres@127.0.0.1:5432/test "$n" "$op" | rate ;;
+        nats:*) "$bin/examples/nats_native_loop" nats://127.0.0.1:4222 "$n" "$op" | rate ;;
         *) echo "" ;;
     esac
 }
@@ -131,7 +132,7 @@ commands_per_call() {
 }
 
 say "2. per store: guest calls/s vs the provider's own client, same server, same run"
-stores=(memory embedded redis memcached etcd dynamodb firestore cosmos-partition postgres)
+stores=(memory embedded redis memcached etcd dynamodb firestore cosmos-partition postgres nats)
 ops=(get set increment cas get-many-100)
 store_rows=()
 printf '| store | op | guest calls/s | native client calls/s | guest/native |\n|---|---|---|---|---|\n'
@@ -140,7 +141,7 @@ for store in "${stores[@]}"; do
         memory) n=200000 ;;
         embedded) n=20000 ;; # every write is a durable commit (fsync)
         redis | memcached) n=20000 ;;
-        etcd | postgres) n=4000 ;;
+        etcd | postgres | nats) n=4000 ;;
         *) n=500 ;;
     esac
     $quick && n=$((n / 1000 > 20 ? n / 1000 : 20))
