@@ -155,13 +155,21 @@ impl Store for NatsStore {
         let config: NatsConfig = plan.options.parse(&plan.bucket, NAME)?;
         let kv = self.kv(&config.kv_bucket(&plan.bucket), &config).await?;
         let mut max_value = self.max_payload.saturating_sub(MESSAGE_OVERHEAD);
+        let mut replicated_reads = false;
         if let Ok(status) = kv.status().await {
-            let limit = status.info.config.max_message_size;
-            if limit > 0 {
-                max_value = max_value.min(limit as usize);
+            let stream = &status.info.config;
+            if stream.max_message_size > 0 {
+                max_value = max_value.min(stream.max_message_size as usize);
             }
+            // Direct gets of a replicated stream may be answered by any
+            // replica, one that has not applied the last write yet.
+            replicated_reads = stream.allow_direct && stream.num_replicas > 1;
         }
-        Ok(Arc::new(NatsBucket::new(kv, &config.prefix, max_value)))
+        let mut bucket = NatsBucket::new(kv, &config.prefix, max_value);
+        if replicated_reads {
+            bucket.capabilities.consistency = Consistency::Eventual;
+        }
+        Ok(Arc::new(bucket))
     }
 }
 
