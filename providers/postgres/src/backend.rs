@@ -35,6 +35,7 @@ pub fn capabilities_for(prefix_bytes: usize) -> Capabilities {
     Capabilities {
         increment: Support::Native,
         get_many: Support::Native,
+        budgeted_get_many: true,
         set_many: Support::Native,
         set_many_atomicity: BatchAtomicity::All,
         delete_many: Support::Native,
@@ -359,6 +360,46 @@ impl Bucket for PostgresBucket {
             .map(|row| (row.get(0), row.get(1)))
             .collect();
         Ok(full.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
+    /// One statement: the server sums the sizes of the values found and
+    /// sends them only when they fit `max_bytes`.
+    async fn get_many_within(
+        &self,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        self.capabilities.check_batch(keys.len())?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let full: Vec<Vec<u8>> = keys.iter().map(|k| self.key(k)).collect::<Result<_>>()?;
+        let budget = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        let rows = self
+            .query(&self.sql.get_many_within, &[&full, &budget])
+            .await?;
+        let mut values = vec![None; keys.len()];
+        for row in rows {
+            let total: i64 = row.get(2);
+            if total > budget {
+                return Err(wasikv_core::get_many_too_large(
+                    usize::try_from(total).unwrap_or(usize::MAX),
+                    max_bytes,
+                ));
+            }
+            let position: i64 = row.get(0);
+            let slot = usize::try_from(position - 1)
+                .ok()
+                .and_then(|i| values.get_mut(i))
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Other,
+                        "postgres returned a position outside the batch",
+                    )
+                })?;
+            *slot = row.get::<_, Option<Vec<u8>>>(1);
+        }
+        Ok(values)
     }
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {

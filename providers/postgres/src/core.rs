@@ -136,6 +136,10 @@ pub struct Statements {
     pub increment: String,
     /// `$1` keys -> (key, value) of those present.
     pub get_many: String,
+    /// `$1` keys, `$2` byte budget -> (position from 1, value, total bytes)
+    /// of each requested position present; the values are left out (NULL)
+    /// when their total is over the budget, which the server sums first.
+    pub get_many_within: String,
     /// `$1` keys, `$2` values, `$3` versions.
     pub set_many: String,
     /// `$1` keys.
@@ -181,6 +185,15 @@ impl Statements {
                  RETURNING value"
             ),
             get_many: format!("SELECT key, value FROM {t} WHERE key = ANY($1)"),
+            // `octet_length` of a stored value reads its size, not the
+            // value; repeated keys count once per position, as returned.
+            get_many_within: format!(
+                "WITH wanted AS (SELECT k, i FROM unnest($1::bytea[]) WITH ORDINALITY AS w(k, i)), \
+                 found AS (SELECT wanted.i, t.value FROM wanted JOIN {t} t ON t.key = wanted.k), \
+                 total AS (SELECT coalesce(sum(octet_length(value)), 0)::int8 AS n FROM found) \
+                 SELECT found.i, CASE WHEN total.n <= $2 THEN found.value END, total.n \
+                 FROM found, total"
+            ),
             set_many: format!(
                 "INSERT INTO {t} (key, value, version) \
                  SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[]) \
@@ -196,7 +209,7 @@ impl Statements {
 
     /// Every statement, to prepare when a bucket opens (a table whose
     /// columns differ fails there, not on a guest's first call).
-    pub fn all(&self) -> [&str; 13] {
+    pub fn all(&self) -> [&str; 14] {
         [
             &self.get,
             &self.get_versioned,
@@ -207,6 +220,7 @@ impl Statements {
             &self.delete,
             &self.increment,
             &self.get_many,
+            &self.get_many_within,
             &self.set_many,
             &self.delete_many,
             &self.list_bounded,

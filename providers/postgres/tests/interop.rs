@@ -171,3 +171,39 @@ async fn keys_past_the_index_limit_are_too_large() {
     assert!(err.to_string().contains(&max.to_string()), "{err}");
     wasikv_core::suite::cleanup(&*b).await;
 }
+
+/// `get-many` within a byte budget is one statement: the server sums the
+/// sizes of the values it found (once per requested position) and sends
+/// them only when they fit; over the budget is `too-large`.
+#[tokio::test]
+async fn get_many_within_a_budget_is_checked_by_the_server() {
+    let (b, _sql, _prefix) = bucket().await;
+    assert!(b.capabilities().budgeted_get_many);
+    b.set("a", vec![b'a'; 100], WriteCondition::Always)
+        .await
+        .unwrap();
+    b.set("b", vec![b'b'; 50], WriteCondition::Always)
+        .await
+        .unwrap();
+    let keys: Vec<String> = ["a", "missing", "b", "a"].map(String::from).to_vec();
+    let got = b.get_many_within(&keys, 250).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            Some(vec![b'a'; 100]),
+            None,
+            Some(vec![b'b'; 50]),
+            Some(vec![b'a'; 100])
+        ]
+    );
+    let err = b.get_many_within(&keys, 249).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    assert!(err.to_string().contains("250"), "{err}");
+    assert_eq!(
+        b.get_many_within(&["missing".to_string()], 0)
+            .await
+            .unwrap(),
+        vec![None]
+    );
+    wasikv_core::suite::cleanup(&*b).await;
+}

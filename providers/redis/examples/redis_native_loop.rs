@@ -5,7 +5,10 @@
 //!
 //! OP: `get` (GET), `set` (SET), `increment` (INCRBY), `cas` (WATCH, GET,
 //! then MULTI/SET/EXEC: Redis's own optimistic transaction), `get-many-100`
-//! (one MGET of 100 keys).
+//! (one MGET of 100 keys). Two more take wasikv's unconditional `set`
+//! apart, for the benchmarks' breakdown: `set-transaction` (the
+//! MULTI/SET/HSET/ZADD/PUBLISH/EXEC pipeline the provider sends) and
+//! `set-script` (the same write as its SET script, by EVALSHA).
 
 use std::time::Instant;
 
@@ -37,6 +40,7 @@ async fn main() -> redis::RedisResult<()> {
         }
         mset.query_async::<()>(&mut conn).await?;
     }
+    let set_script = redis::Script::new(wasikv_redis::core::SET);
     let started = Instant::now();
     for _ in 0..n {
         match op.as_str() {
@@ -49,6 +53,36 @@ async fn main() -> redis::RedisResult<()> {
                     .arg("value")
                     .query_async::<()>(&mut conn)
                     .await?
+            }
+            "set-transaction" => {
+                let change = [format!("s{}:{key}", key.len()).as_bytes(), b"value"].concat();
+                redis::pipe()
+                    .atomic()
+                    .set(key, "value")
+                    .ignore()
+                    .hset(
+                        "wasikv-native-loop-versions",
+                        key,
+                        "0123456789abcdef0123456789abcdef",
+                    )
+                    .ignore()
+                    .zadd("wasikv-native-loop-index", key, 0)
+                    .ignore()
+                    .publish("wasikv-native-loop-versions", change)
+                    .ignore()
+                    .query_async::<()>(&mut conn)
+                    .await?
+            }
+            "set-script" => {
+                set_script
+                    .key(key)
+                    .key("wasikv-native-loop-versions")
+                    .key("wasikv-native-loop-index")
+                    .arg(key)
+                    .arg("value")
+                    .arg("0123456789abcdef0123456789abcdef")
+                    .invoke_async::<i64>(&mut conn)
+                    .await?;
             }
             "increment" => {
                 let _: i64 = redis::cmd("INCRBY")
@@ -85,6 +119,8 @@ async fn main() -> redis::RedisResult<()> {
     redis::cmd("DEL")
         .arg(key)
         .arg("wasikv-native-loop-counter")
+        .arg("wasikv-native-loop-versions")
+        .arg("wasikv-native-loop-index")
         .arg(&keys)
         .query_async::<()>(&mut conn)
         .await?;
