@@ -334,9 +334,7 @@ impl Bucket for PostgresBucket {
                 Err(e) => return Err(e),
             };
             let current = self.get(key).await?;
-            if let Err(e) = counter::apply(current.as_deref(), delta) {
-                return Err(e);
-            }
+            counter::apply(current.as_deref(), delta)?;
             tracing::debug!(
                 ?refused,
                 "increment refused, then the value changed: trying again"
