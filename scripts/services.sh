@@ -68,6 +68,13 @@ apt_install pg_isready postgresql-client
 pg_test_db() { psql "postgres://postgres@127.0.0.1:5432/test" -qAtc 'select 1'; }
 wait_for "PostgreSQL at 127.0.0.1:5432 (database test)" 30 pg_test_db
 
+# --- NATS with JetStream (nats provider): the machine's server on 4222,
+# which this machine kind runs before every session and CI run; the
+# provider's own tests start private `nats-server`s (installed with it).
+nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222 && head -c 4 <&3 | grep -q INFO); }
+wait_for "NATS at 127.0.0.1:4222" 30 nats_up
+command -v nats-server >/dev/null || apt_install nats-server nats-server
+
 # --- etcd (etcd provider): our own single-node server on test ports.
 ETCD_PORT=12379
 ETCD_PEER_PORT=12380
