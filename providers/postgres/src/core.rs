@@ -311,16 +311,21 @@ pub async fn ensure_table(store: &PostgresStore, table: &TableName, create: bool
 pub fn map_err(e: tokio_postgres::Error) -> Error {
     let Some(db) = e.as_db_error() else {
         // No server error: the connection failed or closed, or a timeout.
-        let closed = e.is_closed();
-        return Error::new(
-            ErrorKind::Unavailable,
-            if closed {
-                "the connection to PostgreSQL closed".to_string()
-            } else {
-                format!("PostgreSQL is unreachable ({e})")
-            },
-        )
-        .with_source(e);
+        // tokio-postgres's message leaves out its cause ("error connecting
+        // to server"): the chain says what happened ("Connection refused").
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        let what = if e.is_closed() {
+            "the connection to PostgreSQL closed"
+        } else {
+            "cannot reach PostgreSQL"
+        };
+        return Error::new(ErrorKind::Unavailable, format!("{what}: {text}"));
     };
     let code = db.code().code();
     let message = format!("postgres: {} (SQLSTATE {code})", db.message());

@@ -207,3 +207,22 @@ async fn get_many_within_a_budget_is_checked_by_the_server() {
     );
     wasikv_core::suite::cleanup(&*b).await;
 }
+
+/// An unreachable server is `unavailable` at connect, saying why, and the
+/// password of the url is not in the message.
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable_without_the_password() {
+    let err = open(serde_json::json!({
+        "url": "postgres://app:s3cretpw@127.0.0.1:1/db", "connect_timeout_ms": 1000,
+    }))
+    .await
+    .err()
+    .expect("nothing listens on port 1");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot reach PostgreSQL") && text.contains("refused"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cretpw"), "{text}");
+}
