@@ -226,3 +226,47 @@ async fn an_unreachable_server_is_unavailable_without_the_password() {
     );
     assert!(!text.contains("s3cretpw"), "{text}");
 }
+
+/// `statement_timeout_ms` bounds a statement on the server: a write
+/// waiting on a row another client holds locked fails as retryable
+/// `unavailable` (SQLSTATE 57014) after the timeout, and nothing changed.
+#[tokio::test]
+async fn statement_timeout_bounds_a_blocked_write() {
+    let prefix = format!("wasikv-test/timeout-{:08x}/", rand::random::<u32>());
+    let b = open(serde_json::json!({
+        "url": test_url(), "table": TEST_TABLE, "prefix": prefix, "create": true,
+        "statement_timeout_ms": 300,
+    }))
+    .await
+    .unwrap();
+    b.set("k", b"v1".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    let sql = plain().await;
+    sql.batch_execute("BEGIN").await.unwrap();
+    sql.execute(
+        &format!("SELECT 1 FROM {TEST_TABLE} WHERE key = $1 FOR UPDATE"),
+        &[&key(prefix.as_bytes(), "k")],
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = b
+        .set("k", b"v2".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    sql.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        err.is_retryable() && err.to_string().contains("57014"),
+        "{err}"
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(250)
+            && waited < std::time::Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert_eq!(b.get("k").await.unwrap(), Some(b"v1".to_vec()));
+    wasikv_core::suite::cleanup(&*b).await;
+}
