@@ -149,17 +149,8 @@ pub fn networked_buckets(run_id: &str) -> (String, Vec<&'static str>) {
     }
     #[cfg(feature = "nats")]
     {
-        use wasikv_nats::testing::{TEST_KV_BUCKET, test_url};
-        let token: String = run_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        use wasikv_nats::testing::{TEST_KV_BUCKET, prefix_token, test_url};
+        let token = prefix_token(run_id);
         buckets.push_str(&format!(
             "[buckets.nats]\nprovider = \"nats\"\nurl = {:?}\nkv_bucket = {TEST_KV_BUCKET:?}\n\
              prefix = \"wasikv-test.guest-{token}\"\ncreate = true\n",

@@ -17,6 +17,20 @@ pub fn test_url() -> String {
     std::env::var("WASIKV_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
+/// `text` as one NATS key token: characters other than `[A-Za-z0-9-]`
+/// replaced by `_`.
+pub fn prefix_token(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The KV bucket test buckets use (created when missing).
 pub const TEST_KV_BUCKET: &str = "wasikv_test";
 
@@ -34,19 +48,9 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
                 .get_or_try_init(|| NatsStore::connect(&config))
                 .await?;
             let kv = store.kv(TEST_KV_BUCKET, &config).await?;
-            let token: String = ns
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
             Ok(Arc::new(NatsBucket::new(
                 kv,
-                &format!("wasikv-test.{token}"),
+                &format!("wasikv-test.{}", prefix_token(&ns)),
                 store.max_payload - MESSAGE_OVERHEAD,
             )) as Arc<dyn Bucket>)
         })
