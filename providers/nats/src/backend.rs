@@ -6,9 +6,8 @@ use async_nats::jetstream::kv;
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Endpoint, Error, ErrorKind,
-    ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
-    WriteCondition, WriteOutcome,
+    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, ListPage, Location,
+    Namespace, Options, Provider, Result, Store, Version, Versioned, WriteCondition, WriteOutcome,
 };
 
 use crate::config::NatsConfig;
@@ -31,7 +30,6 @@ pub struct NatsProvider;
 /// The capabilities of a NATS bucket whose values may be `max_value_bytes` long.
 pub fn capabilities_for(max_value_bytes: usize) -> Capabilities {
     Capabilities {
-        watch: Support::Native,
         max_key_bytes: Some(MAX_STORED_KEY_BYTES / 3),
         max_value_bytes: Some(max_value_bytes),
         consistency: Consistency::Strong,
@@ -339,9 +337,5 @@ impl Bucket for NatsBucket {
             .then(|| page.last().map(|k| k.clone().into_bytes()))
             .flatten();
         Ok(ListPage { keys: page, next })
-    }
-
-    async fn watch(&self) -> Result<ChangeStream> {
-        crate::watch::watch(self.kv.clone(), self.prefix.clone()).await
     }
 }
