@@ -326,7 +326,11 @@ impl Bucket for NatsBucket {
             .await
             .map_err(|e| map_err("list", false, e))?;
         let mut keys: Vec<String> = stored.iter().filter_map(|k| self.original(k)).collect();
+        // The key listing is an ordered consumer: when it is recreated
+        // mid-pass (a missed heartbeat under load) it delivers some keys
+        // again (seen in a full test run).
         keys.sort_unstable();
+        keys.dedup();
         let start = match after {
             Some(last) => keys.partition_point(|k| k.as_str() <= last),
             None => 0,
