@@ -182,7 +182,8 @@ async fn postgres_restart() {
         "[buckets.p]\nprovider = \"postgres\"\nurl = {:?}\ncreate = true\nconnect_timeout_ms = 1000\n",
         server.url()
     );
-    survives_a_restart("p", "postgres", &toml, || server.start(), async || {}).await;
+    let start = || TestServer::adopt(server.start());
+    survives_a_restart("p", "postgres", &toml, start, async || {}).await;
 }
 
 /// NATS: a private `nats-server` with JetStream storing under its own

@@ -21,14 +21,15 @@ impl TestServer {
         TestServer(child)
     }
 
+    /// Takes charge of a process started elsewhere (a helper that waits for
+    /// its server to be ready): it is killed and reaped when dropped.
+    pub fn adopt(child: Child) -> Self {
+        TestServer(child)
+    }
+
     /// The process id.
     pub fn id(&self) -> u32 {
         self.0.id()
-    }
-
-    /// Whether the process has exited (a server that refused to start).
-    pub fn exited(&mut self) -> bool {
-        self.0.try_wait().is_ok_and(|status| status.is_some())
     }
 
     /// Freezes the process (SIGSTOP): it holds its sockets but answers

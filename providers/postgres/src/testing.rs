@@ -53,8 +53,9 @@ pub fn opener_for(url: String) -> impl Fn(String) -> OpenFuture + Send + Sync + 
 /// data directory and port on 127.0.0.1, trust authentication for user
 /// `postgres`, database `postgres`. PostgreSQL refuses to run as root, so a
 /// test running as root runs it as the `postgres` user (`setpriv`). Unix
-/// only. [`PrivateServer::start`] gives the running server's guard, which
-/// kills it (SIGKILL, a crash) when dropped.
+/// only. [`PrivateServer::start`] gives the running server's process: kill
+/// it (SIGKILL, a crash) to stop it, e.g. through the test suite's
+/// `TestServer::adopt`, which kills it when dropped.
 #[cfg(unix)]
 pub struct PrivateServer {
     dir: std::path::PathBuf,
@@ -93,17 +94,13 @@ impl PrivateServer {
     /// crash recovery, if it was killed). A server just killed may still
     /// have backends holding its shared memory: starting is retried until
     /// they are gone.
-    pub fn start(&self) -> wasikv_core::suite::process::TestServer {
+    pub fn start(&self) -> std::process::Child {
         self.start_with(&[])
     }
 
     /// [`PrivateServer::start`] with TLS on, serving `cert` and `key` (PEM;
     /// copied into the server's directory, the key readable by its owner only).
-    pub fn start_tls(
-        &self,
-        cert: &std::path::Path,
-        key: &std::path::Path,
-    ) -> wasikv_core::suite::process::TestServer {
+    pub fn start_tls(&self, cert: &std::path::Path, key: &std::path::Path) -> std::process::Child {
         use std::os::unix::fs::PermissionsExt;
         let (server_cert, server_key) = (self.dir.join("server.crt"), self.dir.join("server.key"));
         std::fs::copy(cert, &server_cert).expect("certificate");
@@ -119,7 +116,7 @@ impl PrivateServer {
     }
 
     /// Starts the server with `settings` (`name=value`, as `-c` options).
-    fn start_with(&self, settings: &[String]) -> wasikv_core::suite::process::TestServer {
+    fn start_with(&self, settings: &[String]) -> std::process::Child {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let mut command = run_as_postgres(&bin("postgres"));
@@ -132,16 +129,19 @@ impl PrivateServer {
             for setting in settings {
                 command.args(["-c", setting]);
             }
-            let mut server = wasikv_core::suite::process::TestServer::spawn(
-                &mut command,
-                "postgres (PostgreSQL's server package)",
-            );
+            let mut server = command
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot start postgres (PostgreSQL's server package): {e}")
+                });
             let started = std::time::Instant::now();
             while started.elapsed() < std::time::Duration::from_secs(30) {
                 if self.ready() {
                     return server;
                 }
-                if server.exited() {
+                if server.try_wait().is_ok_and(|status| status.is_some()) {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(100));
@@ -151,7 +151,8 @@ impl PrivateServer {
                 "private PostgreSQL on port {} did not start within 60 s",
                 self.port
             );
-            drop(server);
+            let _ = server.kill();
+            let _ = server.wait();
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
     }

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use wasikv_core::suite::process::TestServer;
 use wasikv_core::{Bucket, ErrorKind, Options, Provider, WriteCondition};
 use wasikv_postgres::PostgresProvider;
 use wasikv_postgres::testing::PrivateServer;
@@ -29,7 +30,7 @@ async fn open(url: &str) -> Arc<dyn Bucket> {
 async fn acknowledged_writes_survive_a_kill_and_the_pool_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let server = PrivateServer::init(&dir.path().join("pg"), PORT);
-    let running = server.start();
+    let running = TestServer::adopt(server.start());
     let bucket = open(&server.url()).await;
 
     // 8 concurrent writers, each its own keys and a shared counter; every
@@ -62,7 +63,7 @@ async fn acknowledged_writes_survive_a_kill_and_the_pool_recovers() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.is_retryable(), "{err}");
 
-    let _running = server.start();
+    let _running = TestServer::adopt(server.start());
     // The pool drops its dead connections and makes new ones.
     let mut value = None;
     for _ in 0..50 {

@@ -4,6 +4,7 @@
 //! `ca_file` without `sslmode=require` is a configuration error.
 #![cfg(unix)]
 
+use wasikv_core::suite::process::TestServer;
 use wasikv_core::{ErrorKind, Options, Provider, WriteCondition};
 use wasikv_postgres::PostgresProvider;
 use wasikv_postgres::testing::PrivateServer;
@@ -23,7 +24,7 @@ async fn sslmode_require_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     let certs = wasikv_core::suite::tls::server_certificates(dir.path());
     let server = PrivateServer::init(&dir.path().join("pg"), PORT);
-    let _running = server.start_tls(&certs.cert, &certs.key);
+    let _running = TestServer::adopt(server.start_tls(&certs.cert, &certs.key));
     let url = format!("{}?sslmode=require", server.url());
 
     let bucket = open(serde_json::json!({ "url": url, "create": true, "ca_file": certs.ca }))
