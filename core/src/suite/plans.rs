@@ -1,6 +1,21 @@
-//! Checks of a provider's `plan` (no server needed).
+//! Checks of a provider's `plan` (no server needed), and opening a bucket
+//! from options as the host does.
 
-use crate::{ErrorKind, Options, Provider};
+use std::sync::Arc;
+
+use crate::{Bucket, ErrorKind, Options, Provider};
+
+/// Opens bucket `bucket` of `provider` from its config section `options`
+/// (a JSON object) as the host does: plan, connect, open.
+pub async fn open(
+    provider: &dyn Provider,
+    bucket: &str,
+    options: serde_json::Value,
+) -> crate::Result<Arc<dyn Bucket>> {
+    let plan = provider.plan(bucket, &Options::from_json(options)?)?;
+    let store = provider.connect(&plan).await?;
+    store.open_bucket(&plan).await
+}
 
 /// Asserts that `provider` refuses each set of `bad` options for the bucket
 /// `things` with `invalid-config`, and that the error names the bucket, the

@@ -8,14 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasikv_core::suite::process::{TestServer, eventually};
-use wasikv_core::{Bucket, ErrorKind, Options, Provider, WriteCondition, WriteOutcome};
+use wasikv_core::{Bucket, ErrorKind, WriteCondition, WriteOutcome};
 use wasikv_nats::NatsProvider;
 use wasikv_nats::testing::{TEST_KV_BUCKET, server_command, test_url};
 
 async fn open(options: serde_json::Value) -> wasikv_core::Result<Arc<dyn Bucket>> {
-    let plan = NatsProvider.plan("b", &Options::from_json(options)?)?;
-    let store = NatsProvider.connect(&plan).await?;
-    store.open_bucket(&plan).await
+    wasikv_core::suite::plans::open(&NatsProvider, "b", options).await
 }
 
 /// Opens `options`, retrying while a just-started server is not ready.

@@ -20,9 +20,7 @@ async fn bucket() -> (Arc<dyn Bucket>, tokio_postgres::Client, Vec<u8>) {
 }
 
 async fn open(options: serde_json::Value) -> wasikv_core::Result<Arc<dyn Bucket>> {
-    let plan = PostgresProvider.plan("interop", &Options::from_json(options)?)?;
-    let store = PostgresProvider.connect(&plan).await?;
-    store.open_bucket(&plan).await
+    wasikv_core::suite::plans::open(&PostgresProvider, "interop", options).await
 }
 
 async fn plain() -> tokio_postgres::Client {

@@ -8,22 +8,17 @@
 use std::sync::Arc;
 
 use wasikv_core::suite::process::TestServer;
-use wasikv_core::{Bucket, ErrorKind, Options, Provider, WriteCondition};
+use wasikv_core::{Bucket, ErrorKind, WriteCondition};
 use wasikv_postgres::PostgresProvider;
 use wasikv_postgres::testing::PrivateServer;
 
 const PORT: u16 = 16440;
 
 async fn open(url: &str) -> Arc<dyn Bucket> {
-    let options = Options::from_json(serde_json::json!({
-        "url": url,
-        "create": true,
-        "connect_timeout_ms": 1_000,
-    }))
-    .unwrap();
-    let plan = PostgresProvider.plan("crash", &options).unwrap();
-    let store = PostgresProvider.connect(&plan).await.unwrap();
-    store.open_bucket(&plan).await.unwrap()
+    let options = serde_json::json!({ "url": url, "create": true, "connect_timeout_ms": 1_000 });
+    wasikv_core::suite::plans::open(&PostgresProvider, "crash", options)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 #![cfg(unix)]
 
 use wasikv_core::suite::process::TestServer;
-use wasikv_core::{ErrorKind, Options, Provider, WriteCondition};
+use wasikv_core::{ErrorKind, WriteCondition};
 use wasikv_postgres::PostgresProvider;
 use wasikv_postgres::testing::PrivateServer;
 
@@ -14,9 +14,7 @@ const PORT: u16 = 16441;
 async fn open(
     options: serde_json::Value,
 ) -> wasikv_core::Result<std::sync::Arc<dyn wasikv_core::Bucket>> {
-    let plan = PostgresProvider.plan("tls", &Options::from_json(options)?)?;
-    let store = PostgresProvider.connect(&plan).await?;
-    store.open_bucket(&plan).await
+    wasikv_core::suite::plans::open(&PostgresProvider, "tls", options).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
