@@ -71,12 +71,7 @@ impl Provider for PostgresProvider {
             .table()
             .map_err(|m| in_bucket(Error::new(ErrorKind::InvalidConfig, m)))?;
         let endpoints = config.endpoints().map_err(in_bucket)?;
-        if config.ca_file.is_some() && !config.tls().map_err(in_bucket)? {
-            return Err(in_bucket(Error::new(
-                ErrorKind::InvalidConfig,
-                "ca_file is set but the url does not ask for TLS (add sslmode=require)",
-            )));
-        }
+        config.tls().map_err(in_bucket)?;
         if config.pool_size == 0 {
             return Err(in_bucket(Error::new(
                 ErrorKind::InvalidConfig,

@@ -173,9 +173,17 @@ impl PostgresConfig {
         Ok(config)
     }
 
-    /// Whether connections use TLS (`sslmode=require` in the url).
+    /// Whether connections use TLS (`sslmode=require` in the url); a
+    /// `ca_file` without it is a configuration error.
     pub fn tls(&self) -> Result<bool> {
-        Ok(self.client_config()?.get_ssl_mode() == SslMode::Require)
+        let tls = self.client_config()?.get_ssl_mode() == SslMode::Require;
+        if self.ca_file.is_some() && !tls {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "ca_file is set but the url does not ask for TLS (add sslmode=require)",
+            ));
+        }
+        Ok(tls)
     }
 
     /// The servers of the url (TCP only; a Unix socket directory is refused).

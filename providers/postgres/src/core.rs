@@ -45,12 +45,6 @@ impl PostgresStore {
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(config)?);
             Manager::from_config(client_config, tls, manager_config)
         } else {
-            if config.ca_file.is_some() {
-                return Err(Error::new(
-                    ErrorKind::InvalidConfig,
-                    "ca_file is set but the url does not ask for TLS (add sslmode=require)",
-                ));
-            }
             Manager::from_config(client_config, tokio_postgres::NoTls, manager_config)
         };
         let wait = Duration::from_millis(config.connect_timeout_ms);
