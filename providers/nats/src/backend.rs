@@ -129,14 +129,7 @@ impl Provider for NatsProvider {
             // KV bucket names hold no '\u{1}': "kv\u{1}prefix." overlaps
             // exactly when the KV buckets are equal and one prefix's
             // tokens start the other's.
-            namespace: Namespace::Prefix(format!(
-                "{kv_bucket}\u{1}{}",
-                if config.prefix.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}.", config.prefix)
-                }
-            )),
+            namespace: Namespace::Prefix(format!("{kv_bucket}\u{1}{}", key_prefix(&config.prefix))),
             options: options.clone(),
         })
     }
@@ -184,11 +177,7 @@ impl NatsBucket {
     pub fn new(kv: kv::Store, prefix: &str, max_value_bytes: usize) -> Self {
         NatsBucket {
             kv,
-            prefix: if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}.")
-            },
+            prefix: key_prefix(prefix),
             capabilities: capabilities_for(max_value_bytes),
         }
     }
@@ -220,6 +209,16 @@ impl NatsBucket {
             map_err("get", invalid, e)
         })?;
         Ok(entry.filter(|e| e.operation == kv::Operation::Put))
+    }
+}
+
+/// What the keys of a bucket with `prefix` (tokens, or empty) start with:
+/// `PREFIX.`, or nothing.
+fn key_prefix(prefix: &str) -> String {
+    if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}.")
     }
 }
 
