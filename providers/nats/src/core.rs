@@ -61,7 +61,6 @@ impl NatsStore {
             let kind = match e.kind() {
                 K::Authentication | K::AuthorizationViolation => ErrorKind::AccessDenied,
                 K::ServerParse | K::Dns => ErrorKind::InvalidConfig,
-                K::Tls if config.ca_file.is_some() => ErrorKind::Unavailable,
                 _ => ErrorKind::Unavailable,
             };
             Error::new(kind, format!("cannot connect to NATS: {e}"))
