@@ -16,6 +16,7 @@ use wasikv_core::{
 
 use crate::config::{Config, Limits, Unlisted};
 use crate::cursor::CursorSealer;
+use crate::deadline;
 use crate::emulate::{EmulatedBucket, EmulationPolicy};
 use crate::metrics::{Metrics, OpMetrics};
 use crate::registry;
@@ -332,22 +333,14 @@ impl Places {
 }
 
 async fn timed<T>(timeout_ms: u64, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
-    // An in-process store (memory, a cached embedded read) answers on the
-    // first poll: no timer is armed for it.
-    let mut fut = std::pin::pin!(fut);
-    if let std::task::Poll::Ready(result) = futures::poll!(fut.as_mut()) {
-        return result;
-    }
     if timeout_ms == 0 {
         return fut.await;
     }
-    // A store call that waits: the timer lives on the heap, so that the
-    // state of every host call does not carry it (that state is moved into
-    // a box per call by wasmtime).
-    let limit = Duration::from_millis(timeout_ms);
-    match Box::pin(tokio::time::timeout(limit, fut)).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::new(
+    // An in-process store answers on the first poll and registers no
+    // deadline; a call that waits gets one in the process's deadline slab.
+    match deadline::run(Duration::from_millis(timeout_ms), fut).await {
+        deadline::Outcome::Done(result) => result,
+        deadline::Outcome::TimedOut => Err(Error::new(
             ErrorKind::Unavailable,
             format!("{what} timed out after {timeout_ms} ms (limits.operation_timeout_ms)"),
         )),

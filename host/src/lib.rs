@@ -20,6 +20,7 @@ pub mod buckets;
 pub mod chunked;
 pub mod config;
 pub mod cursor;
+mod deadline;
 pub mod emulate;
 pub mod keyvalue;
 pub mod keyvalue_draft;
