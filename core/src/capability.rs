@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::expiry::Expiry;
+
 /// How an operation is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
@@ -223,6 +225,8 @@ pub struct Capabilities {
     pub durable: bool,
     /// How CAS versions are made (e.g. "write counter", "mod_revision").
     pub versioning: &'static str,
+    /// How a bucket's `ttl` is honoured (see [`crate::expiry`]).
+    pub expiry: Expiry,
 }
 
 impl Capabilities {
@@ -252,6 +256,7 @@ impl Capabilities {
             consistency: Consistency::Strong,
             durable: false,
             versioning: "",
+            expiry: Expiry::Unsupported,
         }
     }
 
@@ -372,6 +377,7 @@ impl Capabilities {
             if c.durable { "yes" } else { "no" }.to_string()
         });
         row("CAS versions", &|c| c.versioning.to_string());
+        row("expiry (ttl)", &|c| c.expiry.to_string());
         out
     }
 }
@@ -384,7 +390,7 @@ mod tests {
     fn table_has_one_row_per_operation_and_limit() {
         let caps = Capabilities::required();
         let table = Capabilities::markdown_table(&[("memory", &caps)]);
-        assert_eq!(table.lines().count(), 2 + Operation::ALL.len() + 8);
+        assert_eq!(table.lines().count(), 2 + Operation::ALL.len() + 9);
         assert!(table.contains("| increment | unsupported |"));
         assert!(table.contains("| get | native |"));
     }

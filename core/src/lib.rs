@@ -21,6 +21,7 @@ pub mod chunks;
 pub mod codec;
 pub mod counter;
 pub mod error;
+pub mod expiry;
 pub mod provider;
 #[cfg(feature = "suite")]
 pub mod suite;
@@ -30,8 +31,9 @@ pub use capability::{
 };
 pub use codec::KeyCodec;
 pub use error::{Error, ErrorKind, Result};
+pub use expiry::Expiry;
 pub use provider::{
     Bucket, BucketPlan, Change, ChangeStream, Endpoint, ImmediateBucket, ListPage, Location,
-    Namespace, Options, Provider, Store, Version, Versioned, WriteCondition, WriteOutcome,
-    get_many_too_large,
+    Namespace, OpenRequest, Options, Provider, Store, Version, Versioned, WriteCondition,
+    WriteOutcome, get_many_too_large,
 };

@@ -415,6 +415,16 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// What a test's opener of buckets is asked for (the behavior suite's
+/// cases, a provider's `testing::opener`).
+#[derive(Debug, Clone)]
+pub struct OpenRequest {
+    /// A namespace no other case uses.
+    pub namespace: String,
+    /// The bucket's `ttl`, for the expiry cases.
+    pub ttl: Option<std::time::Duration>,
+}
+
 /// A validated bucket configuration.
 #[derive(Debug, Clone)]
 pub struct BucketPlan {
@@ -430,8 +440,13 @@ pub struct BucketPlan {
     pub location: Location,
     /// Where the bucket lives at that location.
     pub namespace: Namespace,
-    /// The provider's options, as configured.
+    /// The provider's options, as configured (less the bucket-wide ones,
+    /// such as `ttl`, which [`crate::expiry::plan`] takes out).
     pub options: Options,
+    /// The bucket's time-to-live: every write sets its key's expiry to
+    /// now plus this (see [`crate::expiry`]). Set by [`crate::expiry::plan`],
+    /// never by a provider's own `plan`.
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// A bucket's provider-specific options (its config section less `provider`).

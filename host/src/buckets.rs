@@ -64,7 +64,7 @@ impl Buckets {
             let provider = registry::find(&section.provider)
                 .map_err(|e| Error::new(e.kind(), format!("bucket {name:?}: {}", e.message())))?;
             let options = Options(section.options.clone());
-            let plan = provider.plan(name, &options)?;
+            let plan = wasikv_core::expiry::plan(provider.as_ref(), name, &options)?;
             entries.insert(
                 name.clone(),
                 Entry {
@@ -215,6 +215,11 @@ impl Buckets {
         )
         .await
         .map_err(ctx)?;
+        if let Some(ttl) = plan.ttl {
+            // The provider's default capabilities said yes at plan time;
+            // this bucket's own (its options may change them) must too.
+            wasikv_core::expiry::check_supported(bucket.capabilities().expiry, ttl).map_err(ctx)?;
+        }
         Ok(Arc::new(OpenBucket::new(
             plan,
             bucket,
@@ -393,6 +398,10 @@ impl OpenBucket {
         secret: [u8; 32],
         metrics: Option<&Metrics>,
     ) -> Self {
+        let policy = EmulationPolicy {
+            ttl: plan.ttl,
+            ..policy
+        };
         let bucket = EmulatedBucket::new(bucket, policy);
         let max_value_bytes = bucket
             .capabilities()

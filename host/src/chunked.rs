@@ -78,6 +78,10 @@ pub struct ChunkedBucket {
     chunk_above: Option<usize>,
     concurrency: usize,
     attempts: u32,
+    /// The bucket has a `ttl`: a chunk missing under an unchanged manifest
+    /// expired (chunks are written before their manifest, so they expire
+    /// first) and the value reads as absent.
+    expires: bool,
     marker: Marker,
 }
 
@@ -121,12 +125,14 @@ impl ChunkedBucket {
     /// as is): values up to `max_value` bytes are then stored, in chunks
     /// above the store's limit. `concurrency` bounds the chunk reads and
     /// writes in flight per call; `attempts` bounds the re-reads of a value
-    /// that keeps being replaced while it is read.
+    /// that keeps being replaced while it is read; `expires`: the bucket
+    /// has a `ttl`.
     pub fn wrap(
         inner: Arc<dyn Bucket>,
         max_value: usize,
         concurrency: usize,
         attempts: u32,
+        expires: bool,
     ) -> std::result::Result<Arc<ChunkedBucket>, Arc<dyn Bucket>> {
         let Some(native_max) = inner.capabilities().max_value_bytes else {
             return Err(inner);
@@ -144,6 +150,7 @@ impl ChunkedBucket {
             chunk_above,
             concurrency: concurrency.max(1),
             attempts: attempts.max(2),
+            expires,
             marker: Marker::new(),
         }))
     }
@@ -249,6 +256,9 @@ impl ChunkedBucket {
                 Ok(value) => return Ok(Some((value, version))),
                 Err(missing) => {
                     if previous == Some(missing.id) {
+                        if self.expires {
+                            return Ok(None);
+                        }
                         return Err(missing.lost(key));
                     }
                     previous = Some(missing.id);

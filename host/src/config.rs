@@ -532,4 +532,34 @@ mod tests {
         assert_eq!(cache.options["map"], "m");
         assert_eq!(cache.options["max_value_bytes"], 10);
     }
+
+    #[test]
+    fn a_ttl_is_planned_for_the_bucket_and_refused_where_keys_cannot_expire() {
+        let plan = |text: &str| {
+            crate::Buckets::from_config(&Config::from_toml(text).unwrap())
+                .map(|b| b.plan("b").expect("configured").ttl)
+        };
+        assert_eq!(
+            plan("[buckets.b]\nprovider = \"memory\"\nttl = \"1h30m\"\n").unwrap(),
+            Some(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(plan("[buckets.b]\nprovider = \"memory\"\n").unwrap(), None);
+        let err = plan("[buckets.b]\nprovider = \"memory\"\nttl = 60\n").unwrap_err();
+        assert!(
+            err.to_string().contains("ttl") && err.to_string().contains("\"b\" (memory)"),
+            "{err}"
+        );
+        #[cfg(feature = "etcd")]
+        {
+            let err = plan(
+                "[buckets.b]\nprovider = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nttl = \"1h\"\n",
+            )
+            .unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("\"b\" (etcd)") && text.contains("does not expire keys"),
+                "{text}"
+            );
+        }
+    }
 }

@@ -62,6 +62,9 @@ pub struct EmulationPolicy {
     /// Largest value (`limits.max_value_bytes`): values over a store's own
     /// limit up to this one are stored in chunks.
     pub max_value_bytes: usize,
+    /// The bucket's `ttl`: its keys expire, so a large value's chunks
+    /// (written just before its manifest) may expire just before it.
+    pub ttl: Option<Duration>,
 }
 
 impl Default for EmulationPolicy {
@@ -73,6 +76,7 @@ impl Default for EmulationPolicy {
             max_backoff: Duration::from_millis(50),
             watch_queue: 1024,
             max_value_bytes: 16 << 20,
+            ttl: None,
         }
     }
 }
@@ -137,6 +141,7 @@ impl EmulatedBucket {
             policy.max_value_bytes,
             policy.batch_concurrency,
             policy.increment_attempts,
+            policy.ttl.is_some(),
         ) {
             Ok(chunked) => (chunked.clone() as Arc<dyn Bucket>, Some(chunked)),
             Err(inner) => (inner, None),

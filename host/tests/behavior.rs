@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasikv_core::Bucket;
 use wasikv_core::suite::{self, Level};
@@ -13,16 +14,24 @@ use wasikv_host::emulate::{EmulatedBucket, EmulationPolicy};
 use wasikv_memory::core::MemoryStore;
 use wasikv_memory::{MemoryBucket, MemoryConfig};
 
-fn layered(inner: Arc<dyn Bucket>) -> Arc<dyn Bucket> {
-    Arc::new(EmulatedBucket::new(inner, EmulationPolicy::default()))
+/// `inner` behind the emulation layer, as the host opens a bucket with `ttl`.
+fn layered(inner: Arc<dyn Bucket>, ttl: Option<Duration>) -> Arc<dyn Bucket> {
+    let policy = EmulationPolicy {
+        ttl,
+        ..EmulationPolicy::default()
+    };
+    Arc::new(EmulatedBucket::new(inner, policy))
 }
 
 fn memory(name: &'static str, config: MemoryConfig) -> Result<Vec<suite::Trial>, String> {
     let store = Arc::new(MemoryStore::new());
-    suite::trials(name, Level::Host, move |ns| {
+    suite::trials(name, Level::Host, move |open: suite::OpenRequest| {
         let store = store.clone();
         let config = config.clone();
-        async move { Ok(layered(Arc::new(MemoryBucket::new(&store, &ns, &config)))) }
+        async move {
+            let bucket = MemoryBucket::new(&store, &open.namespace, &config).expiring(open.ttl);
+            Ok(layered(Arc::new(bucket), open.ttl))
+        }
     })
 }
 
@@ -69,19 +78,33 @@ fn main() -> ExitCode {
         trials.extend(suite::trials(
             "host-embedded-chunked-262144",
             Level::Host,
-            move |ns| {
+            move |open: suite::OpenRequest| {
                 let file = chunked_file.clone();
                 async move {
-                    Ok(layered(Arc::new(
-                        EmbeddedBucket::new(file, &ns).with_max_value_bytes(Some(262144)),
-                    )))
+                    Ok(layered(
+                        Arc::new(
+                            EmbeddedBucket::new(file, &open.namespace)
+                                .with_max_value_bytes(Some(262144))
+                                .expiring(open.ttl),
+                        ),
+                        open.ttl,
+                    ))
                 }
             },
         )?);
-        trials.extend(suite::trials("host-embedded", Level::Host, move |ns| {
-            let file = file.clone();
-            async move { Ok(layered(Arc::new(EmbeddedBucket::new(file, &ns)))) }
-        })?);
+        trials.extend(suite::trials(
+            "host-embedded",
+            Level::Host,
+            move |open: suite::OpenRequest| {
+                let file = file.clone();
+                async move {
+                    Ok(layered(
+                        Arc::new(EmbeddedBucket::new(file, &open.namespace).expiring(open.ttl)),
+                        open.ttl,
+                    ))
+                }
+            },
+        )?);
         #[cfg(feature = "redis")]
         trials.extend(redis()?);
         #[cfg(feature = "etcd")]
@@ -91,27 +114,27 @@ fn main() -> ExitCode {
         #[cfg(feature = "dynamodb")]
         trials.extend(networked(
             "host-dynamodb",
-            wasikv_dynamodb::testing::opener(),
+            suite::namespace_only(wasikv_dynamodb::testing::opener()),
         )?);
         #[cfg(feature = "firestore")]
         trials.extend(networked(
             "host-firestore",
-            wasikv_firestore::testing::opener(),
+            suite::namespace_only(wasikv_firestore::testing::opener()),
         )?);
         #[cfg(feature = "cosmos")]
         trials.extend(networked(
             "host-cosmos",
-            wasikv_cosmos::testing::opener(false),
+            suite::namespace_only(wasikv_cosmos::testing::opener(false)),
         )?);
         #[cfg(feature = "cosmos")]
         trials.extend(networked(
             "host-cosmos-partition",
-            wasikv_cosmos::testing::opener(true),
+            suite::namespace_only(wasikv_cosmos::testing::opener(true)),
         )?);
         #[cfg(feature = "postgres")]
         trials.extend(networked(
             "host-postgres",
-            wasikv_postgres::testing::opener(),
+            suite::namespace_only(wasikv_postgres::testing::opener()),
         )?);
         #[cfg(feature = "nats")]
         trials.extend(networked("host-nats", wasikv_nats::testing::opener())?);
@@ -135,13 +158,14 @@ fn main() -> ExitCode {
 ))]
 fn networked<F, Fut>(name: &str, open: F) -> Result<Vec<suite::Trial>, String>
 where
-    F: Fn(String) -> Fut + Send + Sync + 'static,
+    F: Fn(suite::OpenRequest) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = wasikv_core::Result<Arc<dyn Bucket>>> + Send + 'static,
 {
     let open = Arc::new(open);
-    suite::trials(name, Level::Host, move |ns| {
+    suite::trials(name, Level::Host, move |request: suite::OpenRequest| {
         let open = open.clone();
-        async move { Ok(layered(open(ns).await?)) }
+        let ttl = request.ttl;
+        async move { Ok(layered(open(request).await?, ttl)) }
     })
 }
 
@@ -155,12 +179,18 @@ fn redis() -> Result<Vec<suite::Trial>, String> {
 /// batches over 128 operations chunked.
 #[cfg(feature = "etcd")]
 fn etcd() -> Result<Vec<suite::Trial>, String> {
-    networked("host-etcd", wasikv_etcd::testing::opener())
+    networked(
+        "host-etcd",
+        suite::namespace_only(wasikv_etcd::testing::opener()),
+    )
 }
 
 /// memcached behind the emulation layer: increment by CAS loop over gets/cas,
 /// batches over 100 keys chunked; list-keys stays unsupported.
 #[cfg(feature = "memcached")]
 fn memcached() -> Result<Vec<suite::Trial>, String> {
-    networked("host-memcached", wasikv_memcached::testing::opener())
+    networked(
+        "host-memcached",
+        suite::namespace_only(wasikv_memcached::testing::opener()),
+    )
 }

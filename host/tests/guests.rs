@@ -67,15 +67,34 @@ max_value_bytes = 65536
 [buckets.secret]
 provider = "memory"
 
+[buckets.expiring]
+provider = "memory"
+required_only = true
+max_value_bytes = 65536
+ttl = "1h"
+
+[buckets.expiring-embedded]
+provider = "embedded"
+ttl = "1h"
+
 [components.conformance]
-buckets = ["default", "mem", "required", "chunked", "small-items"]
+buckets = ["default", "mem", "required", "chunked", "small-items", "expiring", "expiring-embedded"]
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(&config(dir.path(), BUCKETS)).unwrap();
-    for bucket in ["default", "mem", "required", "chunked", "small-items"] {
+    let buckets = [
+        "default",
+        "mem",
+        "required",
+        "chunked",
+        "small-items",
+        "expiring",
+        "expiring-embedded",
+    ];
+    for bucket in buckets {
         let out = run(
             &runtime,
             wasikv_artifacts::CONFORMANCE,
@@ -113,6 +132,81 @@ async fn conformance_networked() {
         .await;
         assert_conformance(&out, bucket);
     }
+}
+
+/// A component writes a key, waits past its bucket's `ttl` and finds it
+/// gone for every read path, on every compiled-in store that expires keys
+/// (each bucket given `ttl = "1s"`); without a `ttl` the key stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_expire_for_a_guest_after_the_buckets_ttl() {
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let (networked, _) = networked_buckets(&run_id);
+    let local = "[buckets.mem]\nprovider = \"memory\"\n\
+                 [buckets.mem-required]\nprovider = \"memory\"\nrequired_only = true\nmax_value_bytes = 65536\n\
+                 [buckets.emb]\nprovider = \"embedded\"\n";
+    let mut text = String::new();
+    let (mut expiring, mut latest) = (Vec::new(), std::time::Duration::ZERO);
+    let mut section = String::new();
+    for line in local.lines().chain(networked.lines()) {
+        text.push_str(line);
+        text.push('\n');
+        if let Some(name) = line
+            .strip_prefix("[buckets.")
+            .and_then(|l| l.strip_suffix(']'))
+        {
+            section = name.to_string();
+        }
+        let Some(provider) = line
+            .strip_prefix("provider = ")
+            .map(|p| p.trim_matches('"'))
+        else {
+            continue;
+        };
+        let expiry = wasikv_host::registry::find(provider)
+            .unwrap()
+            .capabilities()
+            .expiry;
+        if let Some(resolution) = expiry.resolution() {
+            text.push_str("ttl = \"1s\"\n");
+            expiring.push(section.clone());
+            latest = latest.max(resolution);
+        }
+    }
+    text.push_str("[buckets.kept]\nprovider = \"memory\"\n");
+    assert!(
+        expiring.len() >= 3,
+        "memory and embedded expire keys: {expiring:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(&config(dir.path(), &text)).unwrap();
+    // One second of ttl, the slowest declared resolution, and a margin.
+    let wait = (std::time::Duration::from_secs(1) + latest).as_millis() + 700;
+    let wait = wait.to_string();
+    let runs = expiring.iter().map(|bucket| {
+        let runtime = &runtime;
+        let wait = &wait;
+        async move {
+            let args = ["expires", bucket.as_str(), "session", wait.as_str()];
+            let out = run(runtime, wasikv_artifacts::PROBE, "probe", &args, &[]).await;
+            (bucket, out)
+        }
+    });
+    for (bucket, out) in futures::future::join_all(runs).await {
+        assert_eq!(out.stdout.trim(), "ok expired", "{bucket}: {}", out.stderr);
+    }
+    let kept = run(
+        &runtime,
+        wasikv_artifacts::PROBE,
+        "probe",
+        &["expires", "kept", "session", &wait],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        kept.stdout.trim(),
+        "ok still there for get, exists, get-many, list-keys",
+        "a bucket without ttl"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Case, CaseFuture};
 use crate::codec::corpus;
@@ -41,10 +41,16 @@ macro_rules! ensure_eq {
 
 macro_rules! case {
     ($name:ident, [$($op:ident),*]) => {
-        Case { name: stringify!($name), needs: &[$($op),*], host_only: false, run: |b| -> CaseFuture { Box::pin($name(b)) } }
+        Case { name: stringify!($name), needs: &[$($op),*], host_only: false, expiring: false, run: |b| -> CaseFuture { Box::pin($name(b)) } }
     };
     ($name:ident, [$($op:ident),*], host_only) => {
-        Case { name: stringify!($name), needs: &[$($op),*], host_only: true, run: |b| -> CaseFuture { Box::pin($name(b)) } }
+        Case { name: stringify!($name), needs: &[$($op),*], host_only: true, expiring: false, run: |b| -> CaseFuture { Box::pin($name(b)) } }
+    };
+    ($name:ident, [$($op:ident),*], host_only, expiring) => {
+        Case { name: stringify!($name), needs: &[$($op),*], host_only: true, expiring: true, run: |b| -> CaseFuture { Box::pin($name(b)) } }
+    };
+    ($name:ident, [$($op:ident),*], expiring) => {
+        Case { name: stringify!($name), needs: &[$($op),*], host_only: false, expiring: true, run: |b| -> CaseFuture { Box::pin($name(b)) } }
     };
 }
 
@@ -148,6 +154,23 @@ pub(super) fn all() -> Vec<Case> {
             large_values_reach_watchers_whole,
             [Set, Delete, Watch],
             host_only
+        ),
+        case!(
+            expired_keys_are_absent_on_every_read_path,
+            [Get, Set, Exists, List],
+            expiring
+        ),
+        case!(
+            expired_counter_restarts_and_stale_swap_fails,
+            [Get, Set, Cas, Increment],
+            expiring
+        ),
+        case!(a_rewrite_extends_a_keys_life, [Get, Set], expiring),
+        case!(
+            large_values_expire_whole,
+            [Get, Set, Exists, List],
+            host_only,
+            expiring
         ),
     ]
 }
@@ -1590,5 +1613,188 @@ async fn large_values_reach_watchers_whole(b: Arc<dyn Bucket>) -> Outcome {
             }
         );
     }
+    Ok(())
+}
+
+/// The latest time a key written (acknowledged) at `written` may still be
+/// read: `written` + the suite's `ttl` + the bucket's declared expiry
+/// resolution, plus a margin for a store whose clock is not this one's.
+fn latest_expiry(b: &dyn Bucket, written: Instant) -> Instant {
+    let resolution = b.capabilities().expiry.resolution().unwrap_or_default();
+    written + super::TTL + resolution + Duration::from_millis(250)
+}
+
+async fn sleep_until(at: Instant) {
+    tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
+}
+
+/// Every read path finds nothing at `key`.
+async fn absent_everywhere(b: &dyn Bucket, keys: &[&str]) -> Outcome {
+    for key in keys {
+        ensure_eq!(b.get(key).await.ctx("get")?, None, "get of expired {key:?}");
+        ensure!(
+            b.get_versioned(key).await.ctx("get_versioned")?.is_none(),
+            "versioned get of expired {key:?} found it"
+        );
+        ensure!(
+            !b.exists(key).await.ctx("exists")?,
+            "expired {key:?} exists"
+        );
+    }
+    if b.capabilities().get_many.is_available() {
+        let wanted: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        let got = b.get_many(&wanted).await.ctx("get-many")?;
+        ensure!(
+            got.iter().all(Option::is_none),
+            "get-many of expired keys {keys:?} found {got:?}"
+        );
+    }
+    let listed = list_all(b, 1).await?;
+    ensure!(
+        keys.iter().all(|k| !listed.iter().any(|l| l == k)),
+        "expired keys {keys:?} listed: {listed:?}"
+    );
+    Ok(())
+}
+
+async fn expired_keys_are_absent_on_every_read_path(b: Arc<dyn Bucket>) -> Outcome {
+    put(&*b, "a", b"one").await?;
+    put(&*b, "b", b"").await?;
+    let written = Instant::now();
+    // Not expired at once.
+    ensure_eq!(
+        b.get("a").await.ctx("get")?,
+        Some(b"one".to_vec()),
+        "get before expiry"
+    );
+    ensure!(b.exists("b").await.ctx("exists")?, "b absent before expiry");
+    let mut listed = list_all(&*b, 1).await?;
+    listed.sort();
+    ensure_eq!(
+        listed,
+        vec!["a".to_string(), "b".to_string()],
+        "listed before expiry"
+    );
+    sleep_until(latest_expiry(&*b, written)).await;
+    absent_everywhere(&*b, &["a", "b"]).await?;
+    // The key is free for a new value, which lives again.
+    put(&*b, "a", b"two").await?;
+    ensure_eq!(
+        b.get("a").await.ctx("get")?,
+        Some(b"two".to_vec()),
+        "a written after expiry"
+    );
+    ensure_eq!(
+        list_all(&*b, 10).await?,
+        vec!["a".to_string()],
+        "listed after rewrite"
+    );
+    Ok(())
+}
+
+async fn expired_counter_restarts_and_stale_swap_fails(b: Arc<dyn Bucket>) -> Outcome {
+    ensure_eq!(
+        b.increment("n", 5).await.ctx("increment")?,
+        5,
+        "first increment"
+    );
+    put(&*b, "v", b"x").await?;
+    let handle = b
+        .get_versioned("v")
+        .await
+        .ctx("get_versioned")?
+        .ok_or("v absent right after its write")?;
+    let written = Instant::now();
+    sleep_until(latest_expiry(&*b, written)).await;
+    ensure_eq!(
+        b.increment("n", 2).await.ctx("increment after expiry")?,
+        2,
+        "increment of an expired counter starts from the delta"
+    );
+    ensure_eq!(
+        b.get("n").await.ctx("get")?,
+        Some(b"2".to_vec()),
+        "counter after restart"
+    );
+    let swapped = b
+        .set(
+            "v",
+            b"y".to_vec(),
+            WriteCondition::IfVersion(handle.version),
+        )
+        .await
+        .ctx("swap against an expired version")?;
+    ensure_eq!(
+        swapped,
+        WriteOutcome::ConditionFailed,
+        "swap against a version that expired"
+    );
+    ensure_eq!(
+        b.get("v").await.ctx("get")?,
+        None,
+        "v after the failed swap"
+    );
+    // A handle read now sees absence, and creating the key succeeds.
+    ensure!(
+        b.get_versioned("v").await.ctx("get_versioned")?.is_none(),
+        "a handle read after expiry sees a value"
+    );
+    let created = b
+        .set("v", b"z".to_vec(), WriteCondition::IfAbsent)
+        .await
+        .ctx("create after expiry")?;
+    ensure_eq!(
+        created,
+        WriteOutcome::Written,
+        "create-if-absent of an expired key"
+    );
+    ensure_eq!(
+        b.get("v").await.ctx("get")?,
+        Some(b"z".to_vec()),
+        "v created after expiry"
+    );
+    Ok(())
+}
+
+async fn a_rewrite_extends_a_keys_life(b: Arc<dyn Bucket>) -> Outcome {
+    put(&*b, "k", b"first").await?;
+    let first = Instant::now();
+    sleep_until(first + super::TTL / 2).await;
+    let rewriting = Instant::now();
+    put(&*b, "k", b"second").await?;
+    let second = Instant::now();
+    sleep_until(latest_expiry(&*b, first)).await;
+    let got = b.get("k").await.ctx("get")?;
+    // The second write cannot have expired before `rewriting + TTL`; a
+    // machine that stalled past it cannot tell, so only then is the check
+    // left out (the absence below is checked in every run).
+    if Instant::now() < rewriting + super::TTL {
+        ensure_eq!(
+            got,
+            Some(b"second".to_vec()),
+            "a key rewritten {:?} after its first write, read after the first write's expiry",
+            rewriting - first
+        );
+    }
+    sleep_until(latest_expiry(&*b, second)).await;
+    absent_everywhere(&*b, &["k"]).await
+}
+
+async fn large_values_expire_whole(b: Arc<dyn Bucket>) -> Outcome {
+    let len = one_large_size(&*b);
+    put(&*b, "big", &pattern(len, 3)).await?;
+    let written = Instant::now();
+    ensure!(
+        same(&b.get("big").await.ctx("get")?, &pattern(len, 3)),
+        "large value before expiry"
+    );
+    sleep_until(latest_expiry(&*b, written)).await;
+    // Absent, not an error about missing chunks; hidden keys never listed.
+    absent_everywhere(&*b, &["big"]).await?;
+    ensure_eq!(
+        list_all(&*b, 100).await?,
+        Vec::<String>::new(),
+        "keys left after expiry"
+    );
     Ok(())
 }

@@ -7,12 +7,14 @@
 //! # use std::sync::Arc;
 //! # async fn open(ns: String) -> wasikv_core::Result<Arc<dyn wasikv_core::Bucket>> { unimplemented!() }
 //! fn main() -> std::process::ExitCode {
-//!     wasikv_core::suite::run("memory", wasikv_core::suite::Level::Provider, open)
+//!     wasikv_core::suite::run("memory", wasikv_core::suite::Level::Provider, |o| open(o.namespace))
 //! }
 //! ```
 //!
-//! `open` gets a fresh namespace name per case (unique per run) and returns a
-//! bucket on it; the suite deletes every key it wrote when a case ends.
+//! `open` gets an [`OpenRequest`]: a fresh namespace name per case (unique per run)
+//! and, for the expiry cases, a `ttl`; it returns a bucket on that namespace
+//! whose keys expire `ttl` after each write. The suite deletes every key it
+//! wrote when a case ends.
 //!
 //! Cases are gated by the bucket's [`Capabilities`] in both
 //! directions: an operation declared native or emulated must pass its cases; an
@@ -47,7 +49,20 @@ pub enum Level {
     Host,
 }
 
-pub use crate::provider::OpenFuture;
+pub use crate::provider::{OpenFuture, OpenRequest};
+
+/// Adapts an opener of namespaces to the suite, for a provider whose test
+/// buckets take no `ttl` (its capabilities must then declare no expiry, or
+/// the expiry cases fail: its keys would not expire).
+pub fn namespace_only<F, Fut>(open: F) -> impl Fn(OpenRequest) -> Fut + Send + Sync + 'static
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+{
+    move |request: OpenRequest| open(request.namespace)
+}
+
+/// The `ttl` of the expiry cases' buckets.
+pub const TTL: Duration = Duration::from_secs(3);
 
 /// Boxed future of a case.
 pub type CaseFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -60,6 +75,9 @@ pub struct Case {
     pub needs: &'static [Operation],
     /// Runs only at [`Level::Host`].
     pub host_only: bool,
+    /// Runs on a bucket with a [`TTL`]; ignored where the capabilities
+    /// declare no expiry.
+    pub expiring: bool,
     /// The body.
     pub run: fn(Arc<dyn Bucket>) -> CaseFuture,
 }
@@ -71,7 +89,7 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(180);
 /// `--test-threads` work) and returns its exit code.
 pub fn run<F, Fut>(suite: &str, level: Level, open: F) -> ExitCode
 where
-    F: Fn(String) -> Fut + Send + Sync + 'static,
+    F: Fn(OpenRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Arc<dyn Bucket>>> + Send + 'static,
 {
     run_trials(trials(suite, level, open))
@@ -93,7 +111,7 @@ pub fn run_trials(trials: std::result::Result<Vec<Trial>, String>) -> ExitCode {
 /// Fails when no bucket can be opened (a missing server is a failure, not a skip).
 pub fn trials<F, Fut>(suite: &str, level: Level, open: F) -> std::result::Result<Vec<Trial>, String>
 where
-    F: Fn(String) -> Fut + Send + Sync + 'static,
+    F: Fn(OpenRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Arc<dyn Bucket>>> + Send + 'static,
 {
     let runtime = Arc::new(
@@ -108,7 +126,11 @@ where
 
     // Probe the capabilities once to gate the cases.
     let probe_ns = format!("wasikv-suite-{run_id}-probe");
-    let caps: Capabilities = match runtime.block_on(open(probe_ns)) {
+    let probe = OpenRequest {
+        namespace: probe_ns,
+        ttl: None,
+    };
+    let caps: Capabilities = match runtime.block_on(open(probe)) {
         Ok(bucket) => bucket.capabilities().clone(),
         Err(e) => {
             return Err(format!(
@@ -125,19 +147,24 @@ where
         let unavailable = case
             .needs
             .iter()
-            .find(|op| !caps.support(**op).is_available());
+            .find(|op| !caps.support(**op).is_available())
+            .map(|op| format!("needs {}", op.name()))
+            .or_else(|| {
+                (case.expiring && !caps.expiry.is_supported()).then(|| "needs expiry".to_string())
+            });
         let name = format!("{suite}::{}", case.name);
         let runtime = runtime.clone();
         let open = open.clone();
-        let namespace = format!("wasikv-suite-{run_id}-{index}");
+        let request = OpenRequest {
+            namespace: format!("wasikv-suite-{run_id}-{index}"),
+            ttl: case.expiring.then_some(TTL),
+        };
         let body = case.run;
         let trial = Trial::test(name, move || {
-            runtime.block_on(run_case(namespace, open, body))
+            runtime.block_on(run_case(request, open, body))
         });
         trials.push(match unavailable {
-            Some(op) => trial
-                .with_ignored_flag(true)
-                .with_kind(format!("needs {}", op.name())),
+            Some(why) => trial.with_ignored_flag(true).with_kind(why),
             None => trial,
         });
     }
@@ -157,9 +184,12 @@ where
         );
         trials.push(Trial::test(name, move || {
             runtime.block_on(async move {
-                let bucket = open(namespace)
-                    .await
-                    .map_err(|e| Failed::from(e.to_string()))?;
+                let bucket = open(OpenRequest {
+                    namespace,
+                    ttl: None,
+                })
+                .await
+                .map_err(|e| Failed::from(e.to_string()))?;
                 let outcome =
                     tokio::time::timeout(CASE_TIMEOUT, cases::expect_unsupported(&*bucket, op))
                         .await;
@@ -174,15 +204,15 @@ where
 }
 
 async fn run_case<F, Fut>(
-    namespace: String,
+    request: OpenRequest,
     open: Arc<F>,
     body: fn(Arc<dyn Bucket>) -> CaseFuture,
 ) -> Result<(), Failed>
 where
-    F: Fn(String) -> Fut + Send + Sync + 'static,
+    F: Fn(OpenRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Arc<dyn Bucket>>> + Send + 'static,
 {
-    let bucket = open(namespace)
+    let bucket = open(request)
         .await
         .map_err(|e| Failed::from(format!("open: {e}")))?;
     let outcome = tokio::time::timeout(CASE_TIMEOUT, body(bucket.clone())).await;

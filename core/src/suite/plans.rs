@@ -12,7 +12,7 @@ pub async fn open(
     bucket: &str,
     options: serde_json::Value,
 ) -> crate::Result<Arc<dyn Bucket>> {
-    let plan = provider.plan(bucket, &Options::from_json(options)?)?;
+    let plan = crate::expiry::plan(provider, bucket, &Options::from_json(options)?)?;
     let store = provider.connect(&plan).await?;
     store.open_bucket(&plan).await
 }

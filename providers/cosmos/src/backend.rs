@@ -136,6 +136,7 @@ impl Provider for CosmosProvider {
             location: Location::new(endpoint, ""),
             namespace: Namespace::Prefix(namespace),
             options: options.clone(),
+            ttl: None,
         })
     }
 

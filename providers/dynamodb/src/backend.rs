@@ -152,6 +152,7 @@ impl Provider for DynamoProvider {
             // another bucket's on the same table.
             namespace: Namespace::Prefix(format!("{}/{}", config.table, config.prefix)),
             options: options.clone(),
+            ttl: None,
         })
     }
 

@@ -1,20 +1,20 @@
 //! [`EmbeddedProvider`] and [`EmbeddedBucket`].
 
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
 use wasikv_core::{
     BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind,
-    ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
-    WriteCondition, WriteOutcome, counter,
+    Expiry, ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version,
+    Versioned, WriteCondition, WriteOutcome, counter,
 };
 
 use crate::config::EmbeddedConfig;
 use crate::core::{
-    EmbeddedStore, Versions, WriteResult, blocking, decode_record, encode_record, is_missing_table,
-    read_txn,
+    EmbeddedStore, Record, Versions, WriteResult, blocking, is_missing_table, now_ms, read_txn,
 };
 
 /// The provider name in configuration.
@@ -23,6 +23,19 @@ pub const NAME: &str = "embedded";
 /// Builds embedded stores.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EmbeddedProvider;
+
+/// How an embedded bucket's keys expire.
+pub const EXPIRY: Expiry = Expiry::Filtered {
+    how: "expiry time per record; swept 2 records per write",
+    resolution: Duration::from_millis(1),
+};
+
+/// Records a write of a bucket with a `ttl` looks at for expired ones to
+/// delete (in the same transaction), going on where the last write stopped:
+/// a full pass takes one write per this many records and each write adds
+/// at most one, so expired records stay within a constant factor of the
+/// live ones.
+pub const SWEEP_PER_WRITE: usize = 2;
 
 /// The capabilities of an embedded bucket.
 pub fn capabilities() -> Capabilities {
@@ -37,6 +50,7 @@ pub fn capabilities() -> Capabilities {
         consistency: Consistency::Strong,
         durable: true,
         versioning: "persistent write counter",
+        expiry: EXPIRY,
         ..Capabilities::required()
     }
 }
@@ -76,6 +90,7 @@ impl Provider for EmbeddedProvider {
             location: Location::new(Endpoint::Path(absolute.clone()), ""),
             namespace: Namespace::Exclusive(config.table(bucket)),
             options: options.clone(),
+            ttl: None,
         })
     }
 
@@ -96,7 +111,8 @@ impl Store for SharedStore {
         let config: EmbeddedConfig = plan.options.parse(&plan.bucket, NAME)?;
         Ok(Arc::new(
             EmbeddedBucket::new(self.0.clone(), &config.table(&plan.bucket))
-                .with_max_value_bytes(config.max_value_bytes),
+                .with_max_value_bytes(config.max_value_bytes)
+                .expiring(plan.ttl),
         ))
     }
 }
@@ -107,6 +123,9 @@ pub struct EmbeddedBucket {
     store: Arc<EmbeddedStore>,
     table: Arc<str>,
     capabilities: Capabilities,
+    ttl: Option<Duration>,
+    /// The last key the expiry sweep looked at.
+    swept_to: Arc<Mutex<Option<String>>>,
 }
 
 impl EmbeddedBucket {
@@ -116,7 +135,21 @@ impl EmbeddedBucket {
             store,
             table: format!("bucket:{table}").into(),
             capabilities: capabilities(),
+            ttl: None,
+            swept_to: Arc::default(),
         }
+    }
+
+    /// The bucket with keys that expire `ttl` after their last write.
+    pub fn expiring(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// When a key written now expires, in milliseconds since the epoch.
+    fn expires_ms(&self) -> Option<u64> {
+        self.ttl
+            .map(|ttl| now_ms().saturating_add(ttl.as_millis() as u64))
     }
 
     /// Refuses values over `max` bytes (`None`: no limit of its own).
@@ -138,10 +171,15 @@ impl EmbeddedBucket {
         mut f: impl FnMut(&mut Versions, &mut Table<'_>) -> WriteResult<T> + Send + 'static,
     ) -> Result<T> {
         let table = self.table.clone();
+        let sweep = self.ttl.map(|_| self.swept_to.clone());
         self.store
             .write(move |txn, versions| {
                 let mut open = txn.open_table(definition(&table))?;
-                f(versions, &mut open)
+                let outcome = f(versions, &mut open)?;
+                if let Some(swept_to) = &sweep {
+                    sweep_expired(&mut open, swept_to, SWEEP_PER_WRITE)?;
+                }
+                Ok(outcome)
             })
             .await
     }
@@ -172,6 +210,43 @@ fn version_of(v: u64) -> Version {
     Version::from_u64(v)
 }
 
+/// The live record stored as `stored` at `now_ms`; `None` when expired.
+fn live(stored: &[u8], now_ms: u64) -> Result<Option<Record<'_>>> {
+    Record::decode(stored).map(|r| r.is_live(now_ms).then_some(r))
+}
+
+/// Looks at up to `budget` records after `swept_to` (wrapping around) and
+/// deletes the expired ones.
+fn sweep_expired(
+    table: &mut Table<'_>,
+    swept_to: &Mutex<Option<String>>,
+    budget: usize,
+) -> std::result::Result<(), redb::Error> {
+    let mut swept_to = swept_to.lock().unwrap_or_else(PoisonError::into_inner);
+    let now = now_ms();
+    let start = swept_to
+        .as_deref()
+        .map_or(Bound::Unbounded, Bound::Excluded);
+    let (mut looked, mut expired) = (Vec::new(), Vec::new());
+    for item in table.range::<&str>((start, Bound::Unbounded))?.take(budget) {
+        let (key, stored) = item?;
+        let key = key.value().to_string();
+        if Record::decode(stored.value()).is_ok_and(|r| !r.is_live(now)) {
+            expired.push(key.clone());
+        }
+        looked.push(key);
+    }
+    *swept_to = if looked.len() < budget {
+        None
+    } else {
+        looked.pop()
+    };
+    for key in expired {
+        table.remove(key.as_str())?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Bucket for EmbeddedBucket {
     fn capabilities(&self) -> &Capabilities {
@@ -182,13 +257,12 @@ impl Bucket for EmbeddedBucket {
         let store = &self.store;
         Ok(self
             .read(|t| {
-                let Some(record) = t.get(key).map_err(|e| store.err(e))? else {
+                let Some(stored) = t.get(key).map_err(|e| store.err(e))? else {
                     return Ok(None);
                 };
-                let (version, value) = decode_record(record.value())?;
-                Ok(Some(Versioned {
-                    value: value.to_vec(),
-                    version: version_of(version),
+                Ok(live(stored.value(), now_ms())?.map(|r| Versioned {
+                    value: r.value.to_vec(),
+                    version: version_of(r.version),
                 }))
             })?
             .flatten())
@@ -202,10 +276,11 @@ impl Bucket for EmbeddedBucket {
     ) -> Result<WriteOutcome> {
         self.capabilities.check_value(value.len())?;
         let key = key.to_string();
+        let expires_ms = self.expires_ms();
         self.write(move |versions, table| {
             let current = match table.get(key.as_str())? {
-                Some(record) => match decode_record(record.value()) {
-                    Ok((version, _)) => Some(version),
+                Some(stored) => match live(stored.value(), now_ms()) {
+                    Ok(record) => record.map(|r| r.version),
                     Err(e) => return Ok(Err(e)),
                 },
                 None => None,
@@ -218,8 +293,12 @@ impl Bucket for EmbeddedBucket {
             if !allowed {
                 return Ok(Ok(WriteOutcome::ConditionFailed));
             }
-            let version = versions.take();
-            table.insert(key.as_str(), encode_record(version, &value).as_slice())?;
+            let record = Record {
+                version: versions.take(),
+                expires_ms,
+                value: &value,
+            };
+            table.insert(key.as_str(), record.encode().as_slice())?;
             Ok(Ok(WriteOutcome::Written))
         })
         .await
@@ -237,7 +316,10 @@ impl Bucket for EmbeddedBucket {
     async fn exists(&self, key: &str) -> Result<bool> {
         let store = &self.store;
         Ok(self
-            .read(|t| Ok(t.get(key).map_err(|e| store.err(e))?.is_some()))?
+            .read(|t| match t.get(key).map_err(|e| store.err(e))? {
+                Some(stored) => Ok(live(stored.value(), now_ms())?.is_some()),
+                None => Ok(false),
+            })?
             .unwrap_or(false))
     }
 
@@ -256,12 +338,20 @@ impl Bucket for EmbeddedBucket {
             let mut range = t
                 .range::<&str>((start, Bound::Unbounded))
                 .map_err(|e| store.err(e))?;
+            let now = now_ms();
             let mut keys = Vec::new();
-            for item in range.by_ref().take(limit) {
-                let (k, _) = item.map_err(|e| store.err(e))?;
+            let mut more = false;
+            for item in range.by_ref() {
+                let (k, stored) = item.map_err(|e| store.err(e))?;
+                if live(stored.value(), now)?.is_none() {
+                    continue;
+                }
+                if keys.len() == limit {
+                    more = true;
+                    break;
+                }
                 keys.push(k.value().to_string());
             }
-            let more = range.next().is_some();
             let next = match (more, keys.last()) {
                 (true, Some(last)) => Some(last.as_bytes().to_vec()),
                 _ => None,
@@ -277,24 +367,32 @@ impl Bucket for EmbeddedBucket {
 
     async fn increment_at_least(&self, key: &str, delta: i64, min: i64) -> Result<i64> {
         let key = key.to_string();
+        let expires_ms = self.expires_ms();
         self.write(move |versions, table| {
             let applied = {
                 let current = table.get(key.as_str())?;
-                match current.as_ref().map(|record| decode_record(record.value())) {
+                match current
+                    .as_ref()
+                    .map(|stored| live(stored.value(), now_ms()))
+                {
                     Some(Err(e)) => Err(e),
-                    Some(Ok((_, value))) => counter::apply_at_least(Some(value), delta, min),
-                    None => counter::apply_at_least(None, delta, min),
+                    Some(Ok(Some(record))) => {
+                        counter::apply_at_least(Some(record.value), delta, min)
+                    }
+                    Some(Ok(None)) | None => counter::apply_at_least(None, delta, min),
                 }
             };
             let new = match applied {
                 Ok(new) => new,
                 Err(e) => return Ok(Err(e)),
             };
-            let version = versions.take();
-            table.insert(
-                key.as_str(),
-                encode_record(version, &counter::format(new)).as_slice(),
-            )?;
+            let value = counter::format(new);
+            let record = Record {
+                version: versions.take(),
+                expires_ms,
+                value: &value,
+            };
+            table.insert(key.as_str(), record.encode().as_slice())?;
             Ok(Ok(new))
         })
         .await
@@ -302,10 +400,11 @@ impl Bucket for EmbeddedBucket {
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         let store = &self.store;
+        let now = now_ms();
         let found = self.read(|t| {
             keys.iter()
                 .map(|key| match t.get(key.as_str()).map_err(|e| store.err(e))? {
-                    Some(record) => Ok(Some(decode_record(record.value())?.1.to_vec())),
+                    Some(stored) => Ok(live(stored.value(), now)?.map(|r| r.value.to_vec())),
                     None => Ok(None),
                 })
                 .collect::<Result<Vec<_>>>()
@@ -319,25 +418,30 @@ impl Bucket for EmbeddedBucket {
         max_bytes: usize,
     ) -> Result<Vec<Option<Vec<u8>>>> {
         let store = &self.store;
+        let now = now_ms();
         let found = self.read(|t| {
             // Sizes first, in the same read transaction: nothing is copied
             // for a result over the budget.
             let mut records = Vec::with_capacity(keys.len());
             let mut total = 0usize;
             for key in keys {
-                let record = t.get(key.as_str()).map_err(|e| store.err(e))?;
-                if let Some(record) = &record {
-                    total += decode_record(record.value())?.1.len();
+                let stored = t.get(key.as_str()).map_err(|e| store.err(e))?;
+                let stored = match stored {
+                    Some(s) if live(s.value(), now)?.is_some() => Some(s),
+                    _ => None,
+                };
+                if let Some(stored) = &stored {
+                    total += Record::decode(stored.value())?.value.len();
                     if total > max_bytes {
                         return Err(wasikv_core::get_many_too_large(total, max_bytes));
                     }
                 }
-                records.push(record);
+                records.push(stored);
             }
             records
                 .into_iter()
-                .map(|record| match record {
-                    Some(record) => Ok(Some(decode_record(record.value())?.1.to_vec())),
+                .map(|stored| match stored {
+                    Some(stored) => Ok(Some(Record::decode(stored.value())?.value.to_vec())),
                     None => Ok(None),
                 })
                 .collect::<Result<Vec<_>>>()
@@ -352,10 +456,15 @@ impl Bucket for EmbeddedBucket {
         for (_, value) in &items {
             self.capabilities.check_value(value.len())?;
         }
+        let expires_ms = self.expires_ms();
         self.write(move |versions, table| {
             for (key, value) in &items {
-                let version = versions.take();
-                table.insert(key.as_str(), encode_record(version, value).as_slice())?;
+                let record = Record {
+                    version: versions.take(),
+                    expires_ms,
+                    value,
+                };
+                table.insert(key.as_str(), record.encode().as_slice())?;
             }
             Ok(Ok(()))
         })

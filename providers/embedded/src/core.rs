@@ -385,27 +385,71 @@ pub fn map_err(path: &Path, e: impl Into<redb::Error>) -> Error {
     }
 }
 
-/// Splits a stored record into version and value.
-pub fn decode_record(record: &[u8]) -> Result<(u64, &[u8])> {
-    if record.len() < 8 {
-        return Err(Error::new(
-            ErrorKind::Other,
-            "corrupt record: shorter than its version",
-        ));
-    }
-    let (version, value) = record.split_at(8);
-    Ok((
-        u64::from_be_bytes(version.try_into().expect("8 bytes")),
-        value,
-    ))
+/// Bit 63 of a stored version: an expiry time follows it. The write counter
+/// never reaches it.
+const EXPIRES_FLAG: u64 = 1 << 63;
+
+/// A stored record: its version, its expiry (a bucket with a `ttl`) and its
+/// value. Stored as the version (8 bytes, big-endian; bit 63 set when an
+/// expiry follows), the expiry in milliseconds since the Unix epoch (8
+/// bytes, only with the flag) and the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The write's version.
+    pub version: u64,
+    /// When the record expires, in milliseconds since the Unix epoch.
+    pub expires_ms: Option<u64>,
+    /// The bytes.
+    pub value: &'a [u8],
 }
 
-/// A stored record: version then value.
-pub fn encode_record(version: u64, value: &[u8]) -> Vec<u8> {
-    let mut record = Vec::with_capacity(8 + value.len());
-    record.extend_from_slice(&version.to_be_bytes());
-    record.extend_from_slice(value);
-    record
+impl<'a> Record<'a> {
+    /// Splits stored bytes into a record.
+    pub fn decode(stored: &'a [u8]) -> Result<Self> {
+        let corrupt = || Error::new(ErrorKind::Other, "corrupt record: shorter than its header");
+        let (version, rest) = stored.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let version = u64::from_be_bytes(*version);
+        if version & EXPIRES_FLAG == 0 {
+            return Ok(Record {
+                version,
+                expires_ms: None,
+                value: rest,
+            });
+        }
+        let (expires, value) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        Ok(Record {
+            version: version & !EXPIRES_FLAG,
+            expires_ms: Some(u64::from_be_bytes(*expires)),
+            value,
+        })
+    }
+
+    /// The stored bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut stored = Vec::with_capacity(16 + self.value.len());
+        match self.expires_ms {
+            None => stored.extend_from_slice(&self.version.to_be_bytes()),
+            Some(at) => {
+                stored.extend_from_slice(&(self.version | EXPIRES_FLAG).to_be_bytes());
+                stored.extend_from_slice(&at.to_be_bytes());
+            }
+        }
+        stored.extend_from_slice(self.value);
+        stored
+    }
+
+    /// Whether the record has not expired at `now_ms`.
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_none_or(|at| now_ms < at)
+    }
+}
+
+/// Milliseconds since the Unix epoch (expiry times outlive the process, so
+/// they are wall-clock times).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Runs a blocking closure off the async executor.
@@ -419,3 +463,58 @@ pub async fn blocking<T: Send + 'static>(
 
 #[allow(unused_imports)]
 use ReadableTable as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_roundtrip_with_and_without_expiry() {
+        for record in [
+            Record {
+                version: 7,
+                expires_ms: None,
+                value: b"",
+            },
+            Record {
+                version: (1 << 62) + 3,
+                expires_ms: None,
+                value: b"abc",
+            },
+            Record {
+                version: 9,
+                expires_ms: Some(1_700_000_000_000),
+                value: b"xyz",
+            },
+            Record {
+                version: 1,
+                expires_ms: Some(0),
+                value: &[0xff; 20],
+            },
+        ] {
+            assert_eq!(Record::decode(&record.encode()).unwrap(), record);
+        }
+        // Records written before expiry existed decode unchanged.
+        let mut old = 5u64.to_be_bytes().to_vec();
+        old.extend_from_slice(b"value");
+        assert_eq!(
+            Record::decode(&old).unwrap(),
+            Record {
+                version: 5,
+                expires_ms: None,
+                value: b"value"
+            }
+        );
+        assert!(Record::decode(&[0; 7]).is_err());
+        assert!(
+            Record::decode(&(1u64 << 63).to_be_bytes()).is_err(),
+            "flag without expiry"
+        );
+        let expiring = Record {
+            version: 1,
+            expires_ms: Some(1000),
+            value: b"",
+        };
+        assert!(expiring.is_live(999) && !expiring.is_live(1000));
+    }
+}

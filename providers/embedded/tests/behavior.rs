@@ -11,10 +11,17 @@ use wasikv_embedded::core::EmbeddedStore;
 fn main() -> ExitCode {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(EmbeddedStore::open(&dir.path().join("suite.redb")).expect("open store"));
-    let code = suite::run("embedded", Level::Provider, move |ns| {
-        let store = store.clone();
-        async move { Ok(Arc::new(EmbeddedBucket::new(store, &ns)) as Arc<dyn Bucket>) }
-    });
+    let code = suite::run(
+        "embedded",
+        Level::Provider,
+        move |open: suite::OpenRequest| {
+            let store = store.clone();
+            async move {
+                let bucket = EmbeddedBucket::new(store, &open.namespace).expiring(open.ttl);
+                Ok(Arc::new(bucket) as Arc<dyn Bucket>)
+            }
+        },
+    );
     drop(dir);
     code
 }

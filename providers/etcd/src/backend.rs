@@ -120,6 +120,7 @@ impl Provider for EtcdProvider {
             },
             namespace: Namespace::Prefix(prefix),
             options: options.clone(),
+            ttl: None,
         })
     }
 

@@ -126,6 +126,7 @@ impl Provider for FirestoreProvider {
                 config.parent.as_deref().unwrap_or("")
             )),
             options: options.clone(),
+            ttl: None,
         })
     }
 

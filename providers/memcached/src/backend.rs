@@ -136,6 +136,7 @@ impl Provider for MemcachedProvider {
             location: Location::new(endpoint, ""),
             namespace: Namespace::Prefix(prefix),
             options: options.clone(),
+            ttl: None,
         })
     }
 

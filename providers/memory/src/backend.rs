@@ -2,12 +2,13 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use wasikv_core::{
-    BatchAtomicity, Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, ImmediateBucket,
-    ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
-    WriteCondition, WriteOutcome, counter,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, Endpoint, Error, ErrorKind, Expiry,
+    ImmediateBucket, ListPage, Location, Namespace, Options, Provider, Result, Store, Support,
+    Version, Versioned, WriteCondition, WriteOutcome, counter,
 };
 
 use crate::config::MemoryConfig;
@@ -19,6 +20,12 @@ pub const NAME: &str = "memory";
 /// Builds memory stores.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MemoryProvider;
+
+/// How a memory bucket's keys expire.
+pub const EXPIRY: Expiry = Expiry::Filtered {
+    how: "expiry per entry; swept 2 entries per write",
+    resolution: Duration::from_millis(1),
+};
 
 /// The capabilities of a memory bucket.
 pub fn capabilities(config: &MemoryConfig) -> Capabilities {
@@ -38,6 +45,7 @@ pub fn capabilities(config: &MemoryConfig) -> Capabilities {
         budgeted_get_many: !config.required_only,
         bounded_increment: !config.required_only,
         versioning: "process-wide write counter",
+        expiry: EXPIRY,
         ..Capabilities::required()
     }
 }
@@ -61,6 +69,7 @@ impl Provider for MemoryProvider {
             location: Location::new(Endpoint::Process, ""),
             namespace: Namespace::Exclusive(config.map.unwrap_or_else(|| bucket.to_string())),
             options: options.clone(),
+            ttl: None,
         })
     }
 
@@ -74,7 +83,9 @@ impl Store for MemoryStore {
     async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
         let config: MemoryConfig = plan.options.parse(&plan.bucket, NAME)?;
         let map_name = config.map.clone().unwrap_or_else(|| plan.bucket.clone());
-        Ok(Arc::new(MemoryBucket::new(self, &map_name, &config)))
+        Ok(Arc::new(
+            MemoryBucket::new(self, &map_name, &config).expiring(plan.ttl),
+        ))
     }
 }
 
@@ -84,6 +95,7 @@ pub struct MemoryBucket {
     map: Arc<Map>,
     writes: Arc<AtomicU64>,
     capabilities: Capabilities,
+    ttl: Option<Duration>,
 }
 
 impl MemoryBucket {
@@ -93,6 +105,22 @@ impl MemoryBucket {
             map: store.map(map),
             writes: store.write_counter(),
             capabilities: capabilities(config),
+            ttl: None,
+        }
+    }
+
+    /// The bucket with keys that expire `ttl` after their last write.
+    pub fn expiring(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// A new entry holding `value`, as one write of this bucket makes it.
+    fn entry(&self, value: Vec<u8>) -> Entry {
+        Entry {
+            value,
+            version: next_version(&self.writes),
+            expires: self.ttl.map(|ttl| Instant::now() + ttl),
         }
     }
 
@@ -147,10 +175,7 @@ impl Bucket for MemoryBucket {
         if !allowed {
             return Ok(WriteOutcome::ConditionFailed);
         }
-        let entry = Entry {
-            value,
-            version: next_version(&self.writes),
-        };
+        let entry = self.entry(value);
         map.insert(key, entry);
         Ok(WriteOutcome::Written)
     }
@@ -233,8 +258,8 @@ impl Bucket for MemoryBucket {
         }
         let mut map = self.write();
         for (key, value) in items {
-            let version = next_version(&self.writes);
-            map.insert(key, Entry { value, version });
+            let entry = self.entry(value);
+            map.insert(key, entry);
         }
         Ok(())
     }
@@ -270,10 +295,7 @@ impl ImmediateBucket for MemoryBucket {
     fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
         self.capabilities.check_value(value.len())?;
         let mut map = self.write();
-        let entry = Entry {
-            value,
-            version: next_version(&self.writes),
-        };
+        let entry = self.entry(value);
         map.insert(key, entry);
         Ok(())
     }
@@ -290,20 +312,11 @@ impl ImmediateBucket for MemoryBucket {
         // lookup, no key allocation); only its first increment inserts.
         if let Some(entry) = map.get_mut(key) {
             let new = counter::apply_at_least(Some(entry.value.as_slice()), delta, min)?;
-            *entry = Entry {
-                value: counter::format(new),
-                version: next_version(&self.writes),
-            };
+            *entry = self.entry(counter::format(new));
             return Ok(new);
         }
         let new = counter::apply_at_least(None, delta, min)?;
-        map.insert(
-            key,
-            Entry {
-                value: counter::format(new),
-                version: next_version(&self.writes),
-            },
-        );
+        map.insert(key, self.entry(counter::format(new)));
         Ok(new)
     }
 }

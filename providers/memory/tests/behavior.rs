@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             .is_some(),
         "the memory provider serves single-key calls synchronously"
     );
-    suite::run(name, Level::Provider, move |ns| {
+    suite::run(name, Level::Provider, move |open: suite::OpenRequest| {
         let store = store.clone();
         async move {
             let config = MemoryConfig {
@@ -30,7 +30,10 @@ fn main() -> ExitCode {
                 max_value_bytes: Some(8 << 20),
                 ..Default::default()
             };
-            Ok(Arc::new(MemoryBucket::new(&store, &ns, &config)) as Arc<dyn Bucket>)
+            Ok(
+                Arc::new(MemoryBucket::new(&store, &open.namespace, &config).expiring(open.ttl))
+                    as Arc<dyn Bucket>,
+            )
         }
     })
 }

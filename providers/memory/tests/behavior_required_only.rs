@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     let store = Arc::new(MemoryStore::new());
     let required_only = true;
     let name = "memory-required-only";
-    suite::run(name, Level::Provider, move |ns| {
+    suite::run(name, Level::Provider, move |open: suite::OpenRequest| {
         let store = store.clone();
         async move {
             let config = MemoryConfig {
@@ -22,7 +22,10 @@ fn main() -> ExitCode {
                 max_value_bytes: Some(8 << 20),
                 ..Default::default()
             };
-            Ok(Arc::new(MemoryBucket::new(&store, &ns, &config)) as Arc<dyn Bucket>)
+            Ok(
+                Arc::new(MemoryBucket::new(&store, &open.namespace, &config).expiring(open.ttl))
+                    as Arc<dyn Bucket>,
+            )
         }
     })
 }

@@ -1,13 +1,15 @@
 //! [`NatsProvider`] and [`NatsBucket`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, ListPage, Location,
-    Namespace, Options, Provider, Result, Store, Version, Versioned, WriteCondition, WriteOutcome,
+    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, Expiry, ListPage,
+    Location, Namespace, Options, Provider, Result, Store, Version, Versioned, WriteCondition,
+    WriteOutcome, expiry::Show,
 };
 
 use crate::config::NatsConfig;
@@ -35,9 +37,19 @@ pub fn capabilities_for(max_value_bytes: usize) -> Capabilities {
         consistency: Consistency::Strong,
         durable: true,
         versioning: "entry revision (stream sequence)",
+        expiry: EXPIRY,
         ..Capabilities::required()
     }
 }
+
+/// How a NATS bucket's keys expire: the KV bucket's `max_age` (every write
+/// is a new message, so a key lives ttl after its last write). The server
+/// removes aged messages on a timer; the resolution is what the behavior
+/// suite allows it.
+pub const EXPIRY: Expiry = Expiry::Native {
+    how: "the KV bucket's max_age",
+    resolution: Duration::from_secs(1),
+};
 
 /// The capabilities with the server's default payload limit (1 MiB).
 pub fn capabilities() -> Capabilities {
@@ -131,6 +143,7 @@ impl Provider for NatsProvider {
             // tokens start the other's.
             namespace: Namespace::Prefix(format!("{kv_bucket}\u{1}{}", key_prefix(&config.prefix))),
             options: options.clone(),
+            ttl: None,
         })
     }
 
@@ -144,11 +157,14 @@ impl Provider for NatsProvider {
 impl Store for NatsStore {
     async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
         let config: NatsConfig = plan.options.parse(&plan.bucket, NAME)?;
-        let kv = self.kv(&config.kv_bucket(&plan.bucket), &config).await?;
+        let name = config.kv_bucket(&plan.bucket);
+        let kv = self.kv(&name, &config, plan.ttl).await?;
         let mut max_value = self.max_payload.saturating_sub(MESSAGE_OVERHEAD);
         let mut replicated_reads = false;
         if let Ok(status) = kv.status().await {
             let stream = &status.info.config;
+            check_max_age(&name, stream.max_age, plan.ttl)
+                .map_err(|e| e.in_bucket(&plan.bucket, NAME))?;
             if stream.max_message_size > 0 {
                 max_value = max_value.min(stream.max_message_size as usize);
             }
@@ -162,6 +178,25 @@ impl Store for NatsStore {
         }
         Ok(Arc::new(bucket))
     }
+}
+
+/// A bucket's `ttl` must be its KV bucket's `max_age` (all buckets on one KV
+/// bucket share it): keys that expire without a `ttl`, or live longer or
+/// shorter than it says, would break the expiry contract.
+fn check_max_age(kv_bucket: &str, max_age: Duration, ttl: Option<Duration>) -> Result<()> {
+    let max_age = (!max_age.is_zero()).then_some(max_age);
+    if max_age == ttl {
+        return Ok(());
+    }
+    let show = |d: Option<Duration>| d.map_or("none".to_string(), |d| Show(d).to_string());
+    Err(Error::new(
+        ErrorKind::InvalidConfig,
+        format!(
+            "the JetStream key-value bucket {kv_bucket:?} keeps messages for max_age = {} but the bucket's ttl is {}: they must agree (set ttl to match, or use a KV bucket made with this ttl)",
+            show(max_age),
+            show(ttl)
+        ),
+    ))
 }
 
 /// A bucket: a JetStream key-value bucket, or the keys under a prefix in one.
@@ -340,5 +375,34 @@ impl Bucket for NatsBucket {
             .then(|| page.last().map(|k| k.clone().into_bytes()))
             .flatten();
         Ok(ListPage { keys: page, next })
+    }
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    #[test]
+    fn a_buckets_ttl_must_be_its_kv_buckets_max_age() {
+        let hour = Duration::from_secs(3600);
+        assert!(check_max_age("kv", Duration::ZERO, None).is_ok());
+        assert!(check_max_age("kv", hour, Some(hour)).is_ok());
+        for (max_age, ttl, named) in [
+            (hour, None, "max_age = 1h but the bucket's ttl is none"),
+            (
+                Duration::ZERO,
+                Some(hour),
+                "max_age = none but the bucket's ttl is 1h",
+            ),
+            (
+                hour,
+                Some(hour * 2),
+                "max_age = 1h but the bucket's ttl is 2h",
+            ),
+        ] {
+            let err = check_max_age("kv", max_age, ttl).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+            assert!(err.to_string().contains(named), "{err}");
+        }
     }
 }

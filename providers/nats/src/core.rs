@@ -72,9 +72,14 @@ impl NatsStore {
         })
     }
 
-    /// The KV bucket `name`; created with `config`'s options when missing
-    /// and `config.create`.
-    pub async fn kv(&self, name: &str, config: &NatsConfig) -> Result<kv::Store> {
+    /// The KV bucket `name`; created with `config`'s options (and, for a
+    /// bucket with a `ttl`, that `max_age`) when missing and `config.create`.
+    pub async fn kv(
+        &self,
+        name: &str,
+        config: &NatsConfig,
+        ttl: Option<Duration>,
+    ) -> Result<kv::Store> {
         match self.jetstream.get_key_value(name).await {
             Ok(store) => Ok(store),
             Err(e) if e.kind() == jetstream::context::KeyValueErrorKind::GetBucket => {
@@ -86,7 +91,7 @@ impl NatsStore {
                         ),
                     ));
                 }
-                self.create_kv(name, config).await?;
+                self.create_kv(name, config, ttl).await?;
                 self.jetstream.get_key_value(name).await.map_err(|e| {
                     Error::new(
                         ErrorKind::Unavailable,
@@ -109,7 +114,12 @@ impl NatsStore {
     /// `create_key_value` first reads account information in a shape NATS
     /// 2.9 does not send; the stream is the whole of a KV bucket, so it is
     /// made directly. Another host creating it at the same moment is fine.
-    async fn create_kv(&self, name: &str, config: &NatsConfig) -> Result<()> {
+    async fn create_kv(
+        &self,
+        name: &str,
+        config: &NatsConfig,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
         use jetstream::stream::{Config, DiscardPolicy, StorageType};
         let max_message_size = config
             .max_value_bytes
@@ -127,6 +137,11 @@ impl NatsStore {
             allow_direct: true,
             num_replicas: config.replicas,
             discard: DiscardPolicy::New,
+            // A ttl is the stream's max_age: every write is a new message,
+            // so a key lives ttl after its last write. JetStream wants the
+            // duplicate window (2 minutes by default) within it.
+            max_age: ttl.unwrap_or_default(),
+            duplicate_window: ttl.map_or(Duration::ZERO, |t| t.min(Duration::from_secs(120))),
             ..Default::default()
         };
         match self.jetstream.create_stream(stream).await {

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
-use wasikv_core::Bucket;
 use wasikv_core::provider::OpenFuture;
+use wasikv_core::{Bucket, OpenRequest};
 
 use crate::backend::MESSAGE_OVERHEAD;
 use crate::core::NatsStore;
@@ -36,10 +36,11 @@ pub const TEST_KV_BUCKET: &str = "wasikv_test";
 
 /// Opens a bucket with prefix `wasikv-test.<namespace>` (the namespace's
 /// characters other than `[A-Za-z0-9_-]` replaced by `_`) in
-/// [`TEST_KV_BUCKET`] on one shared connection to the test server.
-pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+/// [`TEST_KV_BUCKET`] on one shared connection to the test server; with a
+/// `ttl`, in a KV bucket of that `max_age` (`wasikv_test_ttl_<ms>`).
+pub fn opener() -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     let store: Arc<OnceCell<NatsStore>> = Arc::new(OnceCell::new());
-    move |ns| {
+    move |request: OpenRequest| {
         let store = store.clone();
         Box::pin(async move {
             let mut config = NatsConfig::for_url(test_url());
@@ -47,10 +48,14 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
             let store = store
                 .get_or_try_init(|| NatsStore::connect(&config))
                 .await?;
-            let kv = store.kv(TEST_KV_BUCKET, &config).await?;
+            let kv_bucket = match request.ttl {
+                None => TEST_KV_BUCKET.to_string(),
+                Some(ttl) => format!("{TEST_KV_BUCKET}_ttl_{}", ttl.as_millis()),
+            };
+            let kv = store.kv(&kv_bucket, &config, request.ttl).await?;
             Ok(Arc::new(NatsBucket::new(
                 kv,
-                &format!("wasikv-test.{}", prefix_token(&ns)),
+                &format!("wasikv-test.{}", prefix_token(&request.namespace)),
                 store.max_payload - MESSAGE_OVERHEAD,
             )) as Arc<dyn Bucket>)
         })

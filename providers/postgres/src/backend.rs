@@ -99,6 +99,7 @@ impl Provider for PostgresProvider {
             // tables are equal and one prefix starts the other.
             namespace: Namespace::Prefix(format!("{table}\u{1}{prefix}")),
             options: options.clone(),
+            ttl: None,
         })
     }
 

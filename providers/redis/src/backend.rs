@@ -9,12 +9,12 @@ use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{Cmd, Script, Value};
 use wasikv_core::{
     BatchAtomicity, Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Endpoint, Error,
-    ErrorKind, ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version,
-    Versioned, WriteCondition, WriteOutcome,
+    ErrorKind, Expiry, ListPage, Location, Namespace, Options, Provider, Result, Store, Support,
+    Version, Versioned, WriteCondition, WriteOutcome,
 };
 
 use crate::config::{RedisConfig, Topology};
-use crate::core::{self, Connection, Group, Layout, RedisStore, map_err};
+use crate::core::{self, Connection, Expiring, Group, Layout, RedisStore, map_err};
 
 /// The provider name in configuration.
 pub const NAME: &str = "redis";
@@ -44,6 +44,10 @@ pub fn capabilities() -> Capabilities {
         durable: false,
         versioning: "random token per write + SHA-1 of the value (Lua script)",
         watch: Support::Native,
+        expiry: Expiry::Native {
+            how: "PX on every write",
+            resolution: Duration::from_millis(1),
+        },
         ..Capabilities::required()
     }
 }
@@ -154,6 +158,7 @@ fn plan(bucket: &str, options: &Options, config: &RedisConfig) -> Result<BucketP
         location,
         namespace: Namespace::Prefix(prefix),
         options: options.clone(),
+        ttl: None,
     })
 }
 
@@ -355,7 +360,8 @@ impl Store for RedisStore {
         Ok(Arc::new(
             RedisBucket::new(self.conn.clone(), &config.prefix(&plan.bucket))
                 .with_watch(self.pubsub.clone())
-                .with_wait(config.wait_replicas, config.wait_timeout_ms),
+                .with_wait(config.wait_replicas, config.wait_timeout_ms)
+                .expiring(plan.ttl),
         ))
     }
 }
@@ -374,20 +380,29 @@ struct Scripts {
     list: Script,
 }
 
+impl Scripts {
+    fn new(expiring: Expiring) -> Self {
+        Scripts {
+            set: expiring.script(core::SET),
+            set_if_absent: expiring.script(core::SET_IF_ABSENT),
+            set_if_version: core::set_if_version_script(expiring),
+            get_versioned: core::get_versioned_script(),
+            delete: Script::new(core::DELETE),
+            increment: expiring.script(core::INCREMENT),
+            get_many_within: Script::new(core::GET_MANY_WITHIN),
+            set_many: expiring.script(core::SET_MANY),
+            delete_many: Script::new(core::DELETE_MANY),
+            list: Script::new(core::LIST),
+        }
+    }
+}
+
 /// The scripts, compiled once per process (EVALSHA by their SHA-1, EVAL when
 /// the server lost them).
-static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    set: Script::new(core::SET),
-    set_if_absent: Script::new(core::SET_IF_ABSENT),
-    set_if_version: core::set_if_version_script(),
-    get_versioned: core::get_versioned_script(),
-    delete: Script::new(core::DELETE),
-    increment: Script::new(core::INCREMENT),
-    get_many_within: Script::new(core::GET_MANY_WITHIN),
-    set_many: Script::new(core::SET_MANY),
-    delete_many: Script::new(core::DELETE_MANY),
-    list: Script::new(core::LIST),
-});
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts::new(Expiring::No));
+
+/// The scripts of buckets with a `ttl`.
+static EXPIRING_SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts::new(Expiring::Yes));
 
 /// Replicas a write waits for (`WAIT`), and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -406,6 +421,8 @@ pub struct RedisBucket {
     wait: Option<Wait>,
     scripts: &'static Scripts,
     capabilities: Capabilities,
+    /// The bucket's `ttl` in milliseconds.
+    ttl_ms: Option<u64>,
 }
 
 impl RedisBucket {
@@ -424,6 +441,26 @@ impl RedisBucket {
             wait: None,
             scripts: &SCRIPTS,
             capabilities,
+            ttl_ms: None,
+        }
+    }
+
+    /// The bucket with keys that expire `ttl` after their last write
+    /// (`PX` on every write, see [`Expiring`]).
+    pub fn expiring(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl_ms = ttl.map(|ttl| (ttl.as_millis() as u64).max(1));
+        self.scripts = match self.ttl_ms {
+            Some(_) => &EXPIRING_SCRIPTS,
+            None => &SCRIPTS,
+        };
+        self
+    }
+
+    /// Adds a write script's trailing ARGV of an expiring bucket (ttl and
+    /// the data-key prefix of group `g`).
+    fn expiry_args(&self, cmd: &mut Cmd, g: &Group) {
+        if let Some(ttl_ms) = self.ttl_ms {
+            cmd.arg(ttl_ms).arg(&g.data_prefix);
         }
     }
 
@@ -759,6 +796,7 @@ impl Bucket for RedisBucket {
         if matches!(condition, WriteCondition::Always)
             && value.len() <= PIPELINED_SET_MAX_BYTES
             && self.wait.is_none()
+            && self.ttl_ms.is_none()
         {
             // The SET script's four commands as one MULTI/EXEC transaction,
             // sent in one write: the same atomic change without the cost of
@@ -795,6 +833,7 @@ impl Bucket for RedisBucket {
         if let WriteCondition::IfVersion(v) = &condition {
             cmd.arg(&v.0);
         }
+        self.expiry_args(&mut cmd, g);
         let written: i64 = self.run(script, cmd, true).await?;
         Ok(if written == 1 {
             WriteOutcome::Written
@@ -848,6 +887,7 @@ impl Bucket for RedisBucket {
             .arg(key)
             .arg(delta)
             .arg(token());
+        self.expiry_args(&mut cmd, g);
         let text: String = self.run(&self.scripts.increment, cmd, true).await?;
         text.parse().map_err(|_| {
             Error::new(
@@ -927,6 +967,7 @@ impl Bucket for RedisBucket {
                 for _ in members {
                     cmd.arg(token());
                 }
+                self.expiry_args(&mut cmd, g);
                 cmd
             },
         )

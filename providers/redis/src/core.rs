@@ -238,20 +238,96 @@ pub struct RedisStore {
 // pub/sub channel: `s<len>:<key><value>` for a set, `d<len>:<key>` for a
 // delete that removed a key (see `parse_change`).
 
+// In a bucket with a `ttl` (the scripts made by [`Expiring::Yes`]), every
+// write script takes two more ARGV at the end: the ttl in milliseconds and
+// the bucket's data-key prefix. It writes with `PX ttl` (an increment sets
+// `PEXPIRE`), and then samples two index members (`ZRANDMEMBER`) and drops
+// those whose data key has expired, with their version tokens: each write
+// removes expired entries in proportion to how many there are, so a bucket
+// that is never listed keeps at most about as many expired index entries
+// as live ones (Redis itself deletes the expired values).
+
+/// Whether a bucket's keys expire: which variant of the write scripts it
+/// runs. The placeholders `{px}`, `{keepttl}`, `{expire}` and `{sweep}`
+/// in the templates below are filled by [`Expiring::script`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiring {
+    /// No `ttl`: keys never expire.
+    No,
+    /// A `ttl` (the last two ARGV: ttl in ms, data-key prefix).
+    Yes,
+}
+
+/// The sweep of a write script of an expiring bucket: `sweep(versions, index)`.
+const SWEEP: &str = r"
+local function sweep(versions, index)
+  local prefix = ARGV[#ARGV]
+  for _, member in ipairs(redis.call('ZRANDMEMBER', index, 2)) do
+    if redis.call('EXISTS', prefix .. member) == 0 then
+      redis.call('ZREM', index, member)
+      redis.call('HDEL', versions, member)
+    end
+  end
+end
+";
+
+impl Expiring {
+    /// The script `template` for this variant.
+    pub fn script(self, template: &str) -> Script {
+        Script::new(&self.source(template))
+    }
+
+    /// The source of `template` for this variant.
+    pub fn source(self, template: &str) -> String {
+        let fills: [(&str, &str); 5] = match self {
+            Expiring::No => [
+                ("{px}", ""),
+                ("{keepttl}", ""),
+                ("{expire}", ""),
+                ("{sweep}", ""),
+                ("{sweep_many}", ""),
+            ],
+            Expiring::Yes => [
+                ("{px}", ", 'PX', ARGV[#ARGV - 1]"),
+                ("{keepttl}", ", 'KEEPTTL'"),
+                (
+                    "{expire}",
+                    "redis.call('PEXPIRE', KEYS[1], ARGV[#ARGV - 1])",
+                ),
+                // KEYS of a single-key write: data, versions, index; of
+                // set-many: versions, index, data keys.
+                ("{sweep}", "sweep(KEYS[2], KEYS[3])"),
+                ("{sweep_many}", "sweep(KEYS[1], KEYS[2])"),
+            ],
+        };
+        let mut source = template.to_string();
+        if self == Expiring::Yes && (source.contains("{sweep}") || source.contains("{sweep_many}"))
+        {
+            source.insert_str(0, SWEEP);
+        }
+        for (placeholder, fill) in fills {
+            source = source.replace(placeholder, fill);
+        }
+        source
+    }
+}
+
 /// KEYS: data, versions, index. ARGV: key, value, new token.
 pub const SET: &str = r"
-redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[1], ARGV[2]{px})
 if redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) == 1 then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
 redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
+{sweep}
 return 1
 ";
 
 /// KEYS: data, versions, index. ARGV: key, value, new token.
 pub const SET_IF_ABSENT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[1], ARGV[2]{px})
 if redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) == 1 then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
 redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
+{sweep}
 return 1
 ";
 
@@ -275,15 +351,16 @@ return {{val, version_of(val)}}"
 }
 
 /// KEYS: data, versions, index. ARGV: key, value, new token, expected version.
-pub fn set_if_version_script() -> Script {
-    Script::new(&format!(
+pub fn set_if_version_script(expiring: Expiring) -> Script {
+    expiring.script(&format!(
         "{VERSION_OF}
 local val = redis.call('GET', KEYS[1])
 if not val then return 0 end
 if version_of(val) ~= ARGV[4] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[1], ARGV[2]{{px}})
 if redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) == 1 then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
 redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
+{{sweep}}
 return 1"
     ))
 }
@@ -334,14 +411,15 @@ if type(new) == 'table' then
   local trimmed = string.gsub(digits, '^0+', '')
   if trimmed == '' then trimmed = '0'; sign = '' end
   local canonical = sign .. trimmed
-  if canonical ~= val then redis.call('SET', KEYS[1], canonical) end
+  if canonical ~= val then redis.call('SET', KEYS[1], canonical{keepttl}) end
   local ok = redis.pcall('INCRBY', KEYS[1], ARGV[2])
   if type(ok) == 'table' and ok.err then
-    if canonical ~= val then redis.call('SET', KEYS[1], val) end
+    if canonical ~= val then redis.call('SET', KEYS[1], val{keepttl}) end
     return redis.error_reply('WASIKV_OUT_OF_RANGE ' .. ok.err)
   end
   new = ok
 end
+{expire}
 if redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) == 1 then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
 -- Lua numbers are doubles: exact text below 2^53, else read back.
 if new > 9007199254740991 or new < -9007199254740991 then
@@ -350,6 +428,7 @@ else
   new = string.format('%d', new)
 end
 redis.call('PUBLISH', KEYS[2], 's' .. #ARGV[1] .. ':' .. ARGV[1] .. new)
+{sweep}
 return new
 ";
 
@@ -359,10 +438,11 @@ pub const SET_MANY: &str = r"
 local n = #KEYS - 2
 for i = 1, n do
   local key, value, token = ARGV[2 * i - 1], ARGV[2 * i], ARGV[2 * n + i]
-  redis.call('SET', KEYS[i + 2], value)
+  redis.call('SET', KEYS[i + 2], value{px})
   if redis.call('HSET', KEYS[1], key, token) == 1 then redis.call('ZADD', KEYS[2], 0, key) end
   redis.call('PUBLISH', KEYS[1], 's' .. #key .. ':' .. key .. value)
 end
+{sweep_many}
 return n
 ";
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
-use wasikv_core::Bucket;
 use wasikv_core::provider::OpenFuture;
+use wasikv_core::{Bucket, OpenRequest};
 
 use crate::core::RedisStore;
 use crate::{RedisBucket, RedisConfig};
@@ -27,22 +27,22 @@ pub fn test_cluster_nodes() -> Vec<String> {
     }
 }
 
-/// Opens a bucket with prefix `wasikv-test:<namespace>:` on one shared
-/// connection to the test server.
-pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+/// Opens a bucket with prefix `wasikv-test:<namespace>:` (and the requested
+/// `ttl`) on one shared connection to the test server.
+pub fn opener() -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     opener_on(None)
 }
 
 /// [`opener`] on the test cluster ([`test_cluster_nodes`]).
-pub fn cluster_opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+pub fn cluster_opener() -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     opener_on(Some(test_cluster_nodes()))
 }
 
 fn opener_on(
     cluster: Option<Vec<String>>,
-) -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+) -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     let store: Arc<OnceCell<RedisStore>> = Arc::new(OnceCell::new());
-    move |ns| {
+    move |request: OpenRequest| {
         let store = store.clone();
         let cluster = cluster.clone();
         Box::pin(async move {
@@ -53,9 +53,11 @@ fn opener_on(
             let store = store
                 .get_or_try_init(|| RedisStore::connect(&config))
                 .await?;
+            let prefix = format!("wasikv-test:{}:", request.namespace);
             Ok(Arc::new(
-                RedisBucket::new(store.conn.clone(), &format!("wasikv-test:{ns}:"))
-                    .with_watch(store.pubsub.clone()),
+                RedisBucket::new(store.conn.clone(), &prefix)
+                    .with_watch(store.pubsub.clone())
+                    .expiring(request.ttl),
             ) as Arc<dyn Bucket>)
         })
     }

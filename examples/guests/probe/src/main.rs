@@ -14,7 +14,11 @@
 //! * `probe increments BUCKET KEY N`: N increments of KEY by 1 (stops at the
 //!   first error);
 //! * `probe appends BUCKET KEY TOKEN N`: N read-modify-write CAS loops, each
-//!   appending `,TOKEN-i` to KEY's value; prints the swaps that lost a race.
+//!   appending `,TOKEN-i` to KEY's value; prints the swaps that lost a race;
+//! * `probe expires BUCKET KEY WAIT_MS`: set KEY, read it back, wait WAIT_MS
+//!   milliseconds, and report whether it is still there for `get`,
+//!   `exists`, `get-many` and `list-keys` (a bucket with a `ttl` shorter
+//!   than the wait must say `ok expired`).
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -214,6 +218,39 @@ fn main() {
                 }
             }
             println!("ok lost {lost}");
+        }
+        "expires" => {
+            let bucket = open(&arg(2));
+            let key = arg(3);
+            let fail = |e: store::Error| -> ! {
+                println!("error {}", show(&e));
+                std::process::exit(1)
+            };
+            bucket.set(&key, b"soon gone").unwrap_or_else(|e| fail(e));
+            if bucket.get(&key).unwrap_or_else(|e| fail(e)).is_none() {
+                println!("error gone right after its write");
+                std::process::exit(1);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(num(4) as u64));
+            let mut seen = Vec::new();
+            if bucket.get(&key).unwrap_or_else(|e| fail(e)).is_some() {
+                seen.push("get");
+            }
+            if bucket.exists(&key).unwrap_or_else(|e| fail(e)) {
+                seen.push("exists");
+            }
+            let many = batch::get_many(&bucket, std::slice::from_ref(&key)).unwrap_or_else(|e| fail(e));
+            if many.iter().any(Option::is_some) {
+                seen.push("get-many");
+            }
+            let listed = bucket.list_keys(None).unwrap_or_else(|e| fail(e));
+            if listed.keys.contains(&key) {
+                seen.push("list-keys");
+            }
+            match seen.is_empty() {
+                true => println!("ok expired"),
+                false => println!("ok still there for {}", seen.join(", ")),
+            }
         }
         "spin" => {
             let mut n: u64 = 0;
