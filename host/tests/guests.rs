@@ -148,8 +148,20 @@ async fn keys_expire_for_a_guest_after_the_buckets_ttl() {
     let (mut expiring, mut latest) = (Vec::new(), std::time::Duration::ZERO);
     let mut section = String::new();
     for line in local.lines().chain(networked.lines()) {
-        text.push_str(line);
-        text.push('\n');
+        // A NATS KV bucket's max_age is every bucket's ttl on it: the
+        // expiring bucket gets a KV bucket of its own.
+        match line.strip_prefix("kv_bucket = ") {
+            Some(kv) if expiring.last() == Some(&section) => {
+                text.push_str(&format!(
+                    "kv_bucket = \"{}_ttl_1000\"\n",
+                    kv.trim_matches('"')
+                ));
+            }
+            _ => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
         if let Some(name) = line
             .strip_prefix("[buckets.")
             .and_then(|l| l.strip_suffix(']'))
