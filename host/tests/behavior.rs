@@ -189,8 +189,5 @@ fn etcd() -> Result<Vec<suite::Trial>, String> {
 /// batches over 100 keys chunked; list-keys stays unsupported.
 #[cfg(feature = "memcached")]
 fn memcached() -> Result<Vec<suite::Trial>, String> {
-    networked(
-        "host-memcached",
-        suite::namespace_only(wasikv_memcached::testing::opener()),
-    )
+    networked("host-memcached", wasikv_memcached::testing::opener())
 }

@@ -24,11 +24,13 @@ async fn main() -> wasikv_core::Result<()> {
     let keys: Vec<String> = (0..100)
         .map(|i| format!("wasikv-native-loop-{i}"))
         .collect();
-    store.store(StoreCommand::Set, &key[0], 0, b"value").await?;
-    store.store(StoreCommand::Set, counter, 0, b"0").await?;
+    store
+        .store(StoreCommand::Set, &key[0], 0, b"value", 0)
+        .await?;
+    store.store(StoreCommand::Set, counter, 0, b"0", 0).await?;
     if op == "get-many-100" {
         for k in &keys {
-            store.store(StoreCommand::Set, k, 0, b"value").await?;
+            store.store(StoreCommand::Set, k, 0, b"value", 0).await?;
         }
     }
     let started = Instant::now();
@@ -38,7 +40,9 @@ async fn main() -> wasikv_core::Result<()> {
                 store.gets(&key).await?;
             }
             "set" => {
-                store.store(StoreCommand::Set, &key[0], 0, b"value").await?;
+                store
+                    .store(StoreCommand::Set, &key[0], 0, b"value", 0)
+                    .await?;
             }
             "cas" => {
                 let items = store.gets(&key).await?;
@@ -52,6 +56,7 @@ async fn main() -> wasikv_core::Result<()> {
                         &key[0],
                         0,
                         &item.data,
+                        0,
                     )
                     .await?;
                 assert!(matches!(stored, Stored::Stored), "a lone swap lost a race");
@@ -73,6 +78,7 @@ async fn main() -> wasikv_core::Result<()> {
                         counter,
                         0,
                         next.to_string().as_bytes(),
+                        0,
                     )
                     .await?;
                 assert!(matches!(stored, Stored::Stored), "a lone swap lost a race");

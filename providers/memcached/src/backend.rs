@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use wasikv_core::codec::EncodedKey;
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
-    Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, Expiry, KeyCodec,
+    ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
     WriteCondition, WriteOutcome,
 };
 
@@ -71,6 +71,10 @@ pub fn capabilities(max_item_bytes: usize) -> Capabilities {
         consistency: Consistency::Strong,
         durable: false,
         versioning: "CAS unique (server-wide counter) + server pid and start time",
+        expiry: Expiry::Native {
+            how: "item exptime, whole seconds rounded up + 1",
+            resolution: Duration::from_secs(2),
+        },
         ..Capabilities::required()
     }
 }
@@ -160,11 +164,14 @@ pub struct SharedStore(pub Arc<MemcachedStore>);
 impl Store for SharedStore {
     async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
         let config: MemcachedConfig = plan.options.parse(&plan.bucket, NAME)?;
-        Ok(Arc::new(MemcachedBucket::new(
-            self.0.clone(),
-            &config.prefix(&plan.bucket),
-            config.max_item_bytes,
-        )?))
+        Ok(Arc::new(
+            MemcachedBucket::new(
+                self.0.clone(),
+                &config.prefix(&plan.bucket),
+                config.max_item_bytes,
+            )?
+            .expiring(plan.ttl),
+        ))
     }
 }
 
@@ -175,6 +182,8 @@ pub struct MemcachedBucket {
     codec: KeyCodec,
     capabilities: Capabilities,
     max_item_bytes: usize,
+    /// The `exptime` of every write (0: the bucket has no `ttl`).
+    exptime: u32,
 }
 
 impl MemcachedBucket {
@@ -194,7 +203,15 @@ impl MemcachedBucket {
             },
             capabilities: capabilities(max_item_bytes),
             max_item_bytes,
+            exptime: 0,
         })
+    }
+
+    /// The bucket with keys that expire `ttl` after their last write (see
+    /// [`crate::core::exptime`]).
+    pub fn expiring(mut self, ttl: Option<Duration>) -> Self {
+        self.exptime = crate::core::exptime(ttl);
+        self
     }
 
     fn encode(&self, key: &str) -> (String, EncodedKey) {
@@ -333,10 +350,16 @@ impl Bucket for MemcachedBucket {
                 None => return Ok(WriteOutcome::ConditionFailed),
             },
         };
-        Ok(match self.store.store(command, &id, flags, &data).await? {
-            Stored::Stored => WriteOutcome::Written,
-            Stored::NotStored => WriteOutcome::ConditionFailed,
-        })
+        Ok(
+            match self
+                .store
+                .store(command, &id, flags, &data, self.exptime)
+                .await?
+            {
+                Stored::Stored => WriteOutcome::Written,
+                Stored::NotStored => WriteOutcome::ConditionFailed,
+            },
+        )
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -387,7 +410,7 @@ impl Bucket for MemcachedBucket {
             .iter()
             .map(|(id, flags, data)| (StoreCommand::Set, id.as_str(), *flags, data.as_slice()))
             .collect();
-        for reply in self.store.store_many(&commands).await? {
+        for reply in self.store.store_many(&commands, self.exptime).await? {
             reply?;
         }
         Ok(())

@@ -256,25 +256,29 @@ impl MemcachedStore {
         .await
     }
 
-    /// One storage command.
+    /// One storage command; `exptime` as memcached takes it (0: never).
     pub async fn store(
         &self,
         command: StoreCommand,
         key: &str,
         flags: u32,
         data: &[u8],
+        exptime: u32,
     ) -> Result<Stored> {
-        let mut replies = self.store_many(&[(command, key, flags, data)]).await?;
+        let mut replies = self
+            .store_many(&[(command, key, flags, data)], exptime)
+            .await?;
         replies
             .pop()
             .ok_or_else(|| protocol("memcached: no reply"))?
     }
 
-    /// Storage commands pipelined on one connection (one round trip); one
-    /// outcome per command, in order.
+    /// Storage commands pipelined on one connection (one round trip), each
+    /// with `exptime`; one outcome per command, in order.
     pub async fn store_many(
         &self,
         commands: &[(StoreCommand, &str, u32, &[u8])],
+        exptime: u32,
     ) -> Result<Vec<Result<Stored>>> {
         if commands.is_empty() {
             return Ok(Vec::new());
@@ -286,10 +290,14 @@ impl MemcachedStore {
             let mut stale = vec![false; commands.len()];
             for (i, (command, key, flags, data)) in commands.iter().enumerate() {
                 let head = match command {
-                    StoreCommand::Set => format!("set {key} {flags} 0 {}\r\n", data.len()),
-                    StoreCommand::Add => format!("add {key} {flags} 0 {}\r\n", data.len()),
+                    StoreCommand::Set => {
+                        format!("set {key} {flags} {exptime} {}\r\n", data.len())
+                    }
+                    StoreCommand::Add => {
+                        format!("add {key} {flags} {exptime} {}\r\n", data.len())
+                    }
                     StoreCommand::Cas { unique, instance } if *instance == c.instance => {
-                        format!("cas {key} {flags} 0 {} {unique}\r\n", data.len())
+                        format!("cas {key} {flags} {exptime} {} {unique}\r\n", data.len())
                     }
                     StoreCommand::Cas { .. } => {
                         stale[i] = true;
@@ -409,4 +417,42 @@ async fn read_line(c: &mut Conn) -> Result<String> {
         line.truncate(line.len() - 2);
     }
     String::from_utf8(line).map_err(|_| protocol("memcached: a reply line is not UTF-8"))
+}
+
+/// Longest relative `exptime` memcached takes; longer ones are Unix times.
+const MAX_RELATIVE_EXPTIME: u64 = 30 * 24 * 3600;
+
+/// The `exptime` of a write that must live `ttl` (0: no ttl, never expires).
+/// Memcached counts whole seconds on a clock that ticks once a second, so an
+/// item stored with `exptime = n` can expire up to a second before n seconds
+/// have passed: the ttl is rounded up and one second added, so a key never
+/// expires early and at most ~2 s late.
+pub fn exptime(ttl: Option<Duration>) -> u32 {
+    let Some(ttl) = ttl else { return 0 };
+    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0) + 1;
+    let exptime = if seconds <= MAX_RELATIVE_EXPTIME {
+        seconds
+    } else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        now + seconds
+    };
+    u32::try_from(exptime).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    #[test]
+    fn exptime_never_lets_a_key_expire_early() {
+        assert_eq!(exptime(None), 0);
+        assert_eq!(exptime(Some(Duration::from_secs(1))), 2);
+        assert_eq!(exptime(Some(Duration::from_millis(1500))), 3);
+        assert_eq!(exptime(Some(Duration::from_secs(3600))), 3601);
+        // Past 30 days memcached reads a Unix time.
+        let month = exptime(Some(Duration::from_secs(31 * 24 * 3600)));
+        assert!(u64::from(month) > 1_700_000_000, "{month}");
+    }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
-use wasikv_core::Bucket;
 use wasikv_core::provider::OpenFuture;
+use wasikv_core::{Bucket, OpenRequest};
 
 use crate::MemcachedBucket;
 use crate::core::MemcachedStore;
@@ -17,10 +17,11 @@ pub fn test_address() -> String {
     std::env::var("WASIKV_TEST_MEMCACHED_ADDRESS").unwrap_or_else(|_| "127.0.0.1:12211".into())
 }
 
-/// Opens a bucket with prefix `wasikv-test:<namespace>:` on one shared pool.
-pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+/// Opens a bucket with prefix `wasikv-test:<namespace>:` (and the requested
+/// `ttl`) on one shared pool.
+pub fn opener() -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     let store: Arc<OnceCell<Arc<MemcachedStore>>> = Arc::new(OnceCell::new());
-    move |ns| {
+    move |request: OpenRequest| {
         let store = store.clone();
         Box::pin(async move {
             let store = store
@@ -31,11 +32,10 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
                     ))
                 })
                 .await?;
-            Ok(Arc::new(MemcachedBucket::new(
-                store.clone(),
-                &format!("wasikv-test:{ns}:"),
-                1 << 20,
-            )?) as Arc<dyn Bucket>)
+            let prefix = format!("wasikv-test:{}:", request.namespace);
+            Ok(Arc::new(
+                MemcachedBucket::new(store.clone(), &prefix, 1 << 20)?.expiring(request.ttl),
+            ) as Arc<dyn Bucket>)
         })
     }
 }

@@ -8,6 +8,6 @@ fn main() -> std::process::ExitCode {
     wasikv_core::suite::run(
         "memcached",
         wasikv_core::suite::Level::Provider,
-        wasikv_core::suite::namespace_only(wasikv_memcached::testing::opener()),
+        wasikv_memcached::testing::opener(),
     )
 }
