@@ -46,8 +46,8 @@ scripts/fuzz.sh 10
 step "benchmark smoke run (scripts/bench.sh --quick: every part, seconds)"
 scripts/bench.sh --quick
 
-step "the CLI built with each networked provider alone (scripts/features.sh)"
-scripts/features.sh
+step "the CLI compiled with each networked provider alone (scripts/features.sh --check)"
+scripts/features.sh --check
 
 if [[ "${WASIKV_SKIP_CROSS:-}" != "1" || "${CI:-}" == "true" ]]; then
     step "Windows: cross-build with mingw-w64, guest checks under wine"
