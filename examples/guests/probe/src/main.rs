@@ -239,7 +239,8 @@ fn main() {
             if bucket.exists(&key).unwrap_or_else(|e| fail(e)) {
                 seen.push("exists");
             }
-            let many = batch::get_many(&bucket, std::slice::from_ref(&key)).unwrap_or_else(|e| fail(e));
+            let many =
+                batch::get_many(&bucket, std::slice::from_ref(&key)).unwrap_or_else(|e| fail(e));
             if many.iter().any(Option::is_some) {
                 seen.push("get-many");
             }
