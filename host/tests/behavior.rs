@@ -179,10 +179,7 @@ fn redis() -> Result<Vec<suite::Trial>, String> {
 /// batches over 128 operations chunked.
 #[cfg(feature = "etcd")]
 fn etcd() -> Result<Vec<suite::Trial>, String> {
-    networked(
-        "host-etcd",
-        suite::namespace_only(wasikv_etcd::testing::opener()),
-    )
+    networked("host-etcd", wasikv_etcd::testing::opener())
 }
 
 /// memcached behind the emulation layer: increment by CAS loop over gets/cas,

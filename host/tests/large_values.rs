@@ -355,9 +355,12 @@ async fn crash_bucket(spec: &str) -> (Arc<dyn Bucket>, EmulatedBucket) {
             )
         }
         #[cfg(feature = "etcd")]
-        ("etcd", namespace) => (wasikv_etcd::testing::opener())(namespace.to_string())
-            .await
-            .unwrap(),
+        ("etcd", namespace) => (wasikv_etcd::testing::opener())(wasikv_core::OpenRequest {
+            namespace: namespace.to_string(),
+            ttl: None,
+        })
+        .await
+        .unwrap(),
         (other, _) => panic!("no crash bucket {other}"),
     };
     let layered = EmulatedBucket::new(raw.clone(), EmulationPolicy::default());

@@ -1,20 +1,23 @@
 //! [`EtcdProvider`] and [`EtcdBucket`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchClient,
+    Compare, CompareOp, GetOptions, KvClient, LeaseClient, PutOptions, Txn, TxnOp, TxnOpResponse,
+    WatchClient,
 };
 use wasikv_core::{
     BatchAtomicity, Bucket, BucketPlan, Capabilities, ChangeStream, Consistency, Endpoint, Error,
-    ErrorKind, ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version,
-    Versioned, WriteCondition, WriteOutcome,
+    ErrorKind, Expiry, ListPage, Location, Namespace, Options, Provider, Result, Store, Support,
+    Version, Versioned, WriteCondition, WriteOutcome,
 };
 
 use crate::config::EtcdConfig;
 use crate::core::{
-    EtcdStore, MAX_REQUEST_BYTES, MAX_TXN_OPS, REQUEST_OVERHEAD, map_err, prefix_range_end,
+    EtcdStore, Leases, MAX_REQUEST_BYTES, MAX_TXN_OPS, REQUEST_OVERHEAD, is_lease_not_found,
+    map_err, prefix_range_end,
 };
 
 /// The provider name in configuration.
@@ -41,6 +44,10 @@ pub fn capabilities() -> Capabilities {
         durable: true,
         versioning: "mod_revision",
         watch: Support::Native,
+        expiry: Expiry::Native {
+            how: "leases, one per second of writes",
+            resolution: Duration::from_secs(3),
+        },
         ..Capabilities::required()
     }
 }
@@ -136,7 +143,8 @@ impl Store for EtcdStore {
         let config: EtcdConfig = plan.options.parse(&plan.bucket, NAME)?;
         Ok(Arc::new(
             EtcdBucket::new(self.kv.clone(), &config.prefix(&plan.bucket))
-                .with_watch(self.watch.clone()),
+                .with_watch(self.watch.clone())
+                .expiring(self.lease.clone(), plan.ttl),
         ))
     }
 }
@@ -147,6 +155,8 @@ pub struct EtcdBucket {
     watch: Option<WatchClient>,
     prefix: Vec<u8>,
     capabilities: Capabilities,
+    /// The leases of a bucket with a `ttl`.
+    leases: Option<Leases>,
 }
 
 impl EtcdBucket {
@@ -159,7 +169,34 @@ impl EtcdBucket {
             watch: None,
             prefix: prefix.as_bytes().to_vec(),
             capabilities,
+            leases: None,
         }
+    }
+
+    /// The bucket with keys that expire `ttl` after their last write: every
+    /// put names the lease of its window ([`Leases`]).
+    pub fn expiring(mut self, lease: LeaseClient, ttl: Option<Duration>) -> Self {
+        self.leases = ttl.map(|ttl| Leases::new(lease, ttl));
+        self
+    }
+
+    /// The options of a put now: the lease of an expiring bucket.
+    async fn put_options(&self) -> Result<Option<PutOptions>> {
+        match &self.leases {
+            Some(leases) => leases.put_options().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A write's outcome; a write that named a lease etcd no longer has
+    /// drops it, so that the next write (a retry) gets a new one.
+    async fn written<T>(&self, outcome: Result<T>) -> Result<T> {
+        if let (Err(e), Some(leases)) = (&outcome, &self.leases)
+            && is_lease_not_found(e)
+        {
+            leases.forget().await;
+        }
+        outcome
     }
 
     /// The bucket with `watch` natively: an etcd watch on its prefix.
@@ -208,9 +245,11 @@ impl Bucket for EtcdBucket {
         self.capabilities.check_value(value.len())?;
         let full = self.key(key);
         let mut kv = self.kv.clone();
+        let options = self.put_options().await?;
         let compare = match &condition {
             WriteCondition::Always => {
-                kv.put(full, value, None).await.map_err(map_err)?;
+                let put = kv.put(full, value, options).await.map_err(map_err);
+                self.written(put).await?;
                 return Ok(WriteOutcome::Written);
             }
             WriteCondition::IfAbsent => Compare::create_revision(full.clone(), CompareOp::Equal, 0),
@@ -227,8 +266,8 @@ impl Bucket for EtcdBucket {
         };
         let txn = Txn::new()
             .when([compare])
-            .and_then([TxnOp::put(full, value, None)]);
-        let response = kv.txn(txn).await.map_err(map_err)?;
+            .and_then([TxnOp::put(full, value, options)]);
+        let response = self.written(kv.txn(txn).await.map_err(map_err)).await?;
         Ok(if response.succeeded() {
             WriteOutcome::Written
         } else {
@@ -313,19 +352,22 @@ impl Bucket for EtcdBucket {
         self.capabilities.check_batch(items.len())?;
         let mut ops = Vec::new();
         let mut bytes = 0;
+        let options = self.put_options().await?;
         for (key, value) in items {
             self.capabilities.check_value(value.len())?;
             let size = key.len() + self.prefix.len() + value.len() + 64;
             // Keep each transaction under etcd's request size limit.
             if !ops.is_empty() && bytes + size > MAX_REQUEST_BYTES - REQUEST_OVERHEAD {
-                self.txn(std::mem::take(&mut ops)).await?;
+                let done = self.txn(std::mem::take(&mut ops)).await;
+                self.written(done).await?;
                 bytes = 0;
             }
             bytes += size;
-            ops.push(TxnOp::put(self.key(&key), value, None));
+            ops.push(TxnOp::put(self.key(&key), value, options.clone()));
         }
         if !ops.is_empty() {
-            self.txn(ops).await?;
+            let done = self.txn(ops).await;
+            self.written(done).await?;
         }
         Ok(())
     }

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, KvClient, TlsOptions, WatchClient};
+use etcd_client::{
+    Certificate, Client, ConnectOptions, KvClient, LeaseClient, PutOptions, TlsOptions, WatchClient,
+};
+use tokio::sync::Mutex;
 use wasikv_core::{Error, ErrorKind, Result};
 
 use crate::config::EtcdConfig;
@@ -26,6 +29,8 @@ pub struct EtcdStore {
     pub kv: KvClient,
     /// The watch client (change feeds).
     pub watch: WatchClient,
+    /// The lease client (expiry).
+    pub lease: LeaseClient,
 }
 
 impl EtcdStore {
@@ -61,6 +66,7 @@ impl EtcdStore {
                 .kv_client()
                 .max_decoding_message_size(MAX_DECODING_BYTES),
             watch: client.watch_client(),
+            lease: client.lease_client(),
         })
     }
 }
@@ -119,4 +125,65 @@ pub fn map_err(e: etcd_client::Error) -> Error {
         }
         _ => Error::new(ErrorKind::Other, "etcd error").with_source(e),
     }
+}
+
+/// How long the writes of an expiring bucket share one lease.
+pub const LEASE_WINDOW: Duration = Duration::from_secs(1);
+
+/// The leases of a bucket with a `ttl`: the writes of one [`LEASE_WINDOW`]
+/// share a lease, granted for the ttl plus the window (rounded up to whole
+/// seconds, as etcd counts), so one `LeaseGrant` serves every write of a
+/// window instead of one per write. A key written at t expires between t +
+/// ttl and t + ttl + the window + 1 s, plus etcd's own lateness in revoking
+/// an expired lease (its leader looks every 500 ms).
+pub struct Leases {
+    client: LeaseClient,
+    /// The lease TTL granted, in seconds.
+    lease_seconds: i64,
+    current: Mutex<Option<(i64, std::time::Instant)>>,
+}
+
+impl Leases {
+    /// Leases for keys that live `ttl` after their last write.
+    pub fn new(client: LeaseClient, ttl: Duration) -> Self {
+        let span = ttl + LEASE_WINDOW;
+        let seconds = span.as_secs() + u64::from(span.subsec_nanos() > 0);
+        Leases {
+            client,
+            lease_seconds: i64::try_from(seconds).unwrap_or(i64::MAX),
+            current: Mutex::new(None),
+        }
+    }
+
+    /// The put options of a write now: the current window's lease, granted
+    /// when the window is over.
+    pub async fn put_options(&self) -> Result<PutOptions> {
+        let mut current = self.current.lock().await;
+        let id = match *current {
+            Some((id, granted)) if granted.elapsed() < LEASE_WINDOW => id,
+            _ => {
+                // Granted before it is timed: the window never outlives it.
+                let granted = std::time::Instant::now();
+                let mut client = self.client.clone();
+                let lease = client
+                    .grant(self.lease_seconds, None)
+                    .await
+                    .map_err(map_err)?;
+                *current = Some((lease.id(), granted));
+                lease.id()
+            }
+        };
+        Ok(PutOptions::new().with_lease(id))
+    }
+
+    /// Drops the current lease (etcd no longer has it: revoked by another
+    /// client, or the cluster was restored); the next write gets a new one.
+    pub async fn forget(&self) {
+        *self.current.lock().await = None;
+    }
+}
+
+/// Whether `e` says the lease a write named is gone.
+pub fn is_lease_not_found(e: &Error) -> bool {
+    e.to_string().contains("lease not found")
 }

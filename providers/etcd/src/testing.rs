@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
-use wasikv_core::Bucket;
 use wasikv_core::provider::OpenFuture;
+use wasikv_core::{Bucket, OpenRequest};
 
 use crate::core::EtcdStore;
 use crate::{EtcdBucket, EtcdConfig};
@@ -30,15 +30,17 @@ pub fn test_cluster_endpoints() -> Vec<String> {
 
 /// Opens a bucket with prefix `wasikv-test/<namespace>/` on one shared
 /// connection to the test server.
-pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+pub fn opener() -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     opener_for(vec![test_endpoint()])
 }
 
 /// Like [`opener`], on one shared connection to `endpoints` (the members of
 /// one cluster).
-pub fn opener_for(endpoints: Vec<String>) -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+pub fn opener_for(
+    endpoints: Vec<String>,
+) -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     let store: Arc<OnceCell<EtcdStore>> = Arc::new(OnceCell::new());
-    move |ns| {
+    move |request: OpenRequest| {
         let store = store.clone();
         let endpoints = endpoints.clone();
         Box::pin(async move {
@@ -47,9 +49,11 @@ pub fn opener_for(endpoints: Vec<String>) -> impl Fn(String) -> OpenFuture + Sen
             let store = store
                 .get_or_try_init(|| EtcdStore::connect(&config))
                 .await?;
+            let prefix = format!("wasikv-test/{}/", request.namespace);
             Ok(Arc::new(
-                EtcdBucket::new(store.kv.clone(), &format!("wasikv-test/{ns}/"))
-                    .with_watch(store.watch.clone()),
+                EtcdBucket::new(store.kv.clone(), &prefix)
+                    .with_watch(store.watch.clone())
+                    .expiring(store.lease.clone(), request.ttl),
             ) as Arc<dyn Bucket>)
         })
     }

@@ -7,6 +7,6 @@ fn main() -> std::process::ExitCode {
     wasikv_core::suite::run(
         "etcd",
         wasikv_core::suite::Level::Provider,
-        wasikv_core::suite::namespace_only(wasikv_etcd::testing::opener()),
+        wasikv_etcd::testing::opener(),
     )
 }

@@ -8,8 +8,6 @@ fn main() -> std::process::ExitCode {
     wasikv_core::suite::run(
         "etcd-cluster",
         wasikv_core::suite::Level::Provider,
-        wasikv_core::suite::namespace_only(wasikv_etcd::testing::opener_for(
-            wasikv_etcd::testing::test_cluster_endpoints(),
-        )),
+        wasikv_etcd::testing::opener_for(wasikv_etcd::testing::test_cluster_endpoints()),
     )
 }
