@@ -35,6 +35,24 @@ fn memory(name: &'static str, config: MemoryConfig) -> Result<Vec<suite::Trial>,
     })
 }
 
+/// Embedded buckets on `file` (values over `max_value_bytes` chunked by the
+/// host) behind the emulation layer.
+fn embedded(
+    name: &'static str,
+    file: Arc<EmbeddedStore>,
+    max_value_bytes: Option<usize>,
+) -> Result<Vec<suite::Trial>, String> {
+    suite::trials(name, Level::Host, move |open: suite::OpenRequest| {
+        let file = file.clone();
+        async move {
+            let bucket = EmbeddedBucket::new(file, &open.namespace)
+                .with_max_value_bytes(max_value_bytes)
+                .expiring(open.ttl);
+            Ok(layered(Arc::new(bucket), open.ttl))
+        }
+    })
+}
+
 fn main() -> ExitCode {
     let dir = tempfile::tempdir().expect("temp dir");
     let file =
@@ -74,37 +92,12 @@ fn main() -> ExitCode {
                 ..Default::default()
             },
         )?);
-        let chunked_file = file.clone();
-        trials.extend(suite::trials(
+        trials.extend(embedded(
             "host-embedded-chunked-262144",
-            Level::Host,
-            move |open: suite::OpenRequest| {
-                let file = chunked_file.clone();
-                async move {
-                    Ok(layered(
-                        Arc::new(
-                            EmbeddedBucket::new(file, &open.namespace)
-                                .with_max_value_bytes(Some(262144))
-                                .expiring(open.ttl),
-                        ),
-                        open.ttl,
-                    ))
-                }
-            },
+            file.clone(),
+            Some(262144),
         )?);
-        trials.extend(suite::trials(
-            "host-embedded",
-            Level::Host,
-            move |open: suite::OpenRequest| {
-                let file = file.clone();
-                async move {
-                    Ok(layered(
-                        Arc::new(EmbeddedBucket::new(file, &open.namespace).expiring(open.ttl)),
-                        open.ttl,
-                    ))
-                }
-            },
-        )?);
+        trials.extend(embedded("host-embedded", file, None)?);
         #[cfg(feature = "redis")]
         trials.extend(redis()?);
         #[cfg(feature = "etcd")]
