@@ -426,17 +426,17 @@ impl Bucket for EmbeddedBucket {
             let mut total = 0usize;
             for key in keys {
                 let stored = t.get(key.as_str()).map_err(|e| store.err(e))?;
-                let stored = match stored {
-                    Some(s) if live(s.value(), now)?.is_some() => Some(s),
-                    _ => None,
+                let len = match &stored {
+                    Some(s) => live(s.value(), now)?.map(|r| r.value.len()),
+                    None => None,
                 };
-                if let Some(stored) = &stored {
-                    total += Record::decode(stored.value())?.value.len();
+                if let Some(len) = len {
+                    total += len;
                     if total > max_bytes {
                         return Err(wasikv_core::get_many_too_large(total, max_bytes));
                     }
                 }
-                records.push(stored);
+                records.push(stored.filter(|_| len.is_some()));
             }
             records
                 .into_iter()
