@@ -223,6 +223,51 @@ pub fn check_supported(expiry: Expiry, ttl: Duration) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A provider that keeps no expiry (as a third-party one may).
+    struct Forever;
+
+    #[async_trait::async_trait]
+    impl Provider for Forever {
+        fn name(&self) -> &'static str {
+            "forever"
+        }
+        fn capabilities(&self) -> crate::Capabilities {
+            crate::Capabilities::required()
+        }
+        fn plan(&self, bucket: &str, options: &Options) -> Result<BucketPlan> {
+            Ok(BucketPlan {
+                bucket: bucket.into(),
+                provider: "forever",
+                connection: String::new(),
+                location: crate::Location {
+                    endpoints: Vec::new(),
+                    scope: String::new(),
+                },
+                namespace: crate::Namespace::Exclusive(bucket.into()),
+                options: options.clone(),
+                ttl: None,
+            })
+        }
+        async fn connect(&self, _: &BucketPlan) -> Result<std::sync::Arc<dyn crate::Store>> {
+            Err(Error::new(ErrorKind::Unavailable, "not a store"))
+        }
+    }
+
+    #[test]
+    fn a_ttl_is_refused_where_the_provider_keeps_no_expiry() {
+        let options = |o| Options::from_json(o).unwrap();
+        let planned = plan(&Forever, "b", &options(serde_json::json!({"x": 1}))).unwrap();
+        assert_eq!(planned.ttl, None);
+        assert!(!planned.options.0.contains_key("ttl"));
+        let err = plan(&Forever, "b", &options(serde_json::json!({"ttl": "1h"}))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        let text = err.to_string();
+        assert!(
+            text.contains("\"b\" (forever)") && text.contains("does not expire keys"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn durations_parse_in_every_unit_and_combination() {
         let cases = [

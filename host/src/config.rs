@@ -549,18 +549,5 @@ mod tests {
             err.to_string().contains("ttl") && err.to_string().contains("\"b\" (memory)"),
             "{err}"
         );
-        // A provider that does not expire keys (yet).
-        #[cfg(feature = "postgres")]
-        {
-            let err = plan(
-                "[buckets.b]\nprovider = \"postgres\"\nurl = \"postgres://u@127.0.0.1/db\"\nttl = \"1h\"\n",
-            )
-            .unwrap_err();
-            let text = err.to_string();
-            assert!(
-                text.contains("\"b\" (postgres)") && text.contains("does not expire keys"),
-                "{text}"
-            );
-        }
     }
 }

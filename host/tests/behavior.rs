@@ -127,7 +127,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "postgres")]
         trials.extend(networked(
             "host-postgres",
-            suite::namespace_only(wasikv_postgres::testing::opener()),
+            wasikv_postgres::testing::opener(),
         )?);
         #[cfg(feature = "nats")]
         trials.extend(networked("host-nats", wasikv_nats::testing::opener())?);

@@ -2,17 +2,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use wasikv_core::{
-    BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, ListPage,
-    Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Error, ErrorKind, Expiry,
+    ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
     WriteCondition, WriteOutcome, counter,
 };
 
 use crate::config::{PostgresConfig, TableName};
 use crate::core::{
-    MAX_STORED_KEY_BYTES, PostgresStore, Statements, ensure_table, map_err, prefix_range_end,
+    ExpiryColumn, MAX_STORED_KEY_BYTES, PostgresStore, Statements, Sweeper, ensure_table, map_err,
+    prefix_range_end,
 };
 
 /// The provider name in configuration.
@@ -25,6 +27,14 @@ pub const MAX_VALUE_BYTES: usize = 256 << 20;
 
 /// Most keys in one native batch (one statement, one array parameter each).
 pub const MAX_BATCH_ITEMS: usize = 1_000;
+
+/// Expiry: an `expires_at` column every statement checks against the
+/// server's clock, so an expired row is absent at once; a background sweep
+/// deletes expired rows (see [`Sweeper`]).
+pub const EXPIRY: Expiry = Expiry::Filtered {
+    how: "expires_at column checked by every statement (server clock); swept up to 10,000 rows/s per table",
+    resolution: Duration::from_millis(1),
+};
 
 /// Builds PostgreSQL stores.
 #[derive(Debug, Default, Clone, Copy)]
@@ -45,6 +55,7 @@ pub fn capabilities_for(prefix_bytes: usize) -> Capabilities {
         consistency: Consistency::Strong,
         durable: true,
         versioning: "random token per write (version column)",
+        expiry: EXPIRY,
         ..Capabilities::required()
     }
 }
@@ -116,9 +127,14 @@ impl Store for PostgresStore {
         let table = config
             .table()
             .map_err(|m| Error::new(ErrorKind::InvalidConfig, m))?;
-        ensure_table(self, &table, config.create).await?;
-        let bucket = PostgresBucket::new(self.clone(), &table, &config.prefix(&plan.bucket));
-        bucket.prepare().await?;
+        let bucket = PostgresBucket::open(
+            self,
+            &table,
+            &config.prefix(&plan.bucket),
+            config.create,
+            plan.ttl,
+        )
+        .await?;
         Ok(Arc::new(bucket))
     }
 }
@@ -131,23 +147,46 @@ pub struct PostgresBucket {
     end: Option<Vec<u8>>,
     sql: Statements,
     capabilities: Capabilities,
+    /// The table's expiry sweep, while the bucket has a `ttl`.
+    _sweeper: Option<Arc<Sweeper>>,
 }
 
 impl PostgresBucket {
-    /// The bucket at `prefix` in `table` (which must exist).
-    pub fn new(store: PostgresStore, table: &TableName, prefix: &str) -> Self {
-        PostgresBucket {
-            store,
+    /// Opens the bucket at `prefix` in `table`, whose keys expire `ttl`
+    /// after their last write when given: makes sure the table exists with
+    /// the columns the bucket needs (creating the table, or adding the
+    /// `expires_at` column a ttl needs, when `create`), prepares every
+    /// statement, and joins the table's expiry sweep when expiring.
+    pub async fn open(
+        store: &PostgresStore,
+        table: &TableName,
+        prefix: &str,
+        create: bool,
+        ttl: Option<Duration>,
+    ) -> Result<Self> {
+        let has_column = ensure_table(store, table, create, ttl.is_some()).await?;
+        let mut capabilities = capabilities_for(prefix.len());
+        let expiry = if has_column {
+            ExpiryColumn::Present { ttl }
+        } else {
+            capabilities.expiry = Expiry::Unsupported;
+            ExpiryColumn::Absent
+        };
+        let bucket = PostgresBucket {
+            store: store.clone(),
             prefix: prefix.as_bytes().to_vec(),
             end: prefix_range_end(prefix.as_bytes()),
-            sql: Statements::new(table),
-            capabilities: capabilities_for(prefix.len()),
-        }
+            sql: Statements::new(table, expiry),
+            capabilities,
+            _sweeper: ttl.map(|_| store.sweeper(table)),
+        };
+        bucket.prepare().await?;
+        Ok(bucket)
     }
 
     /// Prepares every statement on one connection: a table whose columns
     /// differ from wasikv's fails here, naming the table.
-    pub async fn prepare(&self) -> Result<()> {
+    async fn prepare(&self) -> Result<()> {
         let client = self.store.client().await?;
         for sql in self.sql.all() {
             client.prepare_cached(sql).await.map_err(|e| {
@@ -155,7 +194,7 @@ impl PostgresBucket {
                 Error::new(
                     e.kind(),
                     format!(
-                        "the table does not have wasikv's columns (key bytea primary key, value bytea, version bytea): {}",
+                        "the table does not have wasikv's columns (key bytea primary key, value bytea, version bytea, and expires_at timestamptz for a ttl): {}",
                         e.message()
                     ),
                 )

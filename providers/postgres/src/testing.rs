@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
-use wasikv_core::Bucket;
 use wasikv_core::provider::OpenFuture;
+use wasikv_core::{Bucket, OpenRequest};
 
 use crate::PostgresBucket;
 use crate::config::{PostgresConfig, TableName};
-use crate::core::{PostgresStore, ensure_table};
+use crate::core::PostgresStore;
 
 /// The test server: `WASIKV_TEST_POSTGRES_URL`, default the machine's
 /// PostgreSQL on 127.0.0.1:5432, database `test`.
@@ -22,28 +22,27 @@ pub fn test_url() -> String {
 pub const TEST_TABLE: &str = "wasikv_test";
 
 /// Opens a bucket with prefix `wasikv-test/<namespace>/` in [`TEST_TABLE`]
-/// on one shared pool to the test server.
-pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+/// (created, or given the expiry column, when needed) on one shared pool to
+/// the test server.
+pub fn opener() -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     opener_for(test_url())
 }
 
 /// Like [`opener`], on the server at `url`.
-pub fn opener_for(url: String) -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+pub fn opener_for(url: String) -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     let store: Arc<OnceCell<PostgresStore>> = Arc::new(OnceCell::new());
-    move |ns| {
+    move |request: OpenRequest| {
         let store = store.clone();
         let url = url.clone();
         Box::pin(async move {
             let table = TableName::parse(TEST_TABLE).expect("valid name");
             let store = store
                 .get_or_try_init(|| async {
-                    let store = PostgresStore::connect(&PostgresConfig::for_url(url)).await?;
-                    ensure_table(&store, &table, true).await?;
-                    Ok::<_, wasikv_core::Error>(store)
+                    PostgresStore::connect(&PostgresConfig::for_url(url)).await
                 })
                 .await?;
-            let bucket = PostgresBucket::new(store.clone(), &table, &format!("wasikv-test/{ns}/"));
-            bucket.prepare().await?;
+            let prefix = format!("wasikv-test/{}/", request.namespace);
+            let bucket = PostgresBucket::open(store, &table, &prefix, true, request.ttl).await?;
             Ok(Arc::new(bucket) as Arc<dyn Bucket>)
         })
     }

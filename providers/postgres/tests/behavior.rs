@@ -7,6 +7,6 @@ fn main() -> std::process::ExitCode {
     wasikv_core::suite::run(
         "postgres",
         wasikv_core::suite::Level::Provider,
-        wasikv_core::suite::namespace_only(wasikv_postgres::testing::opener()),
+        wasikv_postgres::testing::opener(),
     )
 }
