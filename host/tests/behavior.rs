@@ -107,7 +107,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "dynamodb")]
         trials.extend(networked(
             "host-dynamodb",
-            suite::namespace_only(wasikv_dynamodb::testing::opener()),
+            wasikv_dynamodb::testing::opener(),
         )?);
         #[cfg(feature = "firestore")]
         trials.extend(networked(

@@ -11,16 +11,16 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
 };
 use wasikv_core::{
-    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, KeyCodec, ListPage,
-    Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
+    Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind, Expiry, KeyCodec,
+    ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version, Versioned,
     WriteCondition, WriteOutcome,
 };
 
 use crate::config::DynamoConfig;
 use crate::core::{
-    COUNTER, DynamoStore, MAX_BATCH_GET, MAX_BATCH_WRITE, MAX_ITEM_BYTES, MAX_PARTITION_KEY_BYTES,
-    ORIGINAL_KEY, RESERVED_ATTRIBUTES, VALUE, VERSION, is_code, item_bytes, map_err,
-    new_version_token,
+    COUNTER, DynamoStore, EXPIRES, MAX_BATCH_GET, MAX_BATCH_WRITE, MAX_ITEM_BYTES,
+    MAX_PARTITION_KEY_BYTES, ORIGINAL_KEY, RESERVED_ATTRIBUTES, VALUE, VERSION, expires_after,
+    is_code, is_expired, item_bytes, map_err, new_version_token, now_seconds,
 };
 
 /// The provider name in configuration.
@@ -34,6 +34,14 @@ pub const MAX_PREFIX_BYTES: usize = 1024;
 
 /// Attempts of a batch call while DynamoDB leaves items unprocessed (throttling).
 const BATCH_ATTEMPTS: u32 = 8;
+
+/// Expiry: the `exp` attribute (whole seconds), checked by every read and
+/// condition against the host's clock; DynamoDB's TTL on it deletes
+/// expired items, typically within two days.
+pub const EXPIRY: Expiry = Expiry::Filtered {
+    how: "exp attribute checked on every read and condition; deleted by the table's DynamoDB TTL (typically within 48 h)",
+    resolution: Duration::from_secs(1),
+};
 
 /// Builds DynamoDB stores.
 #[derive(Debug, Default, Clone, Copy)]
@@ -57,6 +65,7 @@ pub fn capabilities(max_item_bytes: usize) -> Capabilities {
         versioning: "random version token attribute",
         // On tables with a NEW_AND_OLD_IMAGES stream (wasikv creates them so).
         watch: Support::Native,
+        expiry: EXPIRY,
         ..Capabilities::required()
     }
 }
@@ -169,13 +178,17 @@ impl Store for DynamoStore {
         let stream = self
             .ensure_table(&config.table, &config.key_attribute, config.create_table)
             .await?;
+        if plan.ttl.is_some() {
+            self.ensure_ttl(&config.table, config.create_table).await?;
+        }
         let bucket = DynamoBucket::new(
             self.client.clone(),
             &config.table,
             &config.key_attribute,
             &config.prefix,
             config.max_item_bytes,
-        );
+        )
+        .expiring(plan.ttl);
         Ok(Arc::new(match stream {
             Some(arn) => bucket.with_stream(crate::watch::StreamSource {
                 client: self.streams.clone(),
@@ -190,7 +203,10 @@ impl Store for DynamoStore {
 ///
 /// Item layout: the partition key holds `prefix + id` (the key through the key
 /// codec); `v` the value (`B`) or `n` a counter (`N`); `ver` a random version
-/// token renewed by every write; `key` the original key when the id is a hash.
+/// token renewed by every write; `key` the original key when the id is a
+/// hash; `exp` the expiry (seconds since the epoch) of a bucket with a `ttl`.
+/// An item past its `exp` is absent for every read and condition, whatever
+/// bucket wrote it.
 pub struct DynamoBucket {
     client: Client,
     table: String,
@@ -201,6 +217,8 @@ pub struct DynamoBucket {
     capabilities: Capabilities,
     /// The table's stream, for `watch`.
     stream: Option<crate::watch::StreamSource>,
+    /// Time to live of every write.
+    ttl: Option<Duration>,
 }
 
 /// The partition key of a key, and the original key when the id is a hash.
@@ -238,7 +256,16 @@ impl DynamoBucket {
                 caps
             },
             stream: None,
+            ttl: None,
         }
+    }
+
+    /// The bucket whose writes expire `ttl` after they are made (the
+    /// table's DynamoDB TTL should be on [`EXPIRES`]; see
+    /// [`DynamoStore::ensure_ttl`]).
+    pub fn expiring(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// The bucket with `watch` natively: the table's stream.
@@ -283,6 +310,12 @@ impl DynamoBucket {
         if let Some(original) = original {
             item.insert(ORIGINAL_KEY.into(), AttributeValue::S(original));
         }
+        if let Some(ttl) = self.ttl {
+            item.insert(
+                EXPIRES.into(),
+                AttributeValue::N(expires_after(ttl).to_string()),
+            );
+        }
         let size = item_bytes(&item);
         if size > self.max_item_bytes {
             return Err(Error::new(
@@ -306,7 +339,8 @@ impl DynamoBucket {
         self.codec.listed_key(encoded, original.map(String::as_str))
     }
 
-    /// A consistent read of the item `id`: all of it, or only its key.
+    /// A consistent read of the item `id`, if present and not expired: all
+    /// of it, or only its key and expiry.
     async fn read(
         &self,
         id: &str,
@@ -320,10 +354,13 @@ impl DynamoBucket {
             .consistent_read(true);
         if key_only {
             request = request
-                .projection_expression("#pk")
-                .expression_attribute_names("#pk", &self.key_attribute);
+                .projection_expression("#pk, #exp")
+                .expression_attribute_names("#pk", &self.key_attribute)
+                .expression_attribute_names("#exp", EXPIRES);
         }
-        Ok(request.send().await.map_err(map_err)?.item)
+        let item = request.send().await.map_err(map_err)?.item;
+        let now = now_seconds();
+        Ok(item.filter(|item| !is_expired(item, now)))
     }
 
     /// [`Bucket::set`] writing the version token `write_token` (fresh and
@@ -345,12 +382,17 @@ impl DynamoBucket {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item));
+        // An expired item is absent: a create over it succeeds, a swap
+        // against it fails.
+        let now = AttributeValue::N(now_seconds().to_string());
         match &condition {
             WriteCondition::Always => {}
             WriteCondition::IfAbsent => {
                 request = request
-                    .condition_expression("attribute_not_exists(#pk)")
-                    .expression_attribute_names("#pk", &self.key_attribute);
+                    .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
+                    .expression_attribute_names("#pk", &self.key_attribute)
+                    .expression_attribute_names("#exp", EXPIRES)
+                    .expression_attribute_values(":now", now);
             }
             WriteCondition::IfVersion(version) => {
                 let Ok(token) = std::str::from_utf8(&version.0) else {
@@ -360,9 +402,13 @@ impl DynamoBucket {
                     return Ok(WriteOutcome::ConditionFailed);
                 }
                 request = request
-                    .condition_expression("#ver = :seen")
+                    .condition_expression(
+                        "#ver = :seen AND (attribute_not_exists(#exp) OR #exp > :now)",
+                    )
                     .expression_attribute_names("#ver", VERSION)
-                    .expression_attribute_values(":seen", AttributeValue::S(token.to_string()));
+                    .expression_attribute_names("#exp", EXPIRES)
+                    .expression_attribute_values(":seen", AttributeValue::S(token.to_string()))
+                    .expression_attribute_values(":now", now);
             }
         }
         match request.send().await {
@@ -532,9 +578,10 @@ impl Bucket for DynamoBucket {
                 .table_name(&self.table)
                 .consistent_read(true)
                 .limit(limit)
-                .projection_expression("#pk, #key")
+                .projection_expression("#pk, #key, #exp")
                 .expression_attribute_names("#pk", &self.key_attribute)
-                .expression_attribute_names("#key", ORIGINAL_KEY);
+                .expression_attribute_names("#key", ORIGINAL_KEY)
+                .expression_attribute_names("#exp", EXPIRES);
             if !self.prefix.is_empty() {
                 request = request
                     .filter_expression("begins_with(#pk, :prefix)")
@@ -550,12 +597,11 @@ impl Bucket for DynamoBucket {
                     map_err(e)
                 }
             })?;
-            let keys: Vec<String> = out
-                .items()
-                .iter()
-                .filter_map(|item| self.listed_key(item))
-                .collect();
-            let foreign = out.items().len() - keys.len();
+            let now = now_seconds();
+            let live = out.items().iter().filter(|item| !is_expired(item, now));
+            let expired = out.items().len() - live.clone().count();
+            let keys: Vec<String> = live.filter_map(|item| self.listed_key(item)).collect();
+            let foreign = out.items().len() - expired - keys.len();
             if foreign > 0 {
                 tracing::debug!(
                     table = %self.table,
@@ -603,10 +649,13 @@ impl Bucket for DynamoBucket {
                     .send()
                     .await
                     .map_err(map_err)?;
+                let now = now_seconds();
                 for item in out
                     .responses
                     .and_then(|mut r| r.remove(&self.table))
                     .unwrap_or_default()
+                    .into_iter()
+                    .filter(|item| !is_expired(item, now))
                 {
                     let id = item
                         .get(&self.key_attribute)

@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, StreamSpecification, StreamViewType, TableDescription, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_smithy_http_client::tls::{Provider as TlsProvider, rustls_provider::CryptoMode};
 use wasikv_core::{Error, ErrorKind, Result};
@@ -39,9 +40,40 @@ pub const COUNTER: &str = "n";
 pub const VERSION: &str = "ver";
 /// Attribute holding the original key when the id is a hash of it (type `S`).
 pub const ORIGINAL_KEY: &str = "key";
+/// Attribute holding the item's expiry in whole seconds since the Unix
+/// epoch (type `N`), written by buckets with a `ttl`: the attribute the
+/// table's DynamoDB TTL deletes by, and the one every read checks.
+pub const EXPIRES: &str = "exp";
 
 /// Attribute names of the item layout, which the partition key must not take.
-pub const RESERVED_ATTRIBUTES: [&str; 4] = [VALUE, COUNTER, VERSION, ORIGINAL_KEY];
+pub const RESERVED_ATTRIBUTES: [&str; 5] = [VALUE, COUNTER, VERSION, ORIGINAL_KEY, EXPIRES];
+
+/// Seconds since the Unix epoch now, rounded down: an item whose [`EXPIRES`]
+/// is at most this has expired (the host's clock; hosts sharing a table
+/// need clocks that agree, as NTP keeps them).
+pub fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The [`EXPIRES`] of a write now with `ttl`: now + ttl rounded up to whole
+/// seconds, so an item lives at least its ttl and at most a second more.
+pub fn expires_after(ttl: Duration) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (now + ttl).as_nanos().div_ceil(1_000_000_000) as u64
+}
+
+/// Whether `item` carries an [`EXPIRES`] at or before `now` (from
+/// [`now_seconds`]); an item without one never expires.
+pub fn is_expired(item: &HashMap<String, AttributeValue>, now: u64) -> bool {
+    item.get(EXPIRES)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<f64>().ok())
+        .is_some_and(|expires| expires <= now as f64)
+}
 
 /// One DynamoDB client (region, endpoint, credentials), shared by its buckets.
 #[derive(Clone)]
@@ -147,6 +179,82 @@ impl DynamoStore {
             ));
         }
         Ok(watch_stream(description))
+    }
+
+    /// Checks that `table`'s DynamoDB TTL deletes items by [`EXPIRES`]
+    /// (what keeps expired items of a bucket with a `ttl` from piling up),
+    /// enabling it when it is off and `create` is set.
+    pub async fn ensure_ttl(&self, table: &str, create: bool) -> Result<()> {
+        let described = self
+            .client
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(map_err)?;
+        let spec = described.time_to_live_description;
+        let status = spec.as_ref().and_then(|s| s.time_to_live_status.clone());
+        let attribute = spec.as_ref().and_then(|s| s.attribute_name.clone());
+        let on = matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        );
+        match attribute {
+            Some(name) if on && name == EXPIRES => return Ok(()),
+            Some(name) if on => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "DynamoDB table {table:?} has its TTL on attribute {name:?}; a table has one TTL attribute, and a bucket with a ttl needs it on {EXPIRES:?}"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if !create {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "DynamoDB table {table:?} does not delete expired items: enable its TTL on attribute {EXPIRES:?} \
+                     (aws dynamodb update-time-to-live --table-name {table} --time-to-live-specification Enabled=true,AttributeName={EXPIRES}) \
+                     or set create_table = true"
+                ),
+            ));
+        }
+        let spec = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(EXPIRES)
+            .build()
+            .map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))?;
+        match self
+            .client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Another host enabled it meanwhile ("TimeToLive is already enabled").
+            Err(e) if is_code(&e, "ValidationException") => {
+                let again = self
+                    .client
+                    .describe_time_to_live()
+                    .table_name(table)
+                    .send()
+                    .await
+                    .map_err(map_err)?;
+                let enabled = again.time_to_live_description.is_some_and(|s| {
+                    s.attribute_name.as_deref() == Some(EXPIRES)
+                        && matches!(
+                            s.time_to_live_status,
+                            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+                        )
+                });
+                if enabled { Ok(()) } else { Err(map_err(e)) }
+            }
+            Err(e) => Err(map_err(e)),
+        }
     }
 
     /// Creates `table` and waits until it is ACTIVE; returns its stream.

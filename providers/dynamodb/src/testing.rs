@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 use wasikv_core::provider::OpenFuture;
-use wasikv_core::{Bucket, Result};
+use wasikv_core::{Bucket, OpenRequest, Result};
 
 use crate::DynamoConfig;
 use crate::core::DynamoStore;
@@ -44,11 +44,12 @@ pub async fn test_store() -> Result<DynamoStore> {
     DynamoStore::connect(&test_config(TEST_TABLE, "")).await
 }
 
-/// Opens a bucket with prefix `<namespace>/` in the shared test table.
-pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+/// Opens a bucket with prefix `<namespace>/` in the shared test table
+/// (whose DynamoDB TTL is turned on for a bucket with a ttl).
+pub fn opener() -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     // The client and the shared table's stream, looked up once.
     let store: Arc<OnceCell<(DynamoStore, Option<String>)>> = Arc::new(OnceCell::new());
-    move |ns| {
+    move |request: OpenRequest| {
         let store = store.clone();
         Box::pin(async move {
             let (store, stream) = store
@@ -58,13 +59,17 @@ pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
                     Ok::<_, wasikv_core::Error>((store, stream))
                 })
                 .await?;
+            if request.ttl.is_some() {
+                store.ensure_ttl(TEST_TABLE, true).await?;
+            }
             let bucket = crate::DynamoBucket::new(
                 store.client.clone(),
                 TEST_TABLE,
                 "pk",
-                &format!("{ns}/"),
+                &format!("{}/", request.namespace),
                 MOTO_MAX_ITEM_BYTES,
-            );
+            )
+            .expiring(request.ttl);
             Ok(Arc::new(match stream {
                 Some(arn) => bucket.with_stream(crate::watch::StreamSource {
                     client: store.streams.clone(),
