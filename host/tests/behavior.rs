@@ -112,17 +112,17 @@ fn main() -> ExitCode {
         #[cfg(feature = "firestore")]
         trials.extend(networked(
             "host-firestore",
-            suite::namespace_only(wasikv_firestore::testing::opener()),
+            wasikv_firestore::testing::opener(),
         )?);
         #[cfg(feature = "cosmos")]
         trials.extend(networked(
             "host-cosmos",
-            suite::namespace_only(wasikv_cosmos::testing::opener(false)),
+            wasikv_cosmos::testing::opener(false),
         )?);
         #[cfg(feature = "cosmos")]
         trials.extend(networked(
             "host-cosmos-partition",
-            suite::namespace_only(wasikv_cosmos::testing::opener(true)),
+            wasikv_cosmos::testing::opener(true),
         )?);
         #[cfg(feature = "postgres")]
         trials.extend(networked(

@@ -160,9 +160,10 @@ pub(super) fn all() -> Vec<Case> {
             [Get, Set, Exists],
             expiring
         ),
+        case!(expired_counter_restarts, [Get, Increment], expiring),
         case!(
-            expired_counter_restarts_and_stale_swap_fails,
-            [Get, Set, Cas, Increment],
+            a_swap_against_an_expired_version_fails,
+            [Get, Set, Cas],
             expiring
         ),
         case!(a_rewrite_extends_a_keys_life, [Get, Set], expiring),
@@ -1650,7 +1651,7 @@ async fn absent_everywhere(b: &dyn Bucket, keys: &[&str]) -> Outcome {
         );
     }
     if b.capabilities().list.is_available() {
-        let listed = list_all(b, 1).await?;
+        let listed = list_all(b, 1000).await?;
         ensure!(
             keys.iter().all(|k| !listed.iter().any(|l| l == k)),
             "expired keys {keys:?} listed: {listed:?}"
@@ -1672,7 +1673,9 @@ async fn expired_keys_are_absent_on_every_read_path(b: Arc<dyn Bucket>) -> Outco
     ensure!(b.exists("b").await.ctx("exists")?, "b absent before expiry");
     let listing = b.capabilities().list.is_available();
     if listing {
-        let mut listed = list_all(&*b, 1).await?;
+        // Large pages: a listing of a shared table page by page could
+        // outlast the ttl.
+        let mut listed = list_all(&*b, 1000).await?;
         listed.sort();
         ensure_eq!(
             listed,
@@ -1691,7 +1694,7 @@ async fn expired_keys_are_absent_on_every_read_path(b: Arc<dyn Bucket>) -> Outco
     );
     if listing {
         ensure_eq!(
-            list_all(&*b, 10).await?,
+            list_all(&*b, 1000).await?,
             vec!["a".to_string()],
             "listed after rewrite"
         );
@@ -1699,18 +1702,12 @@ async fn expired_keys_are_absent_on_every_read_path(b: Arc<dyn Bucket>) -> Outco
     Ok(())
 }
 
-async fn expired_counter_restarts_and_stale_swap_fails(b: Arc<dyn Bucket>) -> Outcome {
+async fn expired_counter_restarts(b: Arc<dyn Bucket>) -> Outcome {
     ensure_eq!(
         b.increment("n", 5).await.ctx("increment")?,
         5,
         "first increment"
     );
-    put(&*b, "v", b"x").await?;
-    let handle = b
-        .get_versioned("v")
-        .await
-        .ctx("get_versioned")?
-        .ok_or("v absent right after its write")?;
     let written = Instant::now();
     sleep_until(latest_expiry(&*b, written)).await;
     ensure_eq!(
@@ -1723,6 +1720,18 @@ async fn expired_counter_restarts_and_stale_swap_fails(b: Arc<dyn Bucket>) -> Ou
         Some(b"2".to_vec()),
         "counter after restart"
     );
+    Ok(())
+}
+
+async fn a_swap_against_an_expired_version_fails(b: Arc<dyn Bucket>) -> Outcome {
+    put(&*b, "v", b"x").await?;
+    let handle = b
+        .get_versioned("v")
+        .await
+        .ctx("get_versioned")?
+        .ok_or("v absent right after its write")?;
+    let written = Instant::now();
+    sleep_until(latest_expiry(&*b, written)).await;
     let swapped = b
         .set(
             "v",

@@ -3,28 +3,38 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use azure_data_cosmos::clients::ContainerClient;
-use azure_data_cosmos::models::{ContainerProperties, PartitionKey};
+use azure_data_cosmos::models::{ContainerProperties, PartitionKey, TimeToLive};
 use azure_data_cosmos::options::{ItemWriteOptions, MaxItemCountHint, Precondition, QueryOptions};
 use azure_data_cosmos::{CosmosError, FeedScope, Query, TransactionalBatch};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use wasikv_core::{
     BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind,
-    KeyCodec, ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version,
-    Versioned, WriteCondition, WriteOutcome,
+    Expiry, KeyCodec, ListPage, Location, Namespace, Options, Provider, Result, Store, Support,
+    Version, Versioned, WriteCondition, WriteOutcome,
 };
 
 use crate::config::CosmosConfig;
 use crate::core::{
     CosmosStore, Item, MAX_BATCH_BYTES, MAX_BATCH_OPERATIONS, MAX_ID_BYTES, MAX_ITEM_BYTES,
-    MAX_VALUE_BYTES, PARTITION_KEY_PATH, StoredValue, map_error, status_code, write_token,
+    MAX_VALUE_BYTES, PARTITION_KEY_PATH, StoredValue, expiry_of, map_error, now_ms, status_code,
+    write_token,
 };
 
 /// The provider name in configuration.
 pub const NAME: &str = "cosmos";
+
+/// Expiry: an expiry time in each item (`e`, milliseconds) checked by
+/// every read and condition, and Cosmos DB's per-item `ttl`, which deletes
+/// the item (and hides it from reads) no earlier.
+pub const EXPIRY: Expiry = Expiry::Filtered {
+    how: "expiry in each item checked on every read and swap; deleted by Cosmos DB's per-item ttl",
+    resolution: Duration::from_millis(1),
+};
 
 /// Builds Cosmos DB stores.
 #[derive(Debug, Default, Clone, Copy)]
@@ -63,6 +73,7 @@ pub fn capabilities(partitioned: bool) -> Capabilities {
         consistency: Consistency::Strong,
         durable: true,
         versioning: "ETag",
+        expiry: EXPIRY,
         ..Capabilities::required()
     }
 }
@@ -154,7 +165,13 @@ impl Store for CosmosStore {
         let client = self
             .container(&config.database, &container, config.create)
             .await?;
-        Ok(Arc::new(CosmosBucket::new(client, config.partition)))
+        if plan.ttl.is_some() {
+            self.ensure_item_ttl(&client, &container, config.create)
+                .await?;
+        }
+        Ok(Arc::new(
+            CosmosBucket::new(client, config.partition).expiring(plan.ttl),
+        ))
     }
 }
 
@@ -175,8 +192,11 @@ impl CosmosStore {
                 Err(e) if e.status().is_conflict() => {}
                 Err(e) => return Err(map_error(e)),
             }
+            // Time to live on, without a default: items of buckets with a
+            // `ttl` carry their own, the others never expire.
             let properties =
-                ContainerProperties::new(container.to_string(), PARTITION_KEY_PATH.into());
+                ContainerProperties::new(container.to_string(), PARTITION_KEY_PATH.into())
+                    .with_default_ttl(TimeToLive::NoDefault);
             match db.create_container(properties, None).await {
                 Ok(_) => {}
                 Err(e) if e.status().is_conflict() => {}
@@ -216,6 +236,41 @@ impl CosmosStore {
         }
         Ok(client)
     }
+
+    /// Checks that `client`'s container honours per-item time to live (its
+    /// default time to live is on), turning it on without a default when it
+    /// is off and `create` is set: what deletes the expired items of a
+    /// bucket with a `ttl`.
+    pub async fn ensure_item_ttl(
+        &self,
+        client: &ContainerClient,
+        container: &str,
+        create: bool,
+    ) -> Result<()> {
+        let properties: ContainerProperties = client
+            .read(None)
+            .await
+            .map_err(map_error)?
+            .into_model()
+            .map_err(map_error)?;
+        if !properties.default_ttl.is_forever() {
+            return Ok(());
+        }
+        if !create {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "container {container:?} has time to live off, so Cosmos DB would never delete expired items: \
+                     turn it on without a default (defaultTtl = -1, \"On (no default)\" in the portal) or set create = true"
+                ),
+            ));
+        }
+        client
+            .replace(properties.with_default_ttl(TimeToLive::NoDefault), None)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
 }
 
 /// A bucket: a container, or one logical partition of it. Items hold the key
@@ -227,6 +282,8 @@ pub struct CosmosBucket {
     partition: Option<String>,
     codec: KeyCodec,
     capabilities: Capabilities,
+    /// Time to live of every write.
+    ttl: Option<Duration>,
 }
 
 /// A row of the listing query.
@@ -235,11 +292,35 @@ struct ListedId {
     id: String,
     #[serde(default)]
     k: Option<String>,
+    #[serde(default)]
+    e: Option<u64>,
 }
 
-fn if_match(version: &Version) -> Option<Precondition> {
-    let etag = std::str::from_utf8(&version.0).ok()?;
-    Some(Precondition::if_match(etag.to_string()))
+/// Whether `e` is a write's condition failing (a changed ETag, an existing
+/// or a missing item), not an error.
+fn lost_condition(e: &CosmosError) -> bool {
+    e.status().is_precondition_failed() || e.status().is_conflict() || e.status().is_not_found()
+}
+
+/// The version of an item: its ETag, and after a newline its expiry when
+/// it has one, so a swap against a version that has expired meanwhile
+/// fails without a request (the ETag still matching means the item, and
+/// so its expiry, is unchanged).
+fn version_of(etag: String, item: &Item) -> Version {
+    match item.e {
+        Some(e) => Version(format!("{etag}\n{e}").into_bytes()),
+        None => Version(etag.into_bytes()),
+    }
+}
+
+/// The ETag and expiry a version holds; `None` for bytes this bucket did
+/// not issue.
+fn parse_version(version: &Version) -> Option<(&str, Option<u64>)> {
+    let text = std::str::from_utf8(&version.0).ok()?;
+    match text.split_once('\n') {
+        Some((etag, e)) => Some((etag, Some(e.parse().ok()?))),
+        None => Some((text, None)),
+    }
 }
 
 impl CosmosBucket {
@@ -261,7 +342,16 @@ impl CosmosBucket {
                 escape_trailing_space: true,
             },
             capabilities: capabilities(partitioned),
+            ttl: None,
         }
+    }
+
+    /// The bucket whose writes expire `ttl` after they are made (the
+    /// container should have time to live on: see
+    /// [`CosmosStore::ensure_item_ttl`]).
+    pub fn expiring(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// The id of `key`, and the original key when the id is a hash.
@@ -282,12 +372,15 @@ impl CosmosBucket {
     /// The item for `key` holding `value`, size-checked.
     fn item(&self, key: &str, value: StoredValue) -> Result<(Item, usize)> {
         let (id, k) = self.id(key);
+        let (e, ttl) = self.ttl.map(expiry_of).unzip();
         let item = Item {
             pk: self.partition_of(&id),
             id,
             v: value,
             k,
             w: write_token(),
+            e,
+            ttl,
         };
         let size = serde_json::to_vec(&item).map_or(usize::MAX, |json| json.len());
         if size > MAX_ITEM_BYTES - 512 {
@@ -301,10 +394,22 @@ impl CosmosBucket {
         Ok((item, size))
     }
 
-    /// The item of `key` and its ETag, `None` when missing.
+    /// The item of `key` and its version, `None` when missing or expired.
     async fn read(&self, key: &str) -> Result<Option<(Item, Version)>> {
         let (id, _) = self.id(key);
-        match self.container.read_item(self.pk(&id), &id, None).await {
+        Ok(self
+            .read_stored(&id)
+            .await?
+            .filter(|(item, _)| !item.expired(now_ms()))
+            .map(|(item, etag)| {
+                let version = version_of(etag, &item);
+                (item, version)
+            }))
+    }
+
+    /// The item `id` and its ETag as stored, expired or not; `None` when missing.
+    async fn read_stored(&self, id: &str) -> Result<Option<(Item, String)>> {
+        match self.container.read_item(self.pk(id), id, None).await {
             Ok(response) => {
                 let etag = response.headers().etag().map(|e| e.to_string());
                 let item: Item = response.into_model().map_err(map_error)?;
@@ -314,7 +419,7 @@ impl CosmosBucket {
                         "Cosmos DB returned an item without an ETag",
                     )
                 })?;
-                Ok(Some((item, Version(etag.into_bytes()))))
+                Ok(Some((item, etag)))
             }
             Err(e) if e.status().is_not_found() => Ok(None),
             Err(e) => Err(map_error(e)),
@@ -324,7 +429,9 @@ impl CosmosBucket {
     /// Writes `item` under `condition`. The SDK re-sends a write whose reply
     /// was lost; when the first attempt was applied, the retry fails its
     /// condition against our own write, which the item's write token tells:
-    /// that is reported as written.
+    /// that is reported as written. An expired item is absent: a swap
+    /// against its version fails, and a create replaces it if it is still
+    /// the same item (Cosmos DB may not have deleted it yet).
     async fn write(&self, item: Item, condition: &WriteCondition) -> Result<WriteOutcome> {
         let pk = PartitionKey::from(item.pk.clone());
         let id = item.id.clone();
@@ -333,10 +440,14 @@ impl CosmosBucket {
             WriteCondition::Always => self.container.upsert_item(pk, &id, &item, None).await,
             WriteCondition::IfAbsent => self.container.create_item(pk, &id, &item, None).await,
             WriteCondition::IfVersion(version) => {
-                let Some(precondition) = if_match(version) else {
+                let Some((etag, expires)) = parse_version(version) else {
                     return Ok(WriteOutcome::ConditionFailed); // not a version this bucket issued
                 };
-                let options = ItemWriteOptions::default().with_precondition(precondition);
+                if expires.is_some_and(|e| e <= now_ms()) {
+                    return Ok(WriteOutcome::ConditionFailed);
+                }
+                let options = ItemWriteOptions::default()
+                    .with_precondition(Precondition::if_match(etag.to_string()));
                 self.container
                     .replace_item(pk, &id, &item, Some(options))
                     .await
@@ -344,32 +455,53 @@ impl CosmosBucket {
         };
         match result {
             Ok(_) => Ok(WriteOutcome::Written),
-            Err(e)
-                if !matches!(condition, WriteCondition::Always)
-                    && (e.status().is_precondition_failed()
-                        || e.status().is_conflict()
-                        || e.status().is_not_found()) =>
-            {
-                match self.container.read_item(self.pk(&id), &id, None).await {
-                    Ok(response) => {
-                        let current: Item = response.into_model().map_err(map_error)?;
-                        Ok(if current.w == token {
-                            WriteOutcome::Written
-                        } else {
-                            WriteOutcome::ConditionFailed
-                        })
+            Err(e) if !matches!(condition, WriteCondition::Always) && lost_condition(&e) => {
+                match self.read_stored(&id).await? {
+                    Some((current, _)) if current.w == token => Ok(WriteOutcome::Written),
+                    Some((current, etag))
+                        if matches!(condition, WriteCondition::IfAbsent)
+                            && current.expired(now_ms()) =>
+                    {
+                        let options = ItemWriteOptions::default()
+                            .with_precondition(Precondition::if_match(etag));
+                        let pk = PartitionKey::from(item.pk.clone());
+                        match self
+                            .container
+                            .replace_item(pk, &id, &item, Some(options))
+                            .await
+                        {
+                            Ok(_) => Ok(WriteOutcome::Written),
+                            Err(e) if lost_condition(&e) => {
+                                self.outcome_by_token(&id, &token).await
+                            }
+                            Err(e) => Err(map_error(e)),
+                        }
                     }
-                    Err(e) if e.status().is_not_found() => {
+                    Some(_) => Ok(WriteOutcome::ConditionFailed),
+                    None => {
                         // The item is missing, or the whole container is:
                         // only the first is a lost race.
                         self.check_container().await?;
                         Ok(WriteOutcome::ConditionFailed)
                     }
-                    Err(e) => Err(map_error(e)),
                 }
             }
             Err(e) => Err(map_error(e)),
         }
+    }
+
+    /// After a conditional write failed its condition: written when the
+    /// item holds this write's token (an earlier attempt was applied),
+    /// else a failed condition.
+    async fn outcome_by_token(&self, id: &str, token: &str) -> Result<WriteOutcome> {
+        Ok(match self.read_stored(id).await? {
+            Some((current, _)) if current.w == token => WriteOutcome::Written,
+            Some(_) => WriteOutcome::ConditionFailed,
+            None => {
+                self.check_container().await?;
+                WriteOutcome::ConditionFailed
+            }
+        })
     }
 
     /// `no-such-store` when the bucket's container (or its database) no
@@ -518,7 +650,7 @@ impl Bucket for CosmosBucket {
     }
 
     async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
-        let mut text = String::from("SELECT c.id, c.k FROM c");
+        let mut text = String::from("SELECT c.id, c.k, c.e FROM c");
         let mut query_params = Vec::new();
         if let Some(partition) = &self.partition {
             text.push_str(" WHERE c.pk = @pk");
@@ -565,7 +697,12 @@ impl Bucket for CosmosBucket {
                 return Ok(ListPage::default());
             };
             let done = self.partition.is_some() && page.headers().continuation().is_none();
-            let rows = page.into_items();
+            let now = now_ms();
+            let rows: Vec<ListedId> = page
+                .into_items()
+                .into_iter()
+                .filter(|row| row.e.is_none_or(|e| e > now))
+                .collect();
             let keys: Vec<String> = rows.iter().filter_map(|row| self.decode(row)).collect();
             if rows.len() > keys.len() {
                 tracing::debug!(
@@ -614,8 +751,11 @@ impl Bucket for CosmosBucket {
             .await
             .map_err(map_error)?;
         let mut found: HashMap<String, Vec<u8>> = HashMap::new();
+        let now = now_ms();
         while let Some(item) = rows.try_next().await.map_err(map_error)? {
-            found.insert(item.id, item.v.to_bytes()?);
+            if !item.expired(now) {
+                found.insert(item.id, item.v.to_bytes()?);
+            }
         }
         Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
     }

@@ -92,6 +92,38 @@ pub struct Item {
     /// `CosmosBucket::set_with_token`).
     #[serde(default)]
     pub w: String,
+    /// Expiry of an item written by a bucket with a `ttl`: milliseconds
+    /// since the Unix epoch (the host's clock). Every read treats an item
+    /// at or past it as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<u64>,
+    /// Cosmos DB's own time to live of the item, in seconds from its last
+    /// write (`_ts`, whole seconds): the ttl rounded up plus one, so Cosmos
+    /// deletes it no earlier than `e`. Honoured on containers whose default
+    /// time to live is on ([`CosmosStore::container`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+}
+
+impl Item {
+    /// Whether the item is at or past its expiry at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.e.is_some_and(|e| e <= now_ms)
+    }
+}
+
+/// Milliseconds since the Unix epoch now (the host's clock).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The `e` and `ttl` of an item written now by a bucket with `ttl`.
+pub fn expiry_of(ttl: Duration) -> (u64, u32) {
+    let e = now_ms().saturating_add(ttl.as_millis() as u64);
+    let seconds = ttl.as_nanos().div_ceil(1_000_000_000) + 1;
+    (e, u32::try_from(seconds).unwrap_or(u32::MAX))
 }
 
 /// A fresh write token.

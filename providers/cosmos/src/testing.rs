@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 use wasikv_core::provider::OpenFuture;
-use wasikv_core::{Bucket, Result};
+use wasikv_core::{Bucket, OpenRequest, Result};
 
 use crate::core::CosmosStore;
 use crate::{CosmosBucket, CosmosConfig};
@@ -49,19 +49,25 @@ pub async fn test_store() -> Result<CosmosStore> {
 /// Opens buckets on one shared client: with `partitioned`, the logical
 /// partition `<namespace>` of one shared container; otherwise a container
 /// `<namespace>` of its own.
-pub fn opener(partitioned: bool) -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+pub fn opener(partitioned: bool) -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     let store: Arc<OnceCell<CosmosStore>> = Arc::new(OnceCell::new());
-    move |ns| {
+    move |request: OpenRequest| {
         let store = store.clone();
         Box::pin(async move {
             let store = store.get_or_try_init(test_store).await?;
             let (container, partition) = if partitioned {
-                (SHARED_CONTAINER.to_string(), Some(ns))
+                (SHARED_CONTAINER.to_string(), Some(request.namespace))
             } else {
-                (ns, None)
+                (request.namespace, None)
             };
             let client = store.container(TEST_DATABASE, &container, true).await?;
-            Ok(Arc::new(CosmosBucket::new(client, partition)) as Arc<dyn Bucket>)
+            if request.ttl.is_some() {
+                store.ensure_item_ttl(&client, &container, true).await?;
+            }
+            Ok(
+                Arc::new(CosmosBucket::new(client, partition).expiring(request.ttl))
+                    as Arc<dyn Bucket>,
+            )
         })
     }
 }

@@ -4,17 +4,13 @@
 //! (`cosmos::`) and a logical partition per bucket in a shared container
 //! (`cosmos-partition::`). An unreachable fixture fails the suite.
 
-use wasikv_core::suite::{Level, namespace_only, run_trials, trials};
+use wasikv_core::suite::{Level, run_trials, trials};
 use wasikv_cosmos::testing::opener;
 
 fn main() -> std::process::ExitCode {
     run_trials(
-        trials("cosmos", Level::Provider, namespace_only(opener(false))).and_then(|mut all| {
-            all.extend(trials(
-                "cosmos-partition",
-                Level::Provider,
-                namespace_only(opener(true)),
-            )?);
+        trials("cosmos", Level::Provider, opener(false)).and_then(|mut all| {
+            all.extend(trials("cosmos-partition", Level::Provider, opener(true))?);
             Ok(all)
         }),
     )

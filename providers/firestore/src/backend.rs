@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use firestore::gcloud_sdk::google::firestore::v1::Write;
@@ -15,14 +16,15 @@ use firestore::gcloud_sdk::prost_types::Timestamp;
 use firestore::gcloud_sdk::tonic::Code;
 use wasikv_core::{
     BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind,
-    KeyCodec, ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version,
-    Versioned, WriteCondition, WriteOutcome,
+    Expiry, KeyCodec, ListPage, Location, Namespace, Options, Provider, Result, Store, Support,
+    Version, Versioned, WriteCondition, WriteOutcome,
 };
 
 use crate::config::FirestoreConfig;
 use crate::core::{
-    Client, FirestoreStore, MAX_COMMIT_BYTES, MAX_COMMIT_WRITES, MAX_DOCUMENT_BYTES, MAX_ID_BYTES,
-    ORIGINAL_KEY, VALUE, WRITE_TOKEN, bytes_value, integer_value, map_status, string_value,
+    Client, EXPIRES, FirestoreStore, MAX_COMMIT_BYTES, MAX_COMMIT_WRITES, MAX_DOCUMENT_BYTES,
+    MAX_ID_BYTES, ORIGINAL_KEY, VALUE, WRITE_TOKEN, bytes_value, expiry_ms, integer_value,
+    is_expired, map_status, now_ms, string_value, timestamp_value,
 };
 
 /// The provider name in configuration.
@@ -33,6 +35,14 @@ pub const DOCUMENT_OVERHEAD: usize = 8192;
 
 /// Largest value.
 pub const MAX_VALUE_BYTES: usize = MAX_DOCUMENT_BYTES - DOCUMENT_OVERHEAD;
+
+/// Expiry: a timestamp field in each document checked by every read and
+/// condition; a Firestore TTL policy on the field (the guide's command)
+/// deletes expired documents, typically within a day.
+pub const EXPIRY: Expiry = Expiry::Filtered {
+    how: "exp timestamp field checked on every read and condition; deleted by a Firestore TTL policy on exp (typically within 24 h)",
+    resolution: Duration::from_millis(1),
+};
 
 /// Builds Firestore stores.
 #[derive(Debug, Default, Clone, Copy)]
@@ -56,6 +66,7 @@ pub fn capabilities() -> Capabilities {
         consistency: Consistency::Strong,
         durable: true,
         versioning: "update_time",
+        expiry: EXPIRY,
         ..Capabilities::required()
     }
 }
@@ -140,17 +151,21 @@ impl Provider for FirestoreProvider {
 impl Store for FirestoreStore {
     async fn open_bucket(&self, plan: &BucketPlan) -> Result<Arc<dyn Bucket>> {
         let config: FirestoreConfig = plan.options.parse(&plan.bucket, NAME)?;
-        Ok(Arc::new(FirestoreBucket::new(
-            self,
-            config.parent.as_deref(),
-            &config.collection(&plan.bucket),
-        )))
+        Ok(Arc::new(
+            FirestoreBucket::new(
+                self,
+                config.parent.as_deref(),
+                &config.collection(&plan.bucket),
+            )
+            .expiring(plan.ttl),
+        ))
     }
 }
 
 /// A bucket: one collection. Documents are named by the key through the key
 /// codec and hold the value in the bytes field `v`, a random write token in
-/// `w` and the original key in `k` when the id is a hash of it.
+/// `w`, the original key in `k` when the id is a hash of it, and the expiry
+/// in the timestamp field `exp` when written by a bucket with a `ttl`.
 pub struct FirestoreBucket {
     client: Client,
     database: String,
@@ -159,21 +174,41 @@ pub struct FirestoreBucket {
     collection: String,
     codec: KeyCodec,
     capabilities: Capabilities,
+    /// Time to live of every write.
+    ttl: Option<Duration>,
 }
 
-fn version(time: Option<&Timestamp>) -> Version {
-    match time {
-        Some(t) => Version([t.seconds.to_be_bytes().as_slice(), &t.nanos.to_be_bytes()].concat()),
-        None => Version(Vec::new()),
+/// The version of a document: its `update_time` (12 bytes), and its expiry
+/// (8 more) when it has one, so a swap against a version that has expired
+/// meanwhile fails without a request (an unchanged `update_time` means an
+/// unchanged expiry).
+fn version(document: &Document) -> Version {
+    let Some(t) = document.update_time.as_ref() else {
+        return Version(Vec::new());
+    };
+    let mut bytes = [t.seconds.to_be_bytes().as_slice(), &t.nanos.to_be_bytes()].concat();
+    if let Some(expiry) = expiry_ms(document) {
+        bytes.extend_from_slice(&expiry.to_be_bytes());
     }
+    Version(bytes)
 }
 
-fn timestamp(version: &Version) -> Option<Timestamp> {
-    let bytes: &[u8; 12] = version.0.as_slice().try_into().ok()?;
-    Some(Timestamp {
-        seconds: i64::from_be_bytes(bytes[..8].try_into().ok()?),
-        nanos: i32::from_be_bytes(bytes[8..].try_into().ok()?),
-    })
+/// The `update_time` and expiry a version holds; `None` for bytes this
+/// bucket did not issue.
+fn timestamp(version: &Version) -> Option<(Timestamp, Option<i64>)> {
+    let bytes = version.0.as_slice();
+    let expiry = match bytes.len() {
+        12 => None,
+        20 => Some(i64::from_be_bytes(bytes[12..].try_into().ok()?)),
+        _ => return None,
+    };
+    Some((
+        Timestamp {
+            seconds: i64::from_be_bytes(bytes[..8].try_into().ok()?),
+            nanos: i32::from_be_bytes(bytes[8..12].try_into().ok()?),
+        },
+        expiry,
+    ))
 }
 
 fn document_value(document: &Document) -> Result<Vec<u8>> {
@@ -216,7 +251,15 @@ impl FirestoreBucket {
                 escape_trailing_space: false,
             },
             capabilities: capabilities(),
+            ttl: None,
         }
+    }
+
+    /// The bucket whose writes expire `ttl` after they are made (a TTL
+    /// policy on [`EXPIRES`] deletes them; the provider guide).
+    pub fn expiring(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// The document name of `key`, and the original key when the id is a hash.
@@ -244,6 +287,7 @@ impl FirestoreBucket {
             + value.len()
             + 10
             + original.as_ref().map_or(0, |k| 2 + k.len())
+            + self.ttl.map_or(0, |_| EXPIRES.len() + 1 + 8)
             + 32;
         if size > MAX_DOCUMENT_BYTES {
             return Err(Error::new(
@@ -259,6 +303,10 @@ impl FirestoreBucket {
         ]);
         if let Some(original) = original {
             fields.insert(ORIGINAL_KEY.to_string(), string_value(original));
+        }
+        if let Some(ttl) = self.ttl {
+            let expiry = now_ms().saturating_add(ttl.as_millis() as i64);
+            fields.insert(EXPIRES.to_string(), timestamp_value(expiry));
         }
         Ok(Write {
             operation: Some(write::Operation::Update(Document {
@@ -317,16 +365,45 @@ impl FirestoreBucket {
         Ok(())
     }
 
+    /// The document of `key`, `None` when missing or expired; with `mask`,
+    /// only those fields (and the expiry).
     async fn read(&self, key: &str, mask: Option<DocumentMask>) -> Result<Option<Document>> {
+        Ok(self
+            .read_stored(key, mask)
+            .await?
+            .filter(|document| !is_expired(document, now_ms())))
+    }
+
+    /// The document of `key` as stored, expired or not.
+    async fn read_stored(&self, key: &str, mask: Option<DocumentMask>) -> Result<Option<Document>> {
         let mut client = self.client.clone();
         let request = GetDocumentRequest {
             name: self.name(key).0,
-            mask,
+            mask: mask.map(|mut mask| {
+                mask.field_paths.push(EXPIRES.to_string());
+                mask
+            }),
             ..Default::default()
         };
         match client.get_document(request).await {
             Ok(response) => Ok(Some(response.into_inner())),
             Err(status) if status.code() == Code::NotFound => Ok(None),
+            Err(status) => Err(map_status(status)),
+        }
+    }
+
+    /// Commits one conditional write: written, or the condition failed.
+    async fn commit_conditional(&self, write: Write) -> Result<WriteOutcome> {
+        match self.commit(vec![write]).await {
+            Ok(()) => Ok(WriteOutcome::Written),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::FailedPrecondition | Code::AlreadyExists | Code::NotFound
+                ) =>
+            {
+                Ok(WriteOutcome::ConditionFailed)
+            }
             Err(status) => Err(map_status(status)),
         }
     }
@@ -344,7 +421,7 @@ impl Bucket for FirestoreBucket {
         };
         Ok(Some(Versioned {
             value: document_value(&document)?,
-            version: version(document.update_time.as_ref()),
+            version: version(&document),
         }))
     }
 
@@ -354,34 +431,57 @@ impl Bucket for FirestoreBucket {
         value: Vec<u8>,
         condition: WriteCondition,
     ) -> Result<WriteOutcome> {
-        let precondition = match &condition {
-            WriteCondition::Always => None,
-            WriteCondition::IfAbsent => Some(precondition::ConditionType::Exists(false)),
-            WriteCondition::IfVersion(v) => match timestamp(v) {
-                Some(t) => Some(precondition::ConditionType::UpdateTime(t)),
-                None => return Ok(WriteOutcome::ConditionFailed), // not a version this bucket issued
-            },
+        let precondition = |condition| Precondition {
+            condition_type: Some(condition),
         };
-        let conditional = precondition.is_some();
-        let write = self.update(
-            key,
-            value,
-            precondition.map(|c| Precondition {
-                condition_type: Some(c),
-            }),
-        )?;
-        match self.commit(vec![write]).await {
-            Ok(()) => Ok(WriteOutcome::Written),
-            Err(status)
-                if conditional
-                    && matches!(
-                        status.code(),
-                        Code::FailedPrecondition | Code::AlreadyExists | Code::NotFound
-                    ) =>
-            {
-                Ok(WriteOutcome::ConditionFailed)
+        match &condition {
+            WriteCondition::Always => {
+                self.commit(vec![self.update(key, value, None)?])
+                    .await
+                    .map_err(map_status)?;
+                Ok(WriteOutcome::Written)
             }
-            Err(status) => Err(map_status(status)),
+            WriteCondition::IfVersion(v) => {
+                let Some((time, expiry)) = timestamp(v) else {
+                    return Ok(WriteOutcome::ConditionFailed); // not a version this bucket issued
+                };
+                if expiry.is_some_and(|expiry| expiry <= now_ms()) {
+                    return Ok(WriteOutcome::ConditionFailed);
+                }
+                let condition = precondition::ConditionType::UpdateTime(time);
+                self.commit_conditional(self.update(key, value, Some(precondition(condition)))?)
+                    .await
+            }
+            WriteCondition::IfAbsent => {
+                let condition = precondition::ConditionType::Exists(false);
+                let write = self.update(key, value.clone(), Some(precondition(condition)))?;
+                match self.commit_conditional(write).await? {
+                    WriteOutcome::Written => Ok(WriteOutcome::Written),
+                    WriteOutcome::ConditionFailed => {
+                        // A document that has expired (and that no TTL policy
+                        // deleted yet) is absent: replace it if it is still
+                        // the same document.
+                        let mask = DocumentMask {
+                            field_paths: vec![ORIGINAL_KEY.to_string()],
+                        };
+                        match self.read_stored(key, Some(mask)).await? {
+                            Some(document) if is_expired(&document, now_ms()) => {
+                                let Some(time) = document.update_time else {
+                                    return Ok(WriteOutcome::ConditionFailed);
+                                };
+                                let condition = precondition::ConditionType::UpdateTime(time);
+                                self.commit_conditional(self.update(
+                                    key,
+                                    value,
+                                    Some(precondition(condition)),
+                                )?)
+                                .await
+                            }
+                            _ => Ok(WriteOutcome::ConditionFailed),
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -399,7 +499,7 @@ impl Bucket for FirestoreBucket {
     }
 
     async fn list(&self, cursor: Option<&[u8]>, limit: usize) -> Result<ListPage> {
-        let page_token = match cursor {
+        let mut page_token = match cursor {
             None => String::new(),
             Some(token) => std::str::from_utf8(token)
                 .ok()
@@ -408,61 +508,75 @@ impl Bucket for FirestoreBucket {
                 .to_string(),
         };
         let mut client = self.client.clone();
-        let request = ListDocumentsRequest {
-            parent: self.parent.clone(),
-            collection_id: self.collection.clone(),
-            page_size: i32::try_from(limit.max(1)).unwrap_or(i32::MAX),
-            page_token,
-            mask: Some(DocumentMask {
-                field_paths: vec![ORIGINAL_KEY.to_string()],
-            }),
-            ..Default::default()
-        };
-        let response = client
-            .list_documents(request)
-            .await
-            .map_err(|status| {
-                // The emulator answers a bad page token with `Unknown`, Firestore
-                // with `InvalidArgument`.
-                let refused = status.code() == Code::InvalidArgument
-                    || (status.code() == Code::Unknown && !status.message().contains("transport"));
-                if cursor.is_some() && refused {
-                    Error::new(
-                        ErrorKind::InvalidCursor,
-                        "Firestore refused the list cursor",
-                    )
-                } else {
-                    map_status(status)
-                }
-            })?
-            .into_inner();
-        // Documents this bucket did not write (an id that is not a canonical
-        // encoding) are skipped, never an error for the whole listing.
-        let keys: Vec<String> = response
-            .documents
-            .iter()
-            .filter_map(|document| {
-                let id = document.name.rsplit('/').next().unwrap_or_default();
-                let original = match document
-                    .fields
-                    .get(ORIGINAL_KEY)
-                    .and_then(|v| v.value_type.as_ref())
-                {
-                    Some(ValueType::StringValue(key)) => Some(key.as_str()),
-                    _ => None,
-                };
-                self.codec.listed_key(id, original)
-            })
-            .collect();
-        let foreign = response.documents.len() - keys.len();
-        if foreign > 0 {
-            tracing::debug!(
-                "list skipped {foreign} documents in the collection that wasikv did not write"
-            );
+        // A page without keys (expired or foreign documents only) is
+        // followed within this call, so a page is empty only at the end.
+        loop {
+            let request = ListDocumentsRequest {
+                parent: self.parent.clone(),
+                collection_id: self.collection.clone(),
+                page_size: i32::try_from(limit.max(1)).unwrap_or(i32::MAX),
+                page_token: std::mem::take(&mut page_token),
+                mask: Some(DocumentMask {
+                    field_paths: vec![ORIGINAL_KEY.to_string(), EXPIRES.to_string()],
+                }),
+                ..Default::default()
+            };
+            let response = client
+                .list_documents(request)
+                .await
+                .map_err(|status| {
+                    // The emulator answers a bad page token with `Unknown`, Firestore
+                    // with `InvalidArgument`.
+                    let refused = status.code() == Code::InvalidArgument
+                        || (status.code() == Code::Unknown
+                            && !status.message().contains("transport"));
+                    if cursor.is_some() && refused {
+                        Error::new(
+                            ErrorKind::InvalidCursor,
+                            "Firestore refused the list cursor",
+                        )
+                    } else {
+                        map_status(status)
+                    }
+                })?
+                .into_inner();
+            // Documents this bucket did not write (an id that is not a canonical
+            // encoding) are skipped, never an error for the whole listing.
+            let now = now_ms();
+            let live: Vec<&Document> = response
+                .documents
+                .iter()
+                .filter(|document| !is_expired(document, now))
+                .collect();
+            let keys: Vec<String> = live
+                .iter()
+                .filter_map(|document| {
+                    let id = document.name.rsplit('/').next().unwrap_or_default();
+                    let original = match document
+                        .fields
+                        .get(ORIGINAL_KEY)
+                        .and_then(|v| v.value_type.as_ref())
+                    {
+                        Some(ValueType::StringValue(key)) => Some(key.as_str()),
+                        _ => None,
+                    };
+                    self.codec.listed_key(id, original)
+                })
+                .collect();
+            let foreign = live.len() - keys.len();
+            if foreign > 0 {
+                tracing::debug!(
+                    "list skipped {foreign} documents in the collection that wasikv did not write"
+                );
+            }
+            if keys.is_empty() && !response.next_page_token.is_empty() {
+                page_token = response.next_page_token;
+                continue;
+            }
+            let next = (!response.next_page_token.is_empty())
+                .then(|| response.next_page_token.into_bytes());
+            return Ok(ListPage { keys, next });
         }
-        let next =
-            (!response.next_page_token.is_empty()).then(|| response.next_page_token.into_bytes());
-        Ok(ListPage { keys, next })
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -485,8 +599,11 @@ impl Bucket for FirestoreBucket {
             .map_err(map_status)?
             .into_inner();
         let mut found: HashMap<String, Vec<u8>> = HashMap::new();
+        let now = now_ms();
         while let Some(message) = stream.message().await.map_err(map_status)? {
-            if let Some(batch_get_documents_response::Result::Found(document)) = message.result {
+            if let Some(batch_get_documents_response::Result::Found(document)) = message.result
+                && !is_expired(&document, now)
+            {
                 let value = document_value(&document)?;
                 found.insert(document.name, value);
             }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use firestore::gcloud_sdk::google::firestore::v1::firestore_client::FirestoreClient;
-use firestore::gcloud_sdk::google::firestore::v1::{Value, value::ValueType};
+use firestore::gcloud_sdk::google::firestore::v1::{Document, Value, value::ValueType};
 use firestore::gcloud_sdk::google_cloud_auth::credentials::{
     CacheableResource, Credentials, CredentialsProvider, EntityTag,
 };
@@ -38,6 +38,46 @@ pub const VALUE: &str = "v";
 pub const WRITE_TOKEN: &str = "w";
 /// Field holding the original key when the document id is a hash of it.
 pub const ORIGINAL_KEY: &str = "k";
+/// Field holding the expiry of a document written by a bucket with a `ttl`
+/// (a timestamp: now + ttl, the host's clock). Every read treats a
+/// document at or past it as absent; a Firestore TTL policy on this field
+/// deletes expired documents.
+pub const EXPIRES: &str = "exp";
+
+/// Milliseconds since the Unix epoch now (the host's clock).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The expiry of `document` in milliseconds since the Unix epoch, if it
+/// has one.
+pub fn expiry_ms(document: &Document) -> Option<i64> {
+    match document.fields.get(EXPIRES)?.value_type.as_ref()? {
+        ValueType::TimestampValue(t) => {
+            Some(t.seconds.saturating_mul(1000) + i64::from(t.nanos) / 1_000_000)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `document` is at or past its expiry at `now` (milliseconds).
+pub fn is_expired(document: &Document, now: i64) -> bool {
+    expiry_ms(document).is_some_and(|expiry| expiry <= now)
+}
+
+/// A timestamp value `ms` milliseconds after the Unix epoch.
+pub fn timestamp_value(ms: i64) -> Value {
+    Value {
+        value_type: Some(ValueType::TimestampValue(
+            firestore::gcloud_sdk::prost_types::Timestamp {
+                seconds: ms.div_euclid(1000),
+                nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+            },
+        )),
+    }
+}
 
 /// The gRPC client type.
 pub type Client = FirestoreClient<GoogleAuthMiddleware>;

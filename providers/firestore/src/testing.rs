@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
-use wasikv_core::Bucket;
 use wasikv_core::provider::OpenFuture;
+use wasikv_core::{Bucket, OpenRequest};
 
 use crate::core::FirestoreStore;
 use crate::{FirestoreBucket, FirestoreConfig};
@@ -32,19 +32,18 @@ pub fn test_config() -> FirestoreConfig {
 }
 
 /// Opens the collection `wasikv-test-<namespace>` on one shared connection.
-pub fn opener() -> impl Fn(String) -> OpenFuture + Send + Sync + 'static {
+pub fn opener() -> impl Fn(OpenRequest) -> OpenFuture + Send + Sync + 'static {
     let store: Arc<OnceCell<FirestoreStore>> = Arc::new(OnceCell::new());
-    move |ns| {
+    move |request: OpenRequest| {
         let store = store.clone();
         Box::pin(async move {
             let store = store
                 .get_or_try_init(|| async { FirestoreStore::connect(&test_config()).await })
                 .await?;
-            Ok(Arc::new(FirestoreBucket::new(
-                store,
-                None,
-                &format!("wasikv-test-{ns}"),
-            )) as Arc<dyn Bucket>)
+            Ok(Arc::new(
+                FirestoreBucket::new(store, None, &format!("wasikv-test-{}", request.namespace))
+                    .expiring(request.ttl),
+            ) as Arc<dyn Bucket>)
         })
     }
 }

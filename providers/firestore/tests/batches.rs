@@ -5,9 +5,12 @@
 #[tokio::test(flavor = "multi_thread")]
 async fn set_many_over_one_commit_request_is_split_by_size() {
     let open = wasikv_firestore::testing::opener();
-    let bucket = open(format!("batches-{:08x}", rand::random::<u32>()))
-        .await
-        .expect("emulator");
+    let bucket = open(wasikv_core::OpenRequest {
+        namespace: format!("batches-{:08x}", rand::random::<u32>()),
+        ttl: None,
+    })
+    .await
+    .expect("emulator");
     // 12 values of ~1 MB: more than Firestore's 10 MiB per request.
     let items: Vec<(String, Vec<u8>)> = (0..12u8)
         .map(|i| (format!("big-{i:02}"), vec![i; 1_000_000]))

@@ -7,6 +7,6 @@ fn main() -> std::process::ExitCode {
     wasikv_core::suite::run(
         "firestore",
         wasikv_core::suite::Level::Provider,
-        wasikv_core::suite::namespace_only(wasikv_firestore::testing::opener()),
+        wasikv_firestore::testing::opener(),
     )
 }

@@ -1,0 +1,98 @@
+//! Firestore expiry specifics against the emulator (`scripts/services.sh`):
+//! documents of a bucket with a ttl carry `exp`, a timestamp at least the
+//! ttl ahead (the field a TTL policy deletes by); a document past its
+//! `exp` is absent for every bucket on the collection, and a create
+//! replaces it.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use firestore::gcloud_sdk::google::firestore::v1::{
+    CommitRequest, Document, GetDocumentRequest, Write, write,
+};
+use wasikv_core::{Bucket, WriteCondition, WriteOutcome};
+use wasikv_firestore::FirestoreBucket;
+use wasikv_firestore::core::{EXPIRES, FirestoreStore, bytes_value, expiry_ms, timestamp_value};
+use wasikv_firestore::testing::test_config;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_carry_exp_and_expired_ones_are_absent_for_every_bucket() {
+    let store = FirestoreStore::connect(&test_config())
+        .await
+        .expect("the emulator (scripts/services.sh) is reachable");
+    let collection = format!("wasikv-test-expiry-{:08x}", rand::random::<u32>());
+    let name = |id: &str| format!("{}/documents/{collection}/{id}", store.database);
+    let expiring =
+        FirestoreBucket::new(&store, None, &collection).expiring(Some(Duration::from_secs(90)));
+    let before = now_ms();
+    expiring
+        .set("k", b"v".to_vec(), WriteCondition::Always)
+        .await
+        .unwrap();
+    let mut client = store.client.clone();
+    let document = client
+        .get_document(GetDocumentRequest {
+            name: name("k"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let exp = expiry_ms(&document).expect("an exp timestamp");
+    assert!(
+        exp >= before + 90_000 && exp <= now_ms() + 90_000,
+        "exp {exp}, written at {before}"
+    );
+
+    // A document past its exp (written here by another client: the
+    // emulator has no TTL policy) is absent for a bucket without a ttl,
+    // and a create replaces it.
+    let plain = FirestoreBucket::new(&store, None, &collection);
+    let fields = HashMap::from([
+        ("v".to_string(), bytes_value(b"stale".to_vec())),
+        (EXPIRES.to_string(), timestamp_value(now_ms() - 1_000)),
+    ]);
+    client
+        .commit(CommitRequest {
+            database: store.database.clone(),
+            writes: vec![Write {
+                operation: Some(write::Operation::Update(Document {
+                    name: name("old"),
+                    fields,
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("raw write");
+    assert_eq!(plain.get("old").await.unwrap(), None);
+    assert!(!plain.exists("old").await.unwrap());
+    assert_eq!(plain.get_many(&["old".into()]).await.unwrap(), [None]);
+    let listed = wasikv_core::suite::list_all(&plain, 10).await.unwrap();
+    assert_eq!(listed, ["k"]);
+    assert_eq!(
+        plain
+            .set("old", b"new".to_vec(), WriteCondition::IfAbsent)
+            .await
+            .unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(plain.get("old").await.unwrap(), Some(b"new".to_vec()));
+    assert_eq!(
+        plain
+            .set("old", b"again".to_vec(), WriteCondition::IfAbsent)
+            .await
+            .unwrap(),
+        WriteOutcome::ConditionFailed
+    );
+    wasikv_core::suite::cleanup(&plain).await;
+}
