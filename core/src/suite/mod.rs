@@ -226,6 +226,47 @@ where
     }
 }
 
+/// Checks, for a provider's own tests, that `key`, stored past its expiry
+/// (written by another client, or a bucket with a ttl, and not yet deleted
+/// by the store), is absent for every read path of `bucket` (get, exists,
+/// get-many where native, listing: exactly `listed` remain), and that a
+/// create-if-absent replaces it while a second one finds the new value.
+/// Panics naming the first check that fails.
+pub async fn assert_expired_key_is_absent(bucket: &dyn Bucket, key: &str, listed: &[&str]) {
+    use crate::{WriteCondition, WriteOutcome};
+    assert_eq!(
+        bucket.get(key).await.unwrap(),
+        None,
+        "get of an expired key"
+    );
+    assert!(
+        !bucket.exists(key).await.unwrap(),
+        "exists of an expired key"
+    );
+    if bucket.capabilities().get_many.is_available() {
+        assert_eq!(
+            bucket.get_many(&[key.to_string()]).await.unwrap(),
+            [None],
+            "get-many of an expired key"
+        );
+    }
+    let mut keys = list_all(bucket, 1000).await.unwrap();
+    keys.sort();
+    assert_eq!(keys, listed, "listing with an expired key");
+    let create = |value: &'static [u8]| bucket.set(key, value.to_vec(), WriteCondition::IfAbsent);
+    assert_eq!(
+        create(b"new").await.unwrap(),
+        WriteOutcome::Written,
+        "create over an expired key"
+    );
+    assert_eq!(bucket.get(key).await.unwrap(), Some(b"new".to_vec()));
+    assert_eq!(
+        create(b"again").await.unwrap(),
+        WriteOutcome::ConditionFailed,
+        "a second create"
+    );
+}
+
 /// Every key of `bucket`, walking all pages of `page` keys (for tests).
 pub async fn list_all(bucket: &dyn Bucket, page: usize) -> crate::Result<Vec<String>> {
     let mut keys = Vec::new();

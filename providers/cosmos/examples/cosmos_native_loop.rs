@@ -29,6 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         v: StoredValue::bytes(b"value"),
         k: None,
         w: write_token(),
+        e: None,
+        ttl: None,
     };
     container
         .upsert_item(id.to_string(), id, &item, None)

@@ -181,10 +181,9 @@ impl DynamoStore {
         Ok(watch_stream(description))
     }
 
-    /// Checks that `table`'s DynamoDB TTL deletes items by [`EXPIRES`]
-    /// (what keeps expired items of a bucket with a `ttl` from piling up),
-    /// enabling it when it is off and `create` is set.
-    pub async fn ensure_ttl(&self, table: &str, create: bool) -> Result<()> {
+    /// The attribute `table`'s DynamoDB TTL deletes by, if it is on (or
+    /// being turned on).
+    async fn ttl_attribute(&self, table: &str) -> Result<Option<String>> {
         let described = self
             .client
             .describe_time_to_live()
@@ -192,16 +191,22 @@ impl DynamoStore {
             .send()
             .await
             .map_err(map_err)?;
-        let spec = described.time_to_live_description;
-        let status = spec.as_ref().and_then(|s| s.time_to_live_status.clone());
-        let attribute = spec.as_ref().and_then(|s| s.attribute_name.clone());
-        let on = matches!(
-            status,
-            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-        );
-        match attribute {
-            Some(name) if on && name == EXPIRES => return Ok(()),
-            Some(name) if on => {
+        Ok(described.time_to_live_description.and_then(|s| {
+            let on = matches!(
+                s.time_to_live_status,
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            );
+            s.attribute_name.filter(|_| on)
+        }))
+    }
+
+    /// Checks that `table`'s DynamoDB TTL deletes items by [`EXPIRES`]
+    /// (what keeps expired items of a bucket with a `ttl` from piling up),
+    /// enabling it when it is off and `create` is set.
+    pub async fn ensure_ttl(&self, table: &str, create: bool) -> Result<()> {
+        match self.ttl_attribute(table).await? {
+            Some(name) if name == EXPIRES => return Ok(()),
+            Some(name) => {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
                     format!(
@@ -209,7 +214,7 @@ impl DynamoStore {
                     ),
                 ));
             }
-            _ => {}
+            None => {}
         }
         if !create {
             return Err(Error::new(
@@ -235,23 +240,12 @@ impl DynamoStore {
             .await
         {
             Ok(_) => Ok(()),
-            // Another host enabled it meanwhile ("TimeToLive is already enabled").
-            Err(e) if is_code(&e, "ValidationException") => {
-                let again = self
-                    .client
-                    .describe_time_to_live()
-                    .table_name(table)
-                    .send()
-                    .await
-                    .map_err(map_err)?;
-                let enabled = again.time_to_live_description.is_some_and(|s| {
-                    s.attribute_name.as_deref() == Some(EXPIRES)
-                        && matches!(
-                            s.time_to_live_status,
-                            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-                        )
-                });
-                if enabled { Ok(()) } else { Err(map_err(e)) }
+            // Another host turned it on meanwhile ("TimeToLive is already enabled").
+            Err(e)
+                if is_code(&e, "ValidationException")
+                    && self.ttl_attribute(table).await?.as_deref() == Some(EXPIRES) =>
+            {
+                Ok(())
             }
             Err(e) => Err(map_err(e)),
         }

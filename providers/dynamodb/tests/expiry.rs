@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveSpecification};
-use wasikv_core::{Bucket, ErrorKind, WriteCondition, WriteOutcome};
+use wasikv_core::{Bucket, ErrorKind, WriteCondition};
 use wasikv_dynamodb::DynamoProvider;
 use wasikv_dynamodb::core::EXPIRES;
 use wasikv_dynamodb::testing::{MOTO_MAX_ITEM_BYTES, TEST_TABLE, test_endpoint, test_store};
@@ -33,6 +33,24 @@ fn options(table: &str, prefix: &str, ttl: Option<&str>, create: bool) -> serde_
 
 async fn open(options: serde_json::Value) -> wasikv_core::Result<Arc<dyn Bucket>> {
     wasikv_core::suite::plans::open(&DynamoProvider, "sessions", options).await
+}
+
+/// The item with partition key `id` in the test table, as stored.
+async fn raw_item(
+    store: &wasikv_dynamodb::core::DynamoStore,
+    id: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    store
+        .client
+        .get_item()
+        .table_name(TEST_TABLE)
+        .key("pk", AttributeValue::S(id.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
 }
 
 fn now() -> u64 {
@@ -125,17 +143,7 @@ async fn items_carry_whole_seconds_and_expire_for_every_bucket() {
         .set("k", b"v".to_vec(), WriteCondition::Always)
         .await
         .unwrap();
-    let item = store
-        .client
-        .get_item()
-        .table_name(TEST_TABLE)
-        .key("pk", AttributeValue::S(format!("{prefix}k")))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = raw_item(&store, &format!("{prefix}k")).await;
     let exp: u64 = item[EXPIRES].as_n().unwrap().parse().unwrap();
     assert!(
         exp >= before + 3_600 && exp <= now() + 3_601,
@@ -159,31 +167,9 @@ async fn items_carry_whole_seconds_and_expire_for_every_bucket() {
         .send()
         .await
         .unwrap();
-    assert_eq!(plain.get("old").await.unwrap(), None);
-    assert!(!plain.exists("old").await.unwrap());
-    assert_eq!(plain.get_many(&["old".into()]).await.unwrap(), [None]);
-    let listed = wasikv_core::suite::list_all(&*plain, 10).await.unwrap();
-    assert_eq!(listed, ["k"]);
-    assert_eq!(
-        plain
-            .set("old", b"new".to_vec(), WriteCondition::IfAbsent)
-            .await
-            .unwrap(),
-        WriteOutcome::Written
-    );
+    wasikv_core::suite::assert_expired_key_is_absent(&*plain, "old", &["k"]).await;
     // Written without a ttl: no exp any more.
-    assert_eq!(plain.get("old").await.unwrap(), Some(b"new".to_vec()));
-    let item = store
-        .client
-        .get_item()
-        .table_name(TEST_TABLE)
-        .key("pk", AttributeValue::S(format!("{prefix}old")))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = raw_item(&store, &format!("{prefix}old")).await;
     assert!(!item.contains_key(EXPIRES), "{item:?}");
     wasikv_core::suite::cleanup(&*plain).await;
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use firestore::gcloud_sdk::google::firestore::v1::{
     CommitRequest, Document, GetDocumentRequest, Write, write,
 };
-use wasikv_core::{Bucket, WriteCondition, WriteOutcome};
+use wasikv_core::{Bucket, WriteCondition};
 use wasikv_firestore::FirestoreBucket;
 use wasikv_firestore::core::{EXPIRES, FirestoreStore, bytes_value, expiry_ms, timestamp_value};
 use wasikv_firestore::testing::test_config;
@@ -74,25 +74,6 @@ async fn documents_carry_exp_and_expired_ones_are_absent_for_every_bucket() {
         })
         .await
         .expect("raw write");
-    assert_eq!(plain.get("old").await.unwrap(), None);
-    assert!(!plain.exists("old").await.unwrap());
-    assert_eq!(plain.get_many(&["old".into()]).await.unwrap(), [None]);
-    let listed = wasikv_core::suite::list_all(&plain, 10).await.unwrap();
-    assert_eq!(listed, ["k"]);
-    assert_eq!(
-        plain
-            .set("old", b"new".to_vec(), WriteCondition::IfAbsent)
-            .await
-            .unwrap(),
-        WriteOutcome::Written
-    );
-    assert_eq!(plain.get("old").await.unwrap(), Some(b"new".to_vec()));
-    assert_eq!(
-        plain
-            .set("old", b"again".to_vec(), WriteCondition::IfAbsent)
-            .await
-            .unwrap(),
-        WriteOutcome::ConditionFailed
-    );
+    wasikv_core::suite::assert_expired_key_is_absent(&plain, "old", &["k"]).await;
     wasikv_core::suite::cleanup(&plain).await;
 }
