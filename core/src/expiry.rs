@@ -188,6 +188,26 @@ pub fn take_ttl(options: &mut Options, bucket: &str, provider: &str) -> Result<O
     Ok(Some(ttl))
 }
 
+/// Milliseconds since the Unix epoch: the wall clock, since expiry times
+/// stored with keys outlive the process and are shared by hosts.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The expiry (milliseconds since the Unix epoch) of a key written now
+/// with `ttl`.
+pub fn expiry_after(ttl: Duration) -> u64 {
+    now_ms().saturating_add(ttl.as_millis() as u64)
+}
+
+/// Whether the expiry `expires_ms` (`None`: never) has passed at `now_ms`:
+/// a key is absent from its expiry on.
+pub fn has_expired(expires_ms: Option<u64>, now_ms: u64) -> bool {
+    expires_ms.is_some_and(|at| at <= now_ms)
+}
+
 /// Plans bucket `bucket` of `provider` from its config section as the host
 /// does: the bucket-wide options (`ttl`) first, the provider's own
 /// [`Provider::plan`] with the rest. A `ttl` on a provider that cannot

@@ -21,9 +21,10 @@ use wasikv_core::{
 use crate::config::CosmosConfig;
 use crate::core::{
     CosmosStore, Item, MAX_BATCH_BYTES, MAX_BATCH_OPERATIONS, MAX_ID_BYTES, MAX_ITEM_BYTES,
-    MAX_VALUE_BYTES, PARTITION_KEY_PATH, StoredValue, expiry_of, map_error, now_ms, status_code,
+    MAX_VALUE_BYTES, PARTITION_KEY_PATH, StoredValue, expiry_of, map_error, status_code,
     write_token,
 };
+use wasikv_core::expiry::{has_expired, now_ms};
 
 /// The provider name in configuration.
 pub const NAME: &str = "cosmos";
@@ -443,7 +444,7 @@ impl CosmosBucket {
                 let Some((etag, expires)) = parse_version(version) else {
                     return Ok(WriteOutcome::ConditionFailed); // not a version this bucket issued
                 };
-                if expires.is_some_and(|e| e <= now_ms()) {
+                if has_expired(expires, now_ms()) {
                     return Ok(WriteOutcome::ConditionFailed);
                 }
                 let options = ItemWriteOptions::default()
@@ -456,10 +457,11 @@ impl CosmosBucket {
         match result {
             Ok(_) => Ok(WriteOutcome::Written),
             Err(e) if !matches!(condition, WriteCondition::Always) && lost_condition(&e) => {
-                match self.read_stored(&id).await? {
-                    Some((current, _)) if current.w == token => Ok(WriteOutcome::Written),
+                let stored = self.read_stored(&id).await?;
+                match stored {
                     Some((current, etag))
                         if matches!(condition, WriteCondition::IfAbsent)
+                            && current.w != token
                             && current.expired(now_ms()) =>
                     {
                         let options = ItemWriteOptions::default()
@@ -472,32 +474,34 @@ impl CosmosBucket {
                         {
                             Ok(_) => Ok(WriteOutcome::Written),
                             Err(e) if lost_condition(&e) => {
-                                self.outcome_by_token(&id, &token).await
+                                let stored = self.read_stored(&id).await?;
+                                self.outcome_by_token(stored, &token).await
                             }
                             Err(e) => Err(map_error(e)),
                         }
                     }
-                    Some(_) => Ok(WriteOutcome::ConditionFailed),
-                    None => {
-                        // The item is missing, or the whole container is:
-                        // only the first is a lost race.
-                        self.check_container().await?;
-                        Ok(WriteOutcome::ConditionFailed)
-                    }
+                    stored => self.outcome_by_token(stored, &token).await,
                 }
             }
             Err(e) => Err(map_error(e)),
         }
     }
 
-    /// After a conditional write failed its condition: written when the
-    /// item holds this write's token (an earlier attempt was applied),
-    /// else a failed condition.
-    async fn outcome_by_token(&self, id: &str, token: &str) -> Result<WriteOutcome> {
-        Ok(match self.read_stored(id).await? {
+    /// After a conditional write failed its condition, given the item as
+    /// stored now: written when it holds this write's token (an earlier
+    /// attempt was applied), else a failed condition; an item that is
+    /// missing, or whose whole container is, asks which.
+    async fn outcome_by_token(
+        &self,
+        stored: Option<(Item, String)>,
+        token: &str,
+    ) -> Result<WriteOutcome> {
+        Ok(match stored {
             Some((current, _)) if current.w == token => WriteOutcome::Written,
             Some(_) => WriteOutcome::ConditionFailed,
             None => {
+                // The item is missing, or the whole container is: only the
+                // first is a lost race.
                 self.check_container().await?;
                 WriteOutcome::ConditionFailed
             }
@@ -701,7 +705,7 @@ impl Bucket for CosmosBucket {
             let rows: Vec<ListedId> = page
                 .into_items()
                 .into_iter()
-                .filter(|row| row.e.is_none_or(|e| e > now))
+                .filter(|row| !has_expired(row.e, now))
                 .collect();
             let keys: Vec<String> = rows.iter().filter_map(|row| self.decode(row)).collect();
             if rows.len() > keys.len() {

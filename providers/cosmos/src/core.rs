@@ -14,6 +14,7 @@ use azure_data_cosmos::{
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
+use wasikv_core::expiry::{expiry_after, has_expired};
 use wasikv_core::{Error, ErrorKind, Result};
 
 use crate::config::CosmosConfig;
@@ -108,20 +109,13 @@ pub struct Item {
 impl Item {
     /// Whether the item is at or past its expiry at `now_ms`.
     pub fn expired(&self, now_ms: u64) -> bool {
-        self.e.is_some_and(|e| e <= now_ms)
+        has_expired(self.e, now_ms)
     }
-}
-
-/// Milliseconds since the Unix epoch now (the host's clock).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The `e` and `ttl` of an item written now by a bucket with `ttl`.
 pub fn expiry_of(ttl: Duration) -> (u64, u32) {
-    let e = now_ms().saturating_add(ttl.as_millis() as u64);
+    let e = expiry_after(ttl);
     let seconds = ttl.as_nanos().div_ceil(1_000_000_000) + 1;
     (e, u32::try_from(seconds).unwrap_or(u32::MAX))
 }

@@ -598,10 +598,16 @@ impl Bucket for DynamoBucket {
                 }
             })?;
             let now = now_seconds();
-            let live = out.items().iter().filter(|item| !is_expired(item, now));
-            let expired = out.items().len() - live.clone().count();
-            let keys: Vec<String> = live.filter_map(|item| self.listed_key(item)).collect();
-            let foreign = out.items().len() - expired - keys.len();
+            let live: Vec<_> = out
+                .items()
+                .iter()
+                .filter(|item| !is_expired(item, now))
+                .collect();
+            let keys: Vec<String> = live
+                .iter()
+                .filter_map(|item| self.listed_key(item))
+                .collect();
+            let foreign = live.len() - keys.len();
             if foreign > 0 {
                 tracing::debug!(
                     table = %self.table,

@@ -52,9 +52,7 @@ pub const RESERVED_ATTRIBUTES: [&str; 5] = [VALUE, COUNTER, VERSION, ORIGINAL_KE
 /// is at most this has expired (the host's clock; hosts sharing a table
 /// need clocks that agree, as NTP keeps them).
 pub fn now_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    wasikv_core::expiry::now_ms() / 1000
 }
 
 /// The [`EXPIRES`] of a write now with `ttl`: now + ttl rounded up to whole

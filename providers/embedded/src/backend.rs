@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
+use wasikv_core::expiry::now_ms;
 use wasikv_core::{
     BatchAtomicity, Bucket, BucketPlan, Capabilities, Consistency, Endpoint, Error, ErrorKind,
     Expiry, ListPage, Location, Namespace, Options, Provider, Result, Store, Support, Version,
@@ -14,7 +15,7 @@ use wasikv_core::{
 
 use crate::config::EmbeddedConfig;
 use crate::core::{
-    EmbeddedStore, Record, Versions, WriteResult, blocking, is_missing_table, now_ms, read_txn,
+    EmbeddedStore, Record, Versions, WriteResult, blocking, is_missing_table, read_txn,
 };
 
 /// The provider name in configuration.
@@ -148,8 +149,7 @@ impl EmbeddedBucket {
 
     /// When a key written now expires, in milliseconds since the epoch.
     fn expires_ms(&self) -> Option<u64> {
-        self.ttl
-            .map(|ttl| now_ms().saturating_add(ttl.as_millis() as u64))
+        self.ttl.map(wasikv_core::expiry::expiry_after)
     }
 
     /// Refuses values over `max` bytes (`None`: no limit of its own).

@@ -440,16 +440,8 @@ impl<'a> Record<'a> {
 
     /// Whether the record has not expired at `now_ms`.
     pub fn is_live(&self, now_ms: u64) -> bool {
-        self.expires_ms.is_none_or(|at| now_ms < at)
+        !wasikv_core::expiry::has_expired(self.expires_ms, now_ms)
     }
-}
-
-/// Milliseconds since the Unix epoch (expiry times outlive the process, so
-/// they are wall-clock times).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Runs a blocking closure off the async executor.

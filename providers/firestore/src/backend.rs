@@ -24,8 +24,9 @@ use crate::config::FirestoreConfig;
 use crate::core::{
     Client, EXPIRES, FirestoreStore, MAX_COMMIT_BYTES, MAX_COMMIT_WRITES, MAX_DOCUMENT_BYTES,
     MAX_ID_BYTES, ORIGINAL_KEY, VALUE, WRITE_TOKEN, bytes_value, expiry_ms, integer_value,
-    is_expired, map_status, now_ms, string_value, timestamp_value,
+    is_expired, map_status, string_value, timestamp_value,
 };
+use wasikv_core::expiry::{expiry_after, has_expired, now_ms};
 
 /// The provider name in configuration.
 pub const NAME: &str = "firestore";
@@ -195,11 +196,11 @@ fn version(document: &Document) -> Version {
 
 /// The `update_time` and expiry a version holds; `None` for bytes this
 /// bucket did not issue.
-fn timestamp(version: &Version) -> Option<(Timestamp, Option<i64>)> {
+fn timestamp(version: &Version) -> Option<(Timestamp, Option<u64>)> {
     let bytes = version.0.as_slice();
     let expiry = match bytes.len() {
         12 => None,
-        20 => Some(i64::from_be_bytes(bytes[12..].try_into().ok()?)),
+        20 => Some(u64::from_be_bytes(bytes[12..].try_into().ok()?)),
         _ => return None,
     };
     Some((
@@ -305,8 +306,7 @@ impl FirestoreBucket {
             fields.insert(ORIGINAL_KEY.to_string(), string_value(original));
         }
         if let Some(ttl) = self.ttl {
-            let expiry = now_ms().saturating_add(ttl.as_millis() as i64);
-            fields.insert(EXPIRES.to_string(), timestamp_value(expiry));
+            fields.insert(EXPIRES.to_string(), timestamp_value(expiry_after(ttl)));
         }
         Ok(Write {
             operation: Some(write::Operation::Update(Document {
@@ -445,7 +445,7 @@ impl Bucket for FirestoreBucket {
                 let Some((time, expiry)) = timestamp(v) else {
                     return Ok(WriteOutcome::ConditionFailed); // not a version this bucket issued
                 };
-                if expiry.is_some_and(|expiry| expiry <= now_ms()) {
+                if has_expired(expiry, now_ms()) {
                     return Ok(WriteOutcome::ConditionFailed);
                 }
                 let condition = precondition::ConditionType::UpdateTime(time);
@@ -454,13 +454,13 @@ impl Bucket for FirestoreBucket {
             }
             WriteCondition::IfAbsent => {
                 let condition = precondition::ConditionType::Exists(false);
-                let write = self.update(key, value.clone(), Some(precondition(condition)))?;
-                match self.commit_conditional(write).await? {
+                let mut write = self.update(key, value, Some(precondition(condition)))?;
+                match self.commit_conditional(write.clone()).await? {
                     WriteOutcome::Written => Ok(WriteOutcome::Written),
                     WriteOutcome::ConditionFailed => {
                         // A document that has expired (and that no TTL policy
-                        // deleted yet) is absent: replace it if it is still
-                        // the same document.
+                        // deleted yet) is absent: the same write replaces it
+                        // if it is still the same document.
                         let mask = DocumentMask {
                             field_paths: vec![ORIGINAL_KEY.to_string()],
                         };
@@ -470,12 +470,8 @@ impl Bucket for FirestoreBucket {
                                     return Ok(WriteOutcome::ConditionFailed);
                                 };
                                 let condition = precondition::ConditionType::UpdateTime(time);
-                                self.commit_conditional(self.update(
-                                    key,
-                                    value,
-                                    Some(precondition(condition)),
-                                )?)
-                                .await
+                                write.current_document = Some(precondition(condition));
+                                self.commit_conditional(write).await
                             }
                             _ => Ok(WriteOutcome::ConditionFailed),
                         }

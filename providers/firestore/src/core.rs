@@ -44,36 +44,30 @@ pub const ORIGINAL_KEY: &str = "k";
 /// deletes expired documents.
 pub const EXPIRES: &str = "exp";
 
-/// Milliseconds since the Unix epoch now (the host's clock).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The expiry of `document` in milliseconds since the Unix epoch, if it
-/// has one.
-pub fn expiry_ms(document: &Document) -> Option<i64> {
+/// has one (a time before the epoch counts as the epoch).
+pub fn expiry_ms(document: &Document) -> Option<u64> {
     match document.fields.get(EXPIRES)?.value_type.as_ref()? {
         ValueType::TimestampValue(t) => {
-            Some(t.seconds.saturating_mul(1000) + i64::from(t.nanos) / 1_000_000)
+            let ms = t.seconds.saturating_mul(1000) + i64::from(t.nanos) / 1_000_000;
+            Some(u64::try_from(ms).unwrap_or(0))
         }
         _ => None,
     }
 }
 
 /// Whether `document` is at or past its expiry at `now` (milliseconds).
-pub fn is_expired(document: &Document, now: i64) -> bool {
-    expiry_ms(document).is_some_and(|expiry| expiry <= now)
+pub fn is_expired(document: &Document, now: u64) -> bool {
+    wasikv_core::expiry::has_expired(expiry_ms(document), now)
 }
 
 /// A timestamp value `ms` milliseconds after the Unix epoch.
-pub fn timestamp_value(ms: i64) -> Value {
+pub fn timestamp_value(ms: u64) -> Value {
     Value {
         value_type: Some(ValueType::TimestampValue(
             firestore::gcloud_sdk::prost_types::Timestamp {
-                seconds: ms.div_euclid(1000),
-                nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+                seconds: i64::try_from(ms / 1000).unwrap_or(i64::MAX),
+                nanos: ((ms % 1000) * 1_000_000) as i32,
             },
         )),
     }

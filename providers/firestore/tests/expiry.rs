@@ -15,11 +15,11 @@ use wasikv_firestore::FirestoreBucket;
 use wasikv_firestore::core::{EXPIRES, FirestoreStore, bytes_value, expiry_ms, timestamp_value};
 use wasikv_firestore::testing::test_config;
 
-fn now_ms() -> i64 {
+fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .as_millis() as i64
+        .as_millis() as u64
 }
 
 #[tokio::test(flavor = "multi_thread")]
